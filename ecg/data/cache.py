@@ -1,0 +1,95 @@
+"""Cache of parsed datasets, keyed by a fingerprint of the source files (names, sizes, mtimes) and the options.
+
+An entry is a folder `<cache_dir>/<key>/` with `signals.npy` (raw int16, read back with one `np.load`),
+`arrays.npz` (age, sex, labels) and `meta.json` (names, lead names, fs, scale, content fingerprint).
+Entries are written to a temporary folder and renamed into place, so a crash never leaves a half entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ecg.data.dataset import ECGDataset
+
+CACHE_VERSION = 1  # bump when the parsed form changes, so old entries are not reused
+
+
+def default_cache_dir() -> Path:
+    """`$ECG_CACHE_DIR`, else `~/.cache/ecg-autosearch`."""
+    return Path(os.environ.get("ECG_CACHE_DIR") or Path.home() / ".cache" / "ecg-autosearch")
+
+
+def source_key(files: Iterable[Path], options: dict) -> str:
+    """Hash of each source file's path, size and mtime plus the load options (cheap: stats, no reads)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True, default=str).encode())
+    for path in sorted(Path(p) for p in files):
+        stat = path.stat()
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint(dataset: ECGDataset) -> str:
+    """Content hash of a dataset (signals, labels, demographics, names): equal data gives an equal string.
+
+    Datasets read through the cache carry the value computed when the entry was written.
+    """
+    known = getattr(dataset, "_fingerprint", None)
+    if known is not None:
+        return known
+    digest = hashlib.blake2b(digest_size=16)
+    meta = {"classes": list(dataset.class_names), "records": list(dataset.record_ids),
+            "leads": list(dataset.lead_names), "fs": dataset.fs, "units_per_mv": dataset.units_per_mv}
+    digest.update(json.dumps(meta).encode())
+    for array in (dataset.labels, dataset.age, dataset.sex):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    if dataset.signals is not None:
+        signals = np.ascontiguousarray(dataset.signals)
+        digest.update(str((signals.dtype.str, signals.shape)).encode())
+        digest.update(memoryview(signals.reshape(-1)).cast("B"))
+    return digest.hexdigest()
+
+
+def load_cached(cache_dir: Path, key: str, *, mmap: bool = False) -> ECGDataset | None:
+    """The entry for `key`, or None when there is none (or it is unreadable, e.g. from an old version)."""
+    entry = cache_dir / key
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+        arrays = np.load(entry / "arrays.npz")
+        signals = np.load(entry / "signals.npy", mmap_mode="r" if mmap else None)
+        dataset = ECGDataset(signals=signals, age=arrays["age"], sex=arrays["sex"], labels=arrays["labels"],
+                             class_names=meta["class_names"], record_ids=meta["record_ids"],
+                             lead_names=meta["lead_names"], fs=meta["fs"], units_per_mv=meta["units_per_mv"])
+    except (OSError, ValueError, KeyError):
+        return None
+    dataset._fingerprint = meta["fingerprint"]
+    return dataset
+
+
+def store(cache_dir: Path, key: str, dataset: ECGDataset) -> None:
+    """Write `dataset` as the entry for `key` (atomically; an existing entry is left as it is)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / key
+    if final.exists():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=cache_dir))
+    try:
+        np.save(tmp / "signals.npy", np.ascontiguousarray(dataset.signals))
+        np.savez(tmp / "arrays.npz", age=dataset.age, sex=dataset.sex, labels=dataset.labels)
+        meta = {"class_names": list(dataset.class_names), "record_ids": list(dataset.record_ids),
+                "lead_names": list(dataset.lead_names), "fs": int(dataset.fs),
+                "units_per_mv": float(dataset.units_per_mv), "fingerprint": fingerprint(dataset)}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not final.exists():
+            raise
+    dataset._fingerprint = meta["fingerprint"]

@@ -1,0 +1,351 @@
+"""Hefei/Tianchi competition layout: `NAME.txt` records, a tab-separated label file and a class list.
+
+Layout (as in hf_round2, see docs/data.md)::
+
+    FOLDER/<name>_train.txt        NAME.txt<TAB>age<TAB>sex<TAB>label<TAB>...<TAB>  (trailing tab; age/sex may be empty)
+    FOLDER/<name>_arrythmia.txt    one class name a line; its order defines the class indices (optional)
+    FOLDER/<name>_train/NAME.txt   header line of lead names, then 5,000 rows of 8 integers (4.88 uV/unit)
+
+`read_hefei_labels` never opens a signal file; `read_hefei` parses them, on all cores.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
+from ecg.data.errors import DataError
+from ecg.data.labels import multi_hot
+
+SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
+SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
+# Files with fewer records than this are parsed in this process: starting workers costs more than it saves.
+PARALLEL_MIN_RECORDS = 64
+MISSING_SHOWN = 5  # how many missing signal files an error message names
+
+
+@dataclass(frozen=True)
+class HefeiFiles:
+    """Where the three parts of a Hefei folder are."""
+
+    label_file: Path
+    class_file: Path | None
+    record_dir: Path
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Finding the files
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _first_line(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+
+
+def _is_label_line(line: str) -> bool:
+    return "\t" in line and line.split("\t", 1)[0].lower().endswith(".txt")
+
+
+def _is_lead_header(line: str) -> bool:
+    known = {lead.lower() for lead in ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")}
+    tokens = line.split()
+    return bool(tokens) and all(token.lower() in known for token in tokens)
+
+
+def looks_like_hefei(folder: Path) -> bool:
+    """True when `folder` holds a top-level label file (`NAME.txt<TAB>...` lines)."""
+    if folder.is_file():
+        return folder.suffix == ".txt" and _is_label_line(_first_line(folder))
+    return any(_is_label_line(_first_line(p)) for p in _top_level_candidates(folder))
+
+
+def _top_level_candidates(folder: Path) -> list[Path]:
+    """Top-level .txt files that may be a label file or class list (not record files, whose stems are digits)."""
+    files = sorted(p for p in folder.glob("*.txt") if p.is_file())
+    named = [p for p in files if not p.stem.isdigit()]
+    return named if named or len(files) > 50 else files
+
+
+def find_hefei_files(
+    path: str | os.PathLike,
+    *,
+    label_file: str | os.PathLike | None = None,
+    class_file: str | os.PathLike | None = None,
+    record_dir: str | os.PathLike | None = None,
+) -> HefeiFiles:
+    """Discover the label file, class list and record folder inside `path` (or take the explicit ones)."""
+    path = Path(path)
+    if path.is_file() and label_file is None:
+        label_file, path = path, path.parent
+    if not path.exists():
+        raise DataError(f"{path}: no such folder")
+    candidates = _top_level_candidates(path) if path.is_dir() else []
+    if label_file is None:
+        labels = [p for p in candidates if _is_label_line(_first_line(p))]
+        if not labels:
+            raise DataError(f"{path}: no Hefei label file (lines 'NAME.txt<TAB>age<TAB>sex<TAB>label...') found; "
+                            "pass it explicitly")
+        if len(labels) > 1:
+            preferred = [p for p in labels if "train" in p.name.lower() or "label" in p.name.lower()]
+            if len(preferred) != 1:
+                raise DataError(f"{path}: several label files ({', '.join(p.name for p in labels)}); pass one explicitly")
+            labels = preferred
+        label_file = labels[0]
+    label_file = Path(label_file)
+    if class_file is None:
+        others = [p for p in candidates if p != label_file and not _is_label_line(_first_line(p))
+                  and not _is_lead_header(_first_line(p))]
+        if len(others) > 1:
+            others = [p for p in others if any(key in p.name.lower() for key in ("arrythmia", "arrhythmia", "class"))]
+        if len(others) > 1:
+            raise DataError(f"{path}: several possible class lists ({', '.join(p.name for p in others)}); "
+                            "pass one explicitly")
+        class_file = others[0] if others else None
+    if record_dir is None:
+        record_dir = _find_record_dir(path, label_file)
+    return HefeiFiles(Path(label_file), None if class_file is None else Path(class_file), Path(record_dir))
+
+
+def _find_record_dir(folder: Path, label_file: Path) -> Path:
+    """The folder named like the label file (hf_round2_train.txt -> hf_round2_train/), else the one holding
+    the first listed record, else `folder` itself."""
+    same_name = folder / label_file.stem
+    if same_name.is_dir():
+        return same_name
+    first = _first_line(label_file).split("\t", 1)[0]
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if (sub / first).exists():
+            return sub
+    return folder
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def read_class_file(path: Path) -> list[str]:
+    """Class names, one a line, in index order; blank lines ignored, duplicates are an error."""
+    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    names = [name for name in names if name]
+    if not names:
+        raise DataError(f"{path}: the class list is empty")
+    seen: set[str] = set()
+    for number, name in enumerate(names, 1):
+        if name in seen:
+            raise DataError(f"{path}: class {name!r} listed twice (line {number})")
+        seen.add(name)
+    return names
+
+
+def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
+    """The label file as a labels-only dataset (signals None). Errors name the file and line."""
+    lines = files.label_file.read_text(encoding="utf-8-sig").splitlines()
+    records: list[str] = []
+    ages: list[float] = []
+    sexes: list[float] = []
+    label_lists: list[list[str]] = []
+    line_of: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.rstrip("\r").split("\t")
+        if len(fields) < 3:
+            raise DataError(f"{files.label_file}, line {number}: expected 'NAME.txt<TAB>age<TAB>sex<TAB>label...', "
+                            f"got {line[:60]!r}")
+        name, age, sex = fields[0].strip(), fields[1].strip(), fields[2].strip()
+        if name in line_of:
+            raise DataError(f"{files.label_file}, line {number}: record {name} already listed on line {line_of[name]}")
+        line_of[name] = number
+        try:
+            ages.append(float(age) if age else np.nan)
+        except ValueError:
+            raise DataError(f"{files.label_file}, line {number}: age {age!r} is not a number") from None
+        if sex and sex.upper() not in SEX_CODES:
+            raise DataError(f"{files.label_file}, line {number}: sex {sex!r} is not MALE, FEMALE or empty")
+        sexes.append(SEX_CODES[sex.upper()] if sex else np.nan)
+        records.append(name)
+        label_lists.append([label.strip() for label in fields[3:] if label.strip()])
+    if not records:
+        raise DataError(f"{files.label_file}: the label file is empty")
+    if files.class_file is not None:
+        class_names = read_class_file(files.class_file)
+        known = set(class_names)
+        for name, labels in zip(records, label_lists):
+            unknown = [label for label in labels if label not in known]
+            if unknown:
+                raise DataError(f"{files.label_file}, line {line_of[name]}: label(s) {', '.join(map(repr, unknown))} "
+                                f"not in the class list {files.class_file}")
+    else:
+        class_names = sorted({label for labels in label_lists for label in labels})
+    return ECGDataset(
+        signals=None,
+        age=np.array(ages, dtype=np.float32),
+        sex=np.array(sexes, dtype=np.float32),
+        labels=multi_hot(label_lists, class_names),
+        class_names=class_names,
+        record_ids=[name[:-4] if name.lower().endswith(".txt") else name for name in records],
+        lead_names=list(HEFEI_LEADS),
+        fs=FS,
+        units_per_mv=UNITS_PER_MV,
+    )
+
+
+def record_path(files: HefeiFiles, record_id: str) -> Path:
+    return files.record_dir / f"{record_id}.txt"
+
+
+def present_mask(files: HefeiFiles, record_ids: Sequence[str]) -> np.ndarray:
+    """Which listed records have a signal file (one directory listing, no per-file stat)."""
+    try:
+        existing = set(os.listdir(files.record_dir))
+    except FileNotFoundError:
+        existing = set()
+    return np.array([f"{rid}.txt" in existing for rid in record_ids], dtype=bool)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Signals
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES) -> np.ndarray:
+    """One record file as int16 `[len(leads), length]`.
+
+    Fast path: the whole body goes through numpy's C text parser in one call. Only when the value or line
+    count is off does the slow path run, to name the first bad line.
+    """
+    data = path.read_bytes()
+    newline = data.find(b"\n")
+    if newline < 0:
+        raise DataError(f"{path}, line 1: no header line of lead names followed by samples")
+    header = data[:newline].decode("utf-8-sig", errors="replace").split()
+    body = data[newline + 1:]
+    n_cols = len(header)
+    columns = _lead_columns(path, header, leads)
+    n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+    values = np.fromstring(body, dtype=np.int64, sep=" ") if b"," not in body else np.empty(0, np.int64)
+    if n_lines != length or values.size != length * n_cols:
+        _diagnose(path, body, n_cols, length)
+    if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
+        raise DataError(f"{path}: value outside the int16 range of the Hefei scale "
+                        f"({values.min()}..{values.max()})")
+    table = values.reshape(length, n_cols)
+    return np.ascontiguousarray(table[:, columns].T, dtype=np.int16)
+
+
+def _lead_columns(path: Path, header: list[str], leads: Sequence[str]) -> list[int]:
+    lower = [name.lower() for name in header]
+    columns = []
+    for lead in leads:
+        if lead.lower() not in lower:
+            raise DataError(f"{path}: record {path.stem} has no lead {lead!r} (header: {' '.join(header)})")
+        columns.append(lower.index(lead.lower()))
+    return columns
+
+
+def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
+    """Raise a DataError naming the first bad line (slow; runs only when the fast parse found a problem)."""
+    lines = body.decode("utf-8", errors="replace").splitlines()
+    for offset, line in enumerate(lines):
+        number = offset + 2  # 1-based, after the header
+        cells = line.split()
+        if len(cells) != n_cols:
+            raise DataError(f"{path}, line {number}: {len(cells)} columns, expected {n_cols}")
+        for cell in cells:
+            try:
+                int(cell)
+            except ValueError:
+                raise DataError(f"{path}, line {number}: {cell!r} is not an integer") from None
+    raise DataError(f"{path}: {len(lines)} sample rows, expected {length}")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _parse_chunk(paths: list[Path], leads: Sequence[str], length: int) -> np.ndarray:
+    return np.stack([parse_record(p, leads, length) for p in paths])
+
+
+def parse_records(paths: Sequence[Path], leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
+                  workers: int | None = None) -> np.ndarray:
+    """Parse many record files into int16 `[N, leads, length]`, in worker processes on all cores."""
+    out = np.empty((len(paths), len(leads), length), dtype=np.int16)
+    workers = workers or available_cores()
+    if len(paths) < PARALLEL_MIN_RECORDS or workers <= 1:
+        for i, p in enumerate(paths):
+            out[i] = parse_record(p, leads, length)
+        return out
+    # Chunks of ~64 files: few enough round trips, small enough to keep both cores busy to the end.
+    chunk = max(16, min(256, len(paths) // (workers * 8) or 1))
+    starts = range(0, len(paths), chunk)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_parse_chunk, list(paths[s:s + chunk]), tuple(leads), length) for s in starts]
+        for s, future in zip(starts, futures):
+            block = future.result()
+            out[s:s + len(block)] = block
+    return out
+
+
+def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
+               present_only: bool = False) -> ECGDataset:
+    """Labels and signals. Records listed without a signal file: an error, or skipped with `present_only`."""
+    dataset = read_hefei_labels(files)
+    present = present_mask(files, dataset.record_ids)
+    if not present.all():
+        if not present_only:
+            missing = [rid for rid, ok in zip(dataset.record_ids, present) if not ok]
+            raise DataError(
+                f"{files.label_file}: {len(missing)} of {len(present)} listed records have no signal file in "
+                f"{files.record_dir} (first: {', '.join(m + '.txt' for m in missing[:MISSING_SHOWN])}); "
+                "pass present_only=True to load only the records present")
+        dataset = dataset.subset(present)
+    signals = parse_records([record_path(files, rid) for rid in dataset.record_ids], leads, length)
+    dataset.signals = signals
+    dataset.lead_names = list(leads)
+    return dataset
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def write_hefei(dataset: ECGDataset, out_dir: str | os.PathLike, *, name: str = "ecg") -> Path:
+    """Write `dataset` in the Hefei layout under `out_dir` and return `out_dir` (what `load_dataset` takes).
+
+    Files: `<name>_train.txt` (label file, trailing tab), `<name>_arrythmia.txt` (class list, the competition's
+    spelling) and `<name>_train/RECORD.txt` (lead-name header, then one row of integers per sample).
+    Signals must be integers on the Hefei scale (int16), as every reader returns them.
+    """
+    if dataset.signals is None:
+        raise DataError("write_hefei needs signals; this dataset holds labels only")
+    if not np.issubdtype(dataset.signals.dtype, np.integer):
+        raise DataError(f"write_hefei needs integer signals on the Hefei scale, got {dataset.signals.dtype}")
+    out = Path(out_dir)
+    record_dir = out / f"{name}_train"
+    record_dir.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}_arrythmia.txt").write_text("".join(f"{c}\n" for c in dataset.class_names), encoding="utf-8")
+    rows = []
+    for i, rid in enumerate(dataset.record_ids):
+        age = "" if np.isnan(dataset.age[i]) else str(int(round(float(dataset.age[i]))))
+        sex = "" if np.isnan(dataset.sex[i]) else SEX_NAMES[float(dataset.sex[i])]
+        labels = [dataset.class_names[c] for c in np.flatnonzero(dataset.labels[i])]
+        rows.append("\t".join([f"{rid}.txt", age, sex, *labels]) + "\t\n")
+    (out / f"{name}_train.txt").write_text("".join(rows), encoding="utf-8")
+    header = " ".join(dataset.lead_names) + "\n"
+    for rid, signal in zip(dataset.record_ids, dataset.signals):
+        with open(record_dir / f"{rid}.txt", "w", encoding="utf-8") as handle:
+            handle.write(header)
+            np.savetxt(handle, np.asarray(signal).T, fmt="%d", delimiter=" ")
+    return out
