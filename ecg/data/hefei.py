@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +21,10 @@ import numpy as np
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import multi_hot
+from ecg.data.parallel import parse_all
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
 SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
-# Files with fewer records than this are parsed in this process: starting workers costs more than it saves.
-PARALLEL_MIN_RECORDS = 64
 MISSING_SHOWN = 5  # how many missing signal files an error message names
 
 
@@ -266,37 +265,6 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
     raise DataError(f"{path}: {len(lines)} sample rows, expected {length}")
 
 
-def available_cores() -> int:
-    """Cores this process may run on (the affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _parse_chunk(paths: list[Path], leads: Sequence[str], length: int) -> np.ndarray:
-    return np.stack([parse_record(p, leads, length) for p in paths])
-
-
-def parse_records(paths: Sequence[Path], leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
-                  workers: int | None = None) -> np.ndarray:
-    """Parse many record files into int16 `[N, leads, length]`, in worker processes on all cores."""
-    out = np.empty((len(paths), len(leads), length), dtype=np.int16)
-    workers = workers or available_cores()
-    if len(paths) < PARALLEL_MIN_RECORDS or workers <= 1:
-        for i, p in enumerate(paths):
-            out[i] = parse_record(p, leads, length)
-        return out
-    # Chunks of ~64 files: few enough round trips, small enough to keep both cores busy to the end.
-    chunk = max(16, min(256, len(paths) // (workers * 8) or 1))
-    starts = range(0, len(paths), chunk)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_parse_chunk, list(paths[s:s + chunk]), tuple(leads), length) for s in starts]
-        for s, future in zip(starts, futures):
-            block = future.result()
-            out[s:s + len(block)] = block
-    return out
-
-
 def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
                present_only: bool = False) -> ECGDataset:
     """Labels and signals. Records listed without a signal file: an error, or skipped with `present_only`."""
@@ -310,7 +278,8 @@ def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length:
                 f"{files.record_dir} (first: {', '.join(m + '.txt' for m in missing[:MISSING_SHOWN])}); "
                 "pass present_only=True to load only the records present")
         dataset = dataset.subset(present)
-    signals = parse_records([record_path(files, rid) for rid in dataset.record_ids], leads, length)
+    paths = [record_path(files, rid) for rid in dataset.record_ids]
+    signals = parse_all(partial(parse_record, leads=tuple(leads), length=length), paths, (len(leads), length))
     dataset.signals = signals
     dataset.lead_names = list(leads)
     return dataset

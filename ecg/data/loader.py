@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecg.data import cache, hefei
+from ecg.data import cache, hefei, npz, physionet
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import warn_empty_classes
@@ -64,8 +64,24 @@ def _hefei_sources(path: Path, options: Options) -> list[Path]:
     return [files.label_file, *([files.class_file] if files.class_file else []), *records]
 
 
+def _wfdb_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
+    dataset, present, _ = physionet.read_wfdb_labels(path, options.labels)
+    return dataset, int(present.sum())
+
+
+def _wfdb_read(path: Path, options: Options) -> ECGDataset:
+    return physionet.read_wfdb(path, labels=options.labels, leads=options.leads, length=options.length,
+                               fs=options.fs, present_only=options.present_only)
+
+
+def _npz_read(path: Path, options: Options) -> ECGDataset:
+    return npz.read_npz(path, leads=options.leads, length=options.length, fs=options.fs)
+
+
 FORMATS: list[Format] = [
+    Format("npz", npz.looks_like_npz, lambda path, _: npz.read_npz_labels(path), _npz_read, lambda path, _: [path]),
     Format("hefei", hefei.looks_like_hefei, _hefei_labels, _hefei_read, _hefei_sources),
+    Format("wfdb", physionet.looks_like_wfdb, _wfdb_labels, _wfdb_read, lambda path, _: physionet.source_files(path)),
 ]
 
 
