@@ -1,0 +1,128 @@
+"""Multi-label metrics: F1/precision/recall (scikit-learn), exact match, macro ROC-AUC, and threshold tuning.
+
+Every function takes `y_true[N, C]` (0/1) and `probs[N, C]` (probabilities, not logits). Thresholds are a
+scalar or one per class; a record is predicted positive for a class when `prob >= threshold`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def _check(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true = np.asarray(y_true)
+    probs = np.asarray(probs)
+    if y_true.ndim != 2 or y_true.shape != probs.shape:
+        raise ValueError(f"y_true {y_true.shape} and probs {probs.shape} must both be [records, classes]")
+    if not np.isfinite(probs).all():
+        raise ValueError("probs contain NaN or infinite values")
+    return y_true.astype(np.uint8), probs
+
+
+def _thresholds(thresholds: float | Sequence[float] | np.ndarray, n_classes: int) -> np.ndarray:
+    t = np.asarray(thresholds, dtype=np.float64)
+    if t.ndim == 0:
+        return np.full(n_classes, float(t))
+    if t.shape != (n_classes,):
+        raise ValueError(f"{t.size} thresholds given for {n_classes} classes")
+    return t
+
+
+def binarize(probs: np.ndarray, thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+             *, at_least_one: bool = False) -> np.ndarray:
+    """0/1 predictions `probs >= thresholds`; with `at_least_one`, a record left with no label gets its most
+    probable one (the study's rule: every ECG has at least one finding)."""
+    probs = np.asarray(probs)
+    preds = (probs >= _thresholds(thresholds, probs.shape[1])).astype(np.uint8)
+    if at_least_one and len(probs):
+        empty = preds.sum(axis=1) == 0
+        preds[empty, probs[empty].argmax(axis=1)] = 1
+    return preds
+
+
+def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Mean ROC-AUC over the classes where it is defined (both labels present); NaN when no class qualifies."""
+    y_true, probs = _check(y_true, probs)
+    positives = y_true.sum(axis=0)
+    defined = (positives > 0) & (positives < len(y_true))
+    if not defined.any():
+        return float("nan")
+    return float(roc_auc_score(y_true[:, defined], probs[:, defined], average="macro"))
+
+
+def evaluate(y_true: np.ndarray, probs: np.ndarray,
+             thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+             *, at_least_one: bool = False, loss: float | None = None) -> dict[str, float]:
+    """Micro/macro F1, precision and recall, exact match (subset accuracy) and macro ROC-AUC as plain floats.
+
+    Classes with no positives and no predictions count as 0 in the macro averages (scikit-learn,
+    `zero_division=0`). `loss`, when given, is passed through so one dict describes the evaluation.
+    """
+    y_true, probs = _check(y_true, probs)
+    preds = binarize(probs, thresholds, at_least_one=at_least_one)
+    out: dict[str, float] = {}
+    for average in ("micro", "macro"):
+        p, r, f, _ = precision_recall_fscore_support(y_true, preds, average=average, zero_division=0)
+        out[f"{average}_f1"] = float(f)
+        out[f"{average}_precision"] = float(p)
+        out[f"{average}_recall"] = float(r)
+    out["exact_match"] = float(accuracy_score(y_true, preds))
+    out["macro_auc"] = macro_auc(y_true, probs)
+    if loss is not None:
+        out["loss"] = float(loss)
+    return out
+
+
+def per_class(y_true: np.ndarray, probs: np.ndarray,
+              thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
+              class_names: Sequence[str] | None = None, *, at_least_one: bool = False) -> pd.DataFrame:
+    """One row per class: class, f1, precision, recall, support (true positives in y_true), threshold."""
+    y_true, probs = _check(y_true, probs)
+    n_classes = y_true.shape[1]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    if len(names) != n_classes:
+        raise ValueError(f"{len(names)} class names given for {n_classes} classes")
+    t = _thresholds(thresholds, n_classes)
+    preds = binarize(probs, t, at_least_one=at_least_one)
+    p, r, f, support = precision_recall_fscore_support(y_true, preds, average=None, zero_division=0,
+                                                       labels=list(range(n_classes)))
+    return pd.DataFrame({"class": names, "f1": f, "precision": p, "recall": r,
+                         "support": support.astype(int), "threshold": t})
+
+
+def tune_thresholds(y_true: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per-class thresholds that maximise each class's F1 on these (validation) records.
+
+    Vectorised over classes: sort each column's probabilities, and since predicting the top k records
+    positive gives F1 = 2 TP_k / (k + P), evaluate every cut between two distinct probabilities at once.
+    The threshold is the midpoint between the last record kept and the first left out, so it generalises
+    rather than sitting exactly on a validation value. A class with no positives keeps 0.5. Ties go to
+    the higher threshold (fewer positives).
+    """
+    y_true, probs = _check(y_true, probs)
+    n, n_classes = probs.shape
+    thresholds = np.full(n_classes, DEFAULT_THRESHOLD)
+    if n == 0:
+        return thresholds
+    order = np.argsort(-probs, axis=0, kind="stable")
+    p_sorted = np.take_along_axis(probs, order, axis=0).astype(np.float64)
+    tp = np.cumsum(np.take_along_axis(y_true, order, axis=0), axis=0, dtype=np.float64)
+    positives = tp[-1]
+    k = np.arange(1, n + 1, dtype=np.float64)[:, None]
+    f1 = np.divide(2 * tp, k + positives, out=np.zeros_like(tp), where=(k + positives) > 0)
+    # A cut is only possible where the next probability is strictly lower (or after the last record).
+    next_lower = np.vstack([p_sorted[1:] < p_sorted[:-1], np.ones((1, n_classes), dtype=bool)])
+    f1[~next_lower] = -1.0
+    best = f1.argmax(axis=0)
+    cols = np.arange(n_classes)
+    kept = p_sorted[best, cols]
+    left_out = np.where(best + 1 < n, p_sorted[np.minimum(best + 1, n - 1), cols], 0.0)
+    tuned = np.where(best + 1 < n, (kept + left_out) / 2, kept)
+    has_pos = positives > 0
+    thresholds[has_pos] = tuned[has_pos]
+    return thresholds
