@@ -1,0 +1,131 @@
+"""Train/val/test split by multi-label iterative stratification (iterstrat), fixed seed, saved as CSV.
+
+`make_split` runs `MultilabelStratifiedShuffleSplit` twice (test off the whole set, then val off the rest),
+then repairs the rare classes the stratifier can leave out: every class with at least `MIN_FOR_COVERAGE`
+records gets at least one record in train and one in test, by moving records whose other classes do not
+depend on them. Classes that cannot be covered (fewer records) are reported with a warning.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+from ecg.data.errors import DataError
+
+SPLITS = ("train", "val", "test")
+MIN_FOR_COVERAGE = 3  # a class with this many records can have one in each of train, val and test
+COVERED = ("train", "test")  # the splits every such class must reach
+
+
+def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> np.ndarray:
+    """`np.ndarray` of "train"/"val"/"test", one per record, stratified over the multi-hot `labels [N, C]`."""
+    labels = np.asarray(labels)
+    ratios = np.asarray(ratios, dtype=float)
+    if labels.ndim != 2:
+        raise DataError(f"labels must be [N, C], got shape {labels.shape}")
+    if len(ratios) != 3 or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0) or ratios[0] <= 0:
+        raise DataError(f"ratios must be three non-negative numbers summing to 1 with train > 0, got {tuple(ratios)}")
+    n = len(labels)
+    assignment = np.full(n, "train", dtype=object)
+    rest = np.arange(n)
+    if ratios[2] > 0:
+        rest, test = _stratified(labels, rest, ratios[2], seed)
+        assignment[test] = "test"
+    if ratios[1] > 0:
+        _, val = _stratified(labels, rest, ratios[1] / (ratios[0] + ratios[1]), seed + 1)
+        assignment[val] = "val"
+    assignment = assignment.astype("<U5")
+    repair_coverage(labels, assignment)
+    uncovered = uncovered_classes(labels, assignment)
+    if uncovered:
+        warnings.warn(f"class index(es) {uncovered} have fewer than {MIN_FOR_COVERAGE} records and cannot appear in "
+                      f"both {' and '.join(COVERED)}", stacklevel=2)
+    return assignment
+
+
+def _stratified(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split `index` into (kept, taken) with `fraction` taken, stratified on `labels[index]`."""
+    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    kept, taken = next(splitter.split(np.zeros(len(index)), labels[index]))
+    return index[kept], index[taken]
+
+
+def _counts(labels: np.ndarray, assignment: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: labels[assignment == name].sum(axis=0) for name in SPLITS}
+
+
+def repair_coverage(labels: np.ndarray, assignment: np.ndarray) -> None:
+    """Move records (in place) so that every class with enough records reaches train and test.
+
+    A record is moved out of a split only when that split keeps at least one record of each class the
+    record carries (and, for train and test, of the classes that must stay covered), so a repair never
+    breaks another class. Donors are taken from the split with the most records of the class; among them
+    the record with the fewest labels moves.
+    """
+    totals = labels.sum(axis=0)
+    needed = totals >= MIN_FOR_COVERAGE
+    for target in COVERED:
+        for c in np.flatnonzero(needed):
+            counts = _counts(labels, assignment)
+            if counts[target][c] > 0:
+                continue
+            donors = sorted((s for s in SPLITS if s != target and counts[s][c] > 0), key=lambda s: -counts[s][c])
+            for donor in donors:
+                if counts[donor][c] < 2 and donor in COVERED:
+                    continue  # the donor would lose its only record of c
+                candidates = np.flatnonzero((assignment == donor) & (labels[:, c] == 1))
+                safe = [i for i in candidates if np.all(counts[donor][labels[i] == 1] >= 2)]
+                if safe:
+                    best = min(safe, key=lambda i: labels[i].sum())
+                    assignment[best] = target
+                    break
+
+
+def uncovered_classes(labels: np.ndarray, assignment: np.ndarray) -> list[int]:
+    """Indices of classes that are absent from train or test."""
+    counts = _counts(np.asarray(labels), np.asarray(assignment))
+    return [int(c) for c in range(np.asarray(labels).shape[1]) if any(counts[s][c] == 0 for s in COVERED)]
+
+
+def split_sizes(assignment: np.ndarray) -> dict[str, int]:
+    return {name: int(np.sum(np.asarray(assignment) == name)) for name in SPLITS}
+
+
+def save_split(path: str | os.PathLike, record_ids: Sequence[str], assignment: np.ndarray) -> Path:
+    """Write `record_id,split` rows (CSV, header line) and return the path."""
+    if len(record_ids) != len(assignment):
+        raise DataError(f"{len(record_ids)} record ids but {len(assignment)} split entries")
+    path = Path(path)
+    pd.DataFrame({"record_id": list(record_ids), "split": list(assignment)}).to_csv(path, index=False)
+    return path
+
+
+def load_split(path: str | os.PathLike, record_ids: Sequence[str]) -> np.ndarray:
+    """The split saved at `path`, in the order of `record_ids`; every record must be listed exactly once."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"{path}: not a readable split CSV ({error})") from None
+    if list(frame.columns) != ["record_id", "split"]:
+        raise DataError(f"{path}: columns must be record_id,split (got {','.join(frame.columns)})")
+    bad = frame[~frame["split"].isin(SPLITS)]
+    if len(bad):
+        row = bad.index[0]
+        raise DataError(f"{path}, line {row + 2}: split {bad['split'].iloc[0]!r} is not train, val or test")
+    duplicated = frame["record_id"].duplicated()
+    if duplicated.any():
+        row = int(np.flatnonzero(duplicated)[0])
+        raise DataError(f"{path}, line {row + 2}: record {frame['record_id'].iloc[row]!r} listed twice")
+    mapping = dict(zip(frame["record_id"], frame["split"]))
+    missing = [rid for rid in record_ids if rid not in mapping]
+    if missing:
+        raise DataError(f"{path}: {len(missing)} record(s) of the dataset are not in the split "
+                        f"(first: {', '.join(missing[:5])})")
+    return np.array([mapping[rid] for rid in record_ids], dtype="<U5")
