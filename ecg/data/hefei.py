@@ -51,6 +51,11 @@ def _is_label_line(line: str) -> bool:
     return "\t" in line and line.split("\t", 1)[0].lower().endswith(".txt")
 
 
+def _is_label_file(path: Path) -> bool:
+    """A label file starts with a label line; an empty .txt counts too, so that reading it says it is empty."""
+    return path.stat().st_size == 0 or _is_label_line(_first_line(path))
+
+
 def _is_lead_header(line: str) -> bool:
     known = {lead.lower() for lead in ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")}
     tokens = line.split()
@@ -60,8 +65,8 @@ def _is_lead_header(line: str) -> bool:
 def looks_like_hefei(folder: Path) -> bool:
     """True when `folder` holds a top-level label file (`NAME.txt<TAB>...` lines)."""
     if folder.is_file():
-        return folder.suffix == ".txt" and _is_label_line(_first_line(folder))
-    return any(_is_label_line(_first_line(p)) for p in _top_level_candidates(folder))
+        return folder.suffix == ".txt" and _is_label_file(folder)
+    return any(_is_label_file(p) for p in _top_level_candidates(folder))
 
 
 def _top_level_candidates(folder: Path) -> list[Path]:
@@ -86,7 +91,7 @@ def find_hefei_files(
         raise DataError(f"{path}: no such folder")
     candidates = _top_level_candidates(path) if path.is_dir() else []
     if label_file is None:
-        labels = [p for p in candidates if _is_label_line(_first_line(p))]
+        labels = [p for p in candidates if _is_label_file(p)]
         if not labels:
             raise DataError(f"{path}: no Hefei label file (lines 'NAME.txt<TAB>age<TAB>sex<TAB>label...') found; "
                             "pass it explicitly")
@@ -98,7 +103,7 @@ def find_hefei_files(
         label_file = labels[0]
     label_file = Path(label_file)
     if class_file is None:
-        others = [p for p in candidates if p != label_file and not _is_label_line(_first_line(p))
+        others = [p for p in candidates if p != label_file and not _is_label_file(p)
                   and not _is_lead_header(_first_line(p))]
         if len(others) > 1:
             others = [p for p in others if any(key in p.name.lower() for key in ("arrythmia", "arrhythmia", "class"))]
@@ -229,7 +234,10 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     n_cols = len(header)
     columns = _lead_columns(path, header, leads)
     n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
-    values = np.fromstring(body, dtype=np.int64, sep=" ") if b"," not in body else np.empty(0, np.int64)
+    try:
+        values = np.fromstring(body, dtype=np.int64, sep=" ")
+    except ValueError:  # a cell that is not an integer; _diagnose names it
+        values = np.empty(0, np.int64)
     if n_lines != length or values.size != length * n_cols:
         _diagnose(path, body, n_cols, length)
     if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from functools import partial
+
+from ecg.data import ALL_12_LEADS, DataError, load_dataset, load_labels
+from ecg.data.hefei import find_hefei_files, parse_record, write_hefei
+from ecg.data.parallel import parse_all
+
+LENGTH = 50  # samples per record of the conftest datasets
+
+README_COUNTS = [3, 1124, 16, 3479, 1124, 120, 64, 52, 16, 286, 142, 25, 551, 25, 35, 32, 23, 414, 5264, 22, 9501,
+                 7, 299, 16, 29, 34, 543, 314, 901, 418, 4895, 126, 35, 60]
+
+
+def load(folder: Path, **kwargs):
+    return load_dataset(folder, length=LENGTH, use_cache=False, **kwargs)
+
+
+# ---- the real round-2 files ---------------------------------------------------------------------------------
+
+
+def test_real_labels_records_classes_and_counts(hefei_dir):
+    dataset, present = load_labels(hefei_dir)
+    class_file = (hefei_dir / "hf_round2_arrythmia.txt").read_text(encoding="utf-8").split()
+    assert len(dataset) == 20036
+    assert dataset.class_names == class_file and len(class_file) == 34
+    assert dataset.labels.sum(axis=0).tolist() == README_COUNTS
+    assert int(np.isnan(dataset.age).sum()) == 1590 and int(np.isnan(dataset.sex).sum()) == 1503
+    assert present == 10
+    assert dataset.signals is None
+
+
+def test_real_present_signals_equal_file_contents(hefei_dir, tmp_path):
+    dataset = load_dataset(hefei_dir, present_only=True, cache_dir=tmp_path)
+    files = sorted((hefei_dir / "hf_round2_train").glob("*.txt"))
+    assert dataset.record_ids == [f.stem for f in files]
+    assert dataset.signals.shape == (10, 8, 5000) and dataset.signals.dtype == np.int16
+    for signal, file in zip(dataset.signals, files):
+        expected = np.loadtxt(file, skiprows=1, dtype=np.int64).T
+        np.testing.assert_array_equal(signal, expected)
+
+
+def test_real_missing_signal_files_named_with_count(hefei_dir):
+    with pytest.raises(DataError, match=r"20026 of 20036 listed records have no signal file.*first: 100020\.txt"):
+        load_dataset(hefei_dir, use_cache=False)
+
+
+# ---- written folders ------------------------------------------------------------------------------------------
+
+
+def test_write_then_read_round_trip(hefei_folder, small):
+    dataset = load(hefei_folder)
+    np.testing.assert_array_equal(dataset.signals, small.signals)
+    np.testing.assert_array_equal(dataset.labels, small.labels)
+    np.testing.assert_array_equal(dataset.age, small.age)  # NaN == NaN here
+    np.testing.assert_array_equal(dataset.sex, small.sex)
+    assert dataset.class_names == small.class_names and dataset.record_ids == small.record_ids
+
+
+def test_label_file_format_has_trailing_tab_and_empty_fields(hefei_folder):
+    lines = (hefei_folder / "ecg_train.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0].endswith("\t") and lines[0].startswith("100000.txt\t")
+    assert lines[1].split("\t")[1] == ""  # record 1 has no age
+    assert lines[2].split("\t")[2] == ""  # record 2 has no sex
+    header = (hefei_folder / "ecg_train" / "100000.txt").read_text().splitlines()[0]
+    assert header == "I II V1 V2 V3 V4 V5 V6"
+
+
+def test_explicit_paths_and_label_file_as_path(hefei_folder, tmp_path):
+    files = find_hefei_files(hefei_folder / "ecg_train.txt")
+    assert files.class_file == hefei_folder / "ecg_arrythmia.txt"
+    assert files.record_dir == hefei_folder / "ecg_train"
+    renamed = tmp_path / "elsewhere.tsv"
+    renamed.write_bytes((hefei_folder / "ecg_train.txt").read_bytes())
+    assert len(load(hefei_folder, labels=renamed)) == 6
+
+
+def test_without_class_list_classes_are_sorted(hefei_folder):
+    (hefei_folder / "ecg_arrythmia.txt").unlink()
+    assert load(hefei_folder).class_names == sorted(["窦性心律", "T波改变", "AF"])
+
+
+def test_parallel_parse_equals_serial(tmp_path, make_dataset):
+    data = make_dataset(n=70, length=20)
+    folder = write_hefei(data, tmp_path / "many")
+    paths = sorted((folder / "ecg_train").glob("*.txt"))
+    parse = partial(parse_record, length=20)
+    parallel = parse_all(parse, paths, (8, 20), workers=2)
+    serial = parse_all(parse, paths, (8, 20), workers=1)
+    np.testing.assert_array_equal(parallel, serial)
+    np.testing.assert_array_equal(parallel, data.signals)
+
+
+def test_error_in_a_worker_reaches_the_caller(tmp_path, make_dataset):
+    folder = write_hefei(make_dataset(n=70, length=20), tmp_path / "many")
+    bad = folder / "ecg_train" / "100065.txt"
+    lines = bad.read_text().splitlines()
+    lines[3] = "1 2 3 4 5 6 7 oops"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"100065\.txt, line 4: 'oops' is not an integer"):
+        load_dataset(folder, length=20, use_cache=False)
+
+
+# ---- bad input: one test each, the message names the file and line or value ----------------------------------
+
+
+def _edit_record(folder: Path, line: int, text: str | None) -> Path:
+    """Replace (or delete, with None) 1-based `line` of record 100003."""
+    path = folder / "ecg_train" / "100003.txt"
+    lines = path.read_text().splitlines()
+    if text is None:
+        del lines[line - 1]
+    else:
+        lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_row_with_seven_columns(hefei_folder):
+    _edit_record(hefei_folder, 10, "1 2 3 4 5 6 7")
+    with pytest.raises(DataError, match=r"ecg_train/100003\.txt, line 10: 7 columns, expected 8"):
+        load(hefei_folder)
+
+
+def test_non_numeric_cell(hefei_folder):
+    _edit_record(hefei_folder, 7, "1 2 3 abc 5 6 7 8")
+    with pytest.raises(DataError, match=r"100003\.txt, line 7: 'abc' is not an integer"):
+        load(hefei_folder)
+
+
+def test_truncated_record(hefei_folder):
+    _edit_record(hefei_folder, LENGTH + 1, None)  # the last sample row
+    with pytest.raises(DataError, match=rf"100003\.txt: {LENGTH - 1} sample rows, expected {LENGTH}"):
+        load(hefei_folder)
+
+
+def test_truncated_record_at_full_length(tmp_path, make_dataset):
+    folder = write_hefei(make_dataset(n=1, length=5000), tmp_path / "full")
+    path = folder / "ecg_train" / "100000.txt"
+    path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"100000\.txt: 4999 sample rows, expected 5000"):
+        load_dataset(folder, use_cache=False)
+
+
+def test_unknown_lead(hefei_folder):
+    with pytest.raises(DataError, match=r"100000\.txt: record 100000 has no lead 'III'"):
+        load(hefei_folder, leads=ALL_12_LEADS)
+
+
+def test_label_for_missing_signal_file(hefei_folder):
+    (hefei_folder / "ecg_train" / "100004.txt").unlink()
+    with pytest.raises(DataError, match=r"ecg_train\.txt: 1 of 6 listed records have no signal file.*100004\.txt"):
+        load(hefei_folder)
+    assert load(hefei_folder, present_only=True).record_ids == ["100000", "100001", "100002", "100003", "100005"]
+
+
+def test_empty_label_file(hefei_folder):
+    (hefei_folder / "ecg_train.txt").write_text("")
+    with pytest.raises(DataError, match=r"ecg_train\.txt: the label file is empty"):
+        load(hefei_folder, labels=hefei_folder / "ecg_train.txt")
+
+
+def test_label_not_in_class_list(hefei_folder):
+    path = hefei_folder / "ecg_train.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2] + "房室阻滞\t"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ecg_train\.txt, line 3: label\(s\) '房室阻滞' not in the class list"):
+        load(hefei_folder)
+
+
+def test_bad_sex_value(hefei_folder):
+    path = hefei_folder / "ecg_train.txt"
+    text = path.read_text(encoding="utf-8").replace("\tMALE\t", "\tX\t", 1)
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=r"ecg_train\.txt, line \d+: sex 'X' is not MALE, FEMALE or empty"):
+        load_labels(hefei_folder)
+
+
+def test_empty_class_is_kept_and_reported(tmp_path, make_dataset):
+    data = make_dataset()
+    data.class_names.append("unused")
+    data.labels = np.concatenate([data.labels, np.zeros((6, 1), np.uint8)], axis=1)
+    folder = write_hefei(data, tmp_path / "empty_class")
+    with pytest.warns(UserWarning, match="1 class\\(es\\) have no record and are kept: unused"):
+        dataset = load_dataset(folder, length=LENGTH, use_cache=False)
+    assert dataset.class_names[-1] == "unused" and dataset.labels[:, -1].sum() == 0
