@@ -1,0 +1,227 @@
+"""Training configuration: a plain dataclass validated on creation, and the flat form a search and a CSV use.
+
+`TrainConfig` holds what the optimiser and loop need; `TrialConfig` adds the model family and its options.
+Flat keys are `family`, `model/<option>` and `optim/<field>`: the names search spaces sample and the columns
+of a run's best_configs.csv, so a winning row can be read back and retrained (`TrialConfig.from_csv`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule and loop settings of one training run.
+
+    `bf16`: None (the default) means bf16 autocast on CUDA and off on CPU (where it is slower); True or False
+    forces it either way on any device. `grad_clip` 0 and `patience` 0 switch clipping and early stopping off.
+    `threads` None leaves torch's CPU thread count as it is.
+    """
+
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 30
+    schedule: str = "plateau"
+    step_milestones: str = "30,60"
+    grad_clip: float = 0.0
+    class_weights: str = "log"
+    patience: int = 0
+    augment: bool = True
+    bf16: bool | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f, getattr(self, f.name)))
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        _one_of("optimizer", self.optimizer, tuple(OPTIMIZERS))
+        _one_of("schedule", self.schedule, tuple(SCHEDULES))
+        _one_of("class_weights", self.class_weights, tuple(LOSS_WEIGHT_ARGUMENT))
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
+        self.milestones()  # validates the string
+
+    def milestones(self) -> list[int]:
+        """The epochs after which the step schedule multiplies the learning rate by 0.1, ascending."""
+        text = str(self.step_milestones).strip()
+        try:
+            values = [int(v) for v in text.split(",")] if text else []
+        except ValueError:
+            raise ValueError(f"step_milestones must be comma-separated epochs like '30,60', got {text!r}") from None
+        if any(v < 1 for v in values) or values != sorted(set(values)):
+            raise ValueError(f"step_milestones must be distinct ascending epochs >= 1, got {text!r}")
+        return values
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _to_bool(name: str, value: Any) -> bool:
+    value = _plain(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{name} must be true or false, got {value!r}")
+
+
+def _to_int(name: str, value: Any) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if not number.is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(number)
+
+
+def _to_float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
+# Field type (as written in the annotation) -> converter; values from a CSV arrive as numpy scalars or strings.
+_CONVERTERS = {"bool": _to_bool, "int": _to_int, "float": _to_float, "str": lambda name, v: str(v)}
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    type_text = str(f.type).replace(" ", "")
+    value = _plain(value)
+    if type_text.endswith("|None") and _is_missing(value):
+        return None
+    return _CONVERTERS[type_text.removesuffix("|None")](f.name, value)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (CSV rows arrive as numpy types)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def _coerce_option(name: str, value: Any, default: Any) -> Any:
+    """A model option converted to the type of its default (a CSV column with gaps turns ints into floats)."""
+    value = _plain(value)
+    if isinstance(default, bool):
+        return _to_bool(name, value)
+    if isinstance(default, int):
+        return _to_int(name, value)
+    if isinstance(default, float):
+        return _to_float(name, value)
+    if isinstance(default, str):
+        return str(value)
+    return value
+
+
+@dataclass
+class TrialConfig:
+    """A model family, its options and the training settings: one trial of a search, or one retraining."""
+
+    family: str
+    model: dict[str, Any] = field(default_factory=dict)
+    optim: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.family, str) or not self.family:
+            raise ValueError(f"family must be a model family name, got {self.family!r}")
+        if isinstance(self.optim, Mapping):
+            self.optim = TrainConfig(**self.optim)
+        self.model = {k: _plain(v) for k, v in self.model.items()}
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any], *, option_defaults: Mapping[str, Any] | None = None) -> "TrialConfig":
+        """From `{"family": ..., "model/<option>": ..., "optim/<field>": ...}`; other keys (trial ids, metrics)
+        are ignored, missing values (empty CSV cells: options another family sampled) are dropped.
+
+        `option_defaults` (normally `ecg.models.model_options(family)`, looked up when omitted and available)
+        gives each model option its type, since a CSV column with gaps reads integers back as floats.
+        """
+        if "family" not in flat or _is_missing(flat["family"]):
+            raise ValueError("a flat trial config needs a 'family' key")
+        family = str(flat["family"])
+        if option_defaults is None:
+            option_defaults = _model_option_defaults(family)
+        model: dict[str, Any] = {}
+        optim: dict[str, Any] = {}
+        known_fields = {f.name for f in fields(TrainConfig)}
+        for key, value in flat.items():
+            prefix, _, name = str(key).partition("/")
+            if prefix not in ("model", "optim") or not name:
+                continue
+            if prefix == "optim" and name not in known_fields:
+                raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(known_fields))}")
+            if _is_missing(_plain(value)) and not (prefix == "optim" and name in ("bf16", "threads")):
+                continue
+            if prefix == "model":
+                model[name] = _coerce_option(key, value, option_defaults.get(name))
+            else:
+                optim[name] = _plain(value)
+        return cls(family=family, model=model, optim=TrainConfig(**optim))
+
+    def to_flat(self) -> dict[str, Any]:
+        """The inverse of `from_flat`: one flat dict, ready to become a CSV row."""
+        flat: dict[str, Any] = {"family": self.family}
+        flat.update({f"model/{k}": v for k, v in self.model.items()})
+        flat.update({f"optim/{k}": v for k, v in self.optim.to_dict().items()})
+        return flat
+
+    @classmethod
+    def from_csv(cls, path: str | Path, row: int = 0) -> "TrialConfig":
+        """Row `row` (0-based, in file order) of a best_configs.csv / trials.csv."""
+        import pandas as pd
+
+        path = Path(path)
+        table = pd.read_csv(path)
+        if not 0 <= row < len(table):
+            raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
+        try:
+            return cls.from_flat(table.iloc[row].to_dict())
+        except ValueError as err:
+            raise ValueError(f"{path}, row {row}: {err}") from None
+
+
+def _model_option_defaults(family: str) -> dict[str, Any]:
+    """`ecg.models.model_options(family)` when the models package is importable, else no type hints."""
+    try:
+        from ecg.models import model_options
+    except ImportError:
+        return {}
+    try:
+        return dict(model_options(family))
+    except (KeyError, ValueError):
+        return {}

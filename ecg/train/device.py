@@ -1,0 +1,82 @@
+"""Where training runs: the device, CPU threads, autocast, and a split's arrays as device tensors.
+
+The loop has one code path for every device; what differs between CPU and GPU is decided here, in a few
+small named functions, so the CPU tests exercise the same slicing, augmentation and autocast code a GPU runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ecg.data.dataset import ECGDataset
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch.device, failing clearly when CUDA is asked for but absent."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available on this machine")
+    return device
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` CPU threads for torch's intra-op work (None leaves torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+
+
+def bf16_default(device: torch.device) -> bool:
+    """bf16 autocast pays off on CUDA; on CPU it is slower than fp32, so it is off unless asked for."""
+    return device.type == "cuda"
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on `device` (a no-op when disabled)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """`array` on `device` without a host copy where possible.
+
+    Arrays may be read-only views of Ray's object store. torch.from_numpy shares their memory and warns that
+    they are not writable; the loop only ever reads (indexes) these tensors, so the warning does not apply.
+    """
+    array = np.ascontiguousarray(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        tensor = torch.from_numpy(array)
+    return tensor.to(device, non_blocking=device.type == "cuda")
+
+
+@dataclass
+class DeviceSplit:
+    """A split's arrays moved to the device once: signals int16 (Hefei units), age/sex features, labels."""
+
+    signals: torch.Tensor
+    age_sex: torch.Tensor
+    labels: torch.Tensor
+    units_per_mv: float
+
+    @classmethod
+    def from_dataset(cls, dataset: ECGDataset, device: torch.device) -> "DeviceSplit":
+        if dataset.signals is None:
+            raise ValueError("this dataset holds labels only; training needs signals")
+        return cls(
+            signals=as_tensor(dataset.signals, device),
+            age_sex=as_tensor(dataset.age_sex_features(), device),
+            labels=as_tensor(dataset.labels, device).float(),
+            units_per_mv=float(dataset.units_per_mv),
+        )
+
+    def __len__(self) -> int:
+        return int(self.signals.shape[0])
+
+    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Signals in float millivolts, age/sex features and labels of the records at `index`."""
+        # copy=True: `index` may be a slice (a view), and the stored signals must never be scaled in place.
+        x = self.signals[index].to(torch.float32, copy=True).div_(self.units_per_mv)
+        return x, self.age_sex[index], self.labels[index]
