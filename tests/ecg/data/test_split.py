@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ecg.data import DataError, load_labels
+from ecg.data.split import (SPLITS, load_split, make_split, repair_coverage, save_split, split_sizes,
+                            uncovered_classes)
+
+
+def test_real_split_ratios_and_coverage(hefei_dir):
+    dataset, _ = load_labels(hefei_dir)
+    assignment = make_split(dataset.labels, seed=0)
+    sizes = split_sizes(assignment)
+    for name, ratio in zip(SPLITS, (0.7, 0.1, 0.2)):
+        assert abs(sizes[name] / len(dataset) - ratio) < 0.01
+    counts = {s: dataset.labels[assignment == s].sum(axis=0) for s in SPLITS}
+    enough = dataset.labels.sum(axis=0) >= 3
+    assert (counts["train"][enough] >= 1).all() and (counts["test"][enough] >= 1).all()
+    assert uncovered_classes(dataset.labels, assignment) == []
+
+
+def random_labels(n=300, c=6, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, c)) < 0.3).astype(np.uint8)
+    labels[:, -1] = 0
+    labels[[5, 77, 200], -1] = 1  # a class with exactly 3 records
+    return labels
+
+
+def test_same_seed_same_split_other_seed_differs():
+    labels = random_labels()
+    np.testing.assert_array_equal(make_split(labels, seed=3), make_split(labels, seed=3))
+    assert (make_split(labels, seed=3) != make_split(labels, seed=4)).any()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rare_class_reaches_train_and_test(seed):
+    labels = random_labels(seed=seed)
+    assignment = make_split(labels, seed=seed)
+    rare = assignment[labels[:, -1] == 1]
+    assert "train" in rare and "test" in rare
+
+
+def test_repair_moves_records_without_breaking_other_classes():
+    labels = np.zeros((10, 2), dtype=np.uint8)
+    labels[:3, 0] = 1  # class 0: records 0-2, all in val
+    labels[:, 1] = 1  # class 1: everywhere
+    assignment = np.array(["val", "val", "val", "train", "train", "train", "train", "test", "test", "val"])
+    repair_coverage(labels, assignment)
+    assert uncovered_classes(labels, assignment) == []
+    assert sorted(assignment[:3]) == ["test", "train", "val"]
+    assert (assignment[3:] == ["train"] * 4 + ["test", "test", "val"]).all()
+
+
+def test_class_with_too_few_records_is_reported():
+    labels = random_labels()
+    labels[:, 0] = 0
+    labels[9, 0] = 1
+    with pytest.warns(UserWarning, match=r"class index\(es\) \[0\]"):
+        assignment = make_split(labels)
+    assert uncovered_classes(labels, assignment) == [0]
+
+
+def test_csv_round_trip(tmp_path):
+    labels = random_labels()
+    ids = [f"rec{i}" for i in range(len(labels))]
+    assignment = make_split(labels)
+    path = save_split(tmp_path / "split.csv", ids, assignment)
+    assert path.read_text().splitlines()[0] == "record_id,split"
+    shuffled = ids[::-1]
+    np.testing.assert_array_equal(load_split(path, shuffled), assignment[::-1])
+
+
+def test_load_split_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "split.csv"
+    path.write_text("record_id,split\na,train\nb,holdout\n")
+    with pytest.raises(DataError, match=r"split\.csv, line 3: split 'holdout' is not train, val or test"):
+        load_split(path, ["a", "b"])
+    path.write_text("record_id,split\na,train\n")
+    with pytest.raises(DataError, match=r"split\.csv: 1 record\(s\) of the dataset are not in the split \(first: b\)"):
+        load_split(path, ["a", "b"])
+
+
+def test_bad_ratios():
+    with pytest.raises(DataError, match="ratios"):
+        make_split(random_labels(), ratios=(0.5, 0.1, 0.1))
