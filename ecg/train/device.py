@@ -29,9 +29,10 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def bf16_default(device: torch.device) -> bool:
-    """bf16 autocast pays off on CUDA; on CPU it is slower than fp32, so it is off unless asked for."""
-    return device.type == "cuda"
+def bf16_enabled(device: torch.device, requested: bool | None) -> bool:
+    """Whether to autocast to bf16: as `requested`, or when None, on CUDA only (bf16 pays off there; on CPU
+    it is slower than fp32, so it is off unless asked for)."""
+    return device.type == "cuda" if requested is None else bool(requested)
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:

@@ -22,7 +22,7 @@ from ecg.data.weights import class_weights
 from ecg.metrics import evaluate
 from ecg.train.checkpoint import load_checkpoint
 from ecg.train.config import TrainConfig
-from ecg.train.device import DeviceSplit, autocast, bf16_default, resolve_device, set_threads
+from ecg.train.device import DeviceSplit, autocast, bf16_enabled, resolve_device, set_threads
 from ecg.train.optim import make_loss, make_optimizer, make_schedule
 from ecg.train.predict import infer_logits
 
@@ -121,7 +121,7 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
     _check_splits(train, val)
     device = resolve_device(device)
     set_threads(config.threads)
-    use_bf16 = bf16_default(device) if config.bf16 is None else config.bf16
+    use_bf16 = bf16_enabled(device, config.bf16)
 
     model.to(device)
     train_split = DeviceSplit.from_dataset(train, device)

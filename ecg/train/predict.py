@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ecg.data.dataset import ECGDataset
-from ecg.train.device import DeviceSplit, autocast, bf16_default, resolve_device
+from ecg.train.device import DeviceSplit, autocast, bf16_enabled, resolve_device
 
 
 def infer_logits(model: nn.Module, split: DeviceSplit, *, batch_size: int, bf16: bool) -> torch.Tensor:
@@ -33,6 +33,5 @@ def predict(model: nn.Module, dataset: ECGDataset, *, device: str | torch.device
     device = resolve_device(device)
     model.to(device)
     split = DeviceSplit.from_dataset(dataset, device)
-    use_bf16 = bf16_default(device) if bf16 is None else bf16
-    logits = infer_logits(model, split, batch_size=batch_size, bf16=use_bf16)
+    logits = infer_logits(model, split, batch_size=batch_size, bf16=bf16_enabled(device, bf16))
     return torch.sigmoid(logits).cpu().numpy()

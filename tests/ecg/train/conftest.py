@@ -64,3 +64,13 @@ def tiny_model():
         torch.manual_seed(seed)
         return TinyNet()
     return build
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    # These models are tiny: a second intra-op thread only adds synchronisation, which on a shared
+    # 2-core machine turns milliseconds into seconds.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,183 @@
+"""Train one model without a search: `python -m ecg.train --family ecgnet --model version=v3 --lr 1e-4 ...`.
+
+Takes the options a search config has (family, `--model key=value` for model options, one flag per
+TrainConfig field), or a row of a run's best_configs.csv (`--config-csv ... --row 0`) with flags overriding
+it. Writes into `--out`: metrics.csv (one row per epoch), checkpoint/ (the latest epoch, for `--resume`),
+best/ (the best epoch's weights with the tuned thresholds), test_metrics.csv, per_class.csv, thresholds.csv,
+split.csv and config.csv (one flat row, which `--config-csv` reads back). See docs/training.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ecg.data.dataset import HEFEI_LEADS, ECGDataset
+from ecg.data.weights import class_weights
+from ecg.metrics import evaluate, per_class, tune_thresholds
+from ecg.train.checkpoint import load_checkpoint, save_checkpoint
+from ecg.train.config import TrainConfig, TrialConfig
+from ecg.train.device import DeviceSplit, bf16_enabled, resolve_device
+from ecg.train.loop import EpochReport, fit
+from ecg.train.optim import make_loss
+from ecg.train.predict import infer_logits
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ecg.train", description="Train one model (no search) and evaluate it on the test split.")
+    what = parser.add_argument_group("model and settings")
+    what.add_argument("--family", help="model family (ecg.models.list_models()); required without --config-csv")
+    what.add_argument("--model", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                      help="a model option, repeatable: --model version=v3 --model kernels=3,5,7")
+    what.add_argument("--config-csv", type=Path, help="a best_configs.csv / trials.csv / config.csv to start from")
+    what.add_argument("--row", type=int, default=0, help="row of --config-csv (0-based, default 0)")
+    optim = parser.add_argument_group("training settings (TrainConfig; default: the config row, else the defaults)")
+    for f in dataclasses.fields(TrainConfig):
+        optim.add_argument(f"--{f.name.replace('_', '-')}", dest=f"optim_{f.name}", metavar=f.name.upper(),
+                           help=f"default {f.default!r}")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz (default: the synthetic set)")
+    data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
+    data.add_argument("--leads", default=",".join(HEFEI_LEADS), help="comma-separated leads (default the Hefei 8)")
+    data.add_argument("--n-records", type=int, default=2000, help="size of the synthetic set (without --data)")
+    data.add_argument("--split", type=Path, help="split.csv of an earlier run (default: a new stratified split)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of a new split (default 0)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", type=Path, help="output folder (default results/train-<family>-<time>)")
+    run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    run.add_argument("--resume", type=Path, help="a checkpoint/ folder of an earlier run to continue from")
+    run.add_argument("--at-least-one", action="store_true",
+                     help="also report test metrics where every record gets at least its most probable label")
+    return parser
+
+
+def trial_from_args(args: argparse.Namespace) -> TrialConfig:
+    """The config row (if any) overridden by the flags given."""
+    base = TrialConfig.from_csv(args.config_csv, args.row) if args.config_csv else None
+    family = args.family or (base.family if base else None)
+    if not family:
+        raise ValueError("give --family (or --config-csv with a family column)")
+    model = dict(base.model) if base and base.family == family else {}
+    model.update(dict(args.model))
+    optim = dataclasses.asdict(base.optim) if base else {}
+    optim.update({f.name: getattr(args, f"optim_{f.name}") for f in dataclasses.fields(TrainConfig)
+                  if getattr(args, f"optim_{f.name}") is not None})
+    return TrialConfig(family=family, model=model, optim=TrainConfig(**optim))
+
+
+def load_data(args: argparse.Namespace) -> ECGDataset:
+    leads = [lead.strip() for lead in args.leads.split(",") if lead.strip()]
+    if args.data is None:
+        from ecg.synthetic import load_synthetic
+
+        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads)
+    from ecg.data import load_dataset
+
+    return load_dataset(args.data, labels=args.labels, leads=leads)
+
+
+def split_data(dataset: ECGDataset, args: argparse.Namespace, out: Path) -> dict[str, ECGDataset]:
+    from ecg.data.split import load_split, make_split, save_split
+
+    if args.split is not None:
+        assignment = load_split(args.split, dataset.record_ids)
+    else:
+        assignment = make_split(dataset.labels, seed=args.split_seed)
+    save_split(out / "split.csv", dataset.record_ids, assignment)
+    return {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
+
+
+def logits_and_loss(model: torch.nn.Module, dataset: ECGDataset, criterion: torch.nn.Module,
+                    device: torch.device, bf16: bool) -> tuple[np.ndarray, float]:
+    split = DeviceSplit.from_dataset(dataset, device)
+    logits = infer_logits(model, split, batch_size=256, bf16=bf16)
+    return torch.sigmoid(logits).cpu().numpy(), float(criterion(logits, split.labels))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        trial = trial_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    from ecg.models import create_model
+
+    config = trial.optim
+    device = resolve_device(args.device)
+    out = args.out or Path("results") / f"train-{trial.family}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([trial.to_flat()]).to_csv(out / "config.csv", index=False)
+
+    dataset = load_data(args)
+    splits = split_data(dataset, args, out)
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    print(f"{len(train)} train / {len(val)} val / {len(test)} test records, {dataset.n_classes} classes, "
+          f"{trial.family} {trial.model}, {config}", file=sys.stderr)
+    model = create_model(trial.family, n_leads=dataset.n_leads, n_classes=dataset.n_classes,
+                         length=dataset.n_samples, **trial.model)
+
+    resume = load_checkpoint(args.resume) if args.resume else None
+    start = int(resume["meta"]["epoch"]) if resume else 0
+    history: list[dict[str, Any]] = list(resume["meta"]["history"]) if resume else []
+    bar = tqdm(total=config.epochs, initial=start, desc=trial.family, unit="epoch")
+
+    def on_epoch(report: EpochReport) -> None:
+        history.append({"epoch": report.epoch, **report.metrics})
+        pd.DataFrame(history).to_csv(out / "metrics.csv", index=False)
+        save_checkpoint(report.state(), out / "checkpoint")
+        bar.update(1)
+        bar.set_postfix(loss=f"{report.metrics['train_loss']:.4f}", val_f1=f"{report.metrics['val_micro_f1']:.4f}",
+                        best="*" if report.is_best else "")
+
+    result = fit(model, train, val, config, on_epoch=on_epoch, device=device, resume=resume)
+    bar.close()
+
+    # The model now holds the best epoch's weights. Thresholds are tuned on validation only, never on test.
+    bf16 = bf16_enabled(device, config.bf16)
+    weights = torch.as_tensor(class_weights(train.labels, config.class_weights), device=device)
+    criterion = make_loss(config.class_weights, weights)
+    val_probs, _ = logits_and_loss(model, val, criterion, device, bf16)
+    thresholds = tune_thresholds(val.labels, val_probs)
+    test_probs, test_loss = logits_and_loss(model, test, criterion, device, bf16)
+    rows, tables = [], []
+    variants = [("0.5", 0.5, False), ("tuned", thresholds, False)]
+    if args.at_least_one:
+        variants += [("0.5+at_least_one", 0.5, True), ("tuned+at_least_one", thresholds, True)]
+    for name, t, at_least_one in variants:
+        rows.append({"thresholds": name, **evaluate(test.labels, test_probs, t, at_least_one=at_least_one,
+                                                    loss=test_loss)})
+        table = per_class(test.labels, test_probs, t, test.class_names, at_least_one=at_least_one)
+        tables.append(table.assign(thresholds=name))
+    pd.DataFrame(rows).to_csv(out / "test_metrics.csv", index=False)
+    pd.concat(tables).to_csv(out / "per_class.csv", index=False)
+    pd.DataFrame({"class": val.class_names, "threshold": thresholds}).to_csv(out / "thresholds.csv", index=False)
+    save_checkpoint({"model": result.best_state, "meta": {
+        "family": trial.family, "model": trial.model, "config": config.to_dict(), "best_epoch": result.best_epoch,
+        "best_metrics": result.best_metrics, "thresholds": thresholds, "class_names": list(dataset.class_names),
+        "lead_names": list(dataset.lead_names), "fs": dataset.fs, "length": dataset.n_samples}}, out / "best")
+
+    print(f"best epoch {result.best_epoch}: val micro-F1 {result.best_metrics['val_micro_f1']:.4f}", file=sys.stderr)
+    print(pd.DataFrame(rows).set_index("thresholds").round(4).to_string())
+    print(f"written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
