@@ -1,0 +1,76 @@
+"""Search spaces: one define-by-run function per architecture family, plus `all` (family first).
+
+    from spaces import SPACES, SpaceContext, build_space
+    space = build_space("ecgnet", SpaceContext(gpu=False, length=2500, max_epochs=6))
+    config = space(optuna_trial)        # samples "model/...", "optim/..."; returns the constants
+
+Parameter names use `/` nesting ("model/width" -> config["model"]["width"]) so a sampled config rebuilds its
+model with `ecg.models.create_model(config["family"], ..., **config["model"])`. Space functions do no real
+work: they only suggest values. Ranges depend on the hardware (`SpaceContext.gpu`): CPU spaces are smaller.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import optuna
+
+from spaces.all import SpaceFn, make_all
+from spaces.cnn import ecgnet, resnet, resnext, seresnet
+from spaces.context import SpaceContext
+from spaces.recurrent import gru, hybrid, lstm
+
+FAMILY_SPACES: dict[str, SpaceFn] = {
+    "ecgnet": ecgnet,
+    "resnet": resnet,
+    "resnext": resnext,
+    "seresnet": seresnet,
+    "lstm": lstm,
+    "gru": gru,
+    "hybrid": hybrid,
+}
+SPACES: dict[str, SpaceFn] = {**FAMILY_SPACES, "all": make_all(FAMILY_SPACES)}
+
+
+def build_space(name: str, ctx: SpaceContext) -> Callable[[optuna.Trial], dict[str, Any]]:
+    """The space `name` bound to `ctx`: a function of one Optuna trial, as `OptunaSearch` wants it."""
+    if name not in SPACES:
+        raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}")
+    space = functools.partial(SPACES[name], ctx=ctx)
+    functools.update_wrapper(space, SPACES[name])
+    return space
+
+
+def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[str, str]]:
+    """(parameter, range) for every parameter of space `name`, conditional ones included.
+
+    The space is run against `n_draws` random Optuna trials of an in-memory study; the union of the
+    distributions they record is the space (a categorical branch is reached with probability >= 1/8 per draw
+    in every space here, so 300 draws find them all). Constants are listed as "= value".
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    space = build_space(name, ctx)
+    ranges: dict[str, set[str]] = {}
+    for _ in range(n_draws):
+        trial = study.ask()
+        constants = space(trial)
+        for param, dist in trial.distributions.items():
+            ranges.setdefault(param, set()).add(_format(dist))
+        for key, value in constants.items():
+            # In `all`, model options come back under their plain names too: list them once, qualified.
+            if key not in trial.distributions and not any(p.endswith("/" + key) for p in trial.distributions):
+                ranges.setdefault(key, set()).add(f"= {value}")
+        study.tell(trial, 0.0)
+    return [(param, " | ".join(sorted(texts))) for param, texts in sorted(ranges.items())]
+
+
+def _format(dist: optuna.distributions.BaseDistribution) -> str:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return "{" + ", ".join(str(c) for c in dist.choices) + "}"
+    scale = " log" if dist.log else ""
+    step = f" step {dist.step:g}" if getattr(dist, "step", None) not in (None, 1) else ""
+    return f"[{dist.low:g}, {dist.high:g}]{scale}{step}"
+
+
+__all__ = ["FAMILY_SPACES", "SPACES", "SpaceContext", "build_space", "describe"]

@@ -1,0 +1,54 @@
+"""Parameters every family samples: training settings (`optim/...`) and the common model options."""
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from spaces.context import SpaceContext
+
+SCHEDULES = ["plateau", "cosine", "onecycle", "step", "none"]
+
+
+def suggest_optim(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
+    """Learning rate (log scale), optimiser, weight decay (log), batch size, schedule, class weights.
+
+    Returns the constants of a search trial: the epoch budget (ASHA stops trials earlier, so `fit`'s own
+    early stopping is off), the step schedule's milestones at 1/2 and 3/4 of the budget, and the seed.
+    """
+    trial.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
+    trial.suggest_categorical("optim/optimizer", ["adam", "adamw"])
+    trial.suggest_float("optim/weight_decay", 1e-6, 1e-2, log=True)
+    trial.suggest_categorical("optim/batch_size", ctx.sizes(cpu=[16, 32, 64], gpu=[32, 64, 128, 256]))
+    trial.suggest_categorical("optim/schedule", SCHEDULES)
+    trial.suggest_categorical("optim/class_weights", ["log", "pos_weight", "none"])
+    half, three_quarters = max(1, ctx.max_epochs // 2), max(2, 3 * ctx.max_epochs // 4)
+    if three_quarters <= half:
+        three_quarters = half + 1
+    return {
+        "optim/epochs": ctx.max_epochs,
+        "optim/patience": 0,
+        "optim/step_milestones": f"{half},{three_quarters}",
+        "optim/seed": ctx.seed,
+    }
+
+
+def suggest_common_model(trial: optuna.Trial, ctx: SpaceContext, *, age_sex: bool = True) -> None:
+    """Dropout and whether age and sex join the classifier (the study's "Basic" variant has them off).
+
+    `age_sex=False` leaves use_age_sex to the caller (a version that always uses them).
+    """
+    trial.suggest_float("model/dropout", 0.0, 0.5)
+    if age_sex:
+        trial.suggest_categorical("model/use_age_sex", [False, True])
+
+
+def segmentations(length: int, *, min_steps: int, max_steps: int) -> list[str]:
+    """Factorisations `features x steps` of `length` with `min_steps <= steps <= max_steps`, as "FxS" strings.
+
+    At 5,000 samples and steps in [10, 100] these include the study's 500x10, 100x50 and 50x100.
+    """
+    found = [f"{length // steps}x{steps}" for steps in range(min_steps, max_steps + 1) if length % steps == 0]
+    if not found:
+        raise ValueError(f"a length of {length} has no factorisation with {min_steps}..{max_steps} steps")
+    return found

@@ -1,0 +1,17 @@
+"""What a space needs to know about the run: the hardware (CPU spaces are smaller), the signal length
+(segmentations are its factorisations) and the epoch budget (the step schedule's milestones)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SpaceContext:
+    gpu: bool = False
+    length: int = 5000
+    max_epochs: int = 30
+    seed: int = 0
+
+    def sizes(self, cpu: list, gpu: list) -> list:
+        """The choices for this hardware: the CPU list without a GPU, the study's list with one."""
+        return list(gpu if self.gpu else cpu)

@@ -1,0 +1,131 @@
+"""Every space samples valid configs: 20 seeded random draws each build a model that runs forward."""
+from __future__ import annotations
+
+import optuna
+import pytest
+import torch
+
+from ecg.models import create_model, model_options
+from ecg.train import TrainConfig
+from spaces import FAMILY_SPACES, SPACES, SpaceContext, build_space, describe
+from spaces.common import segmentations
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+CPU = SpaceContext(gpu=False, length=2500, max_epochs=6)
+GPU = SpaceContext(gpu=True, length=5000, max_epochs=60)
+
+
+def unflatten_dict(flat: dict) -> dict:
+    """"a/b": 1 -> {"a": {"b": 1}}, as Ray Tune nests the names a define-by-run space returns."""
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
+def sample(name: str, ctx: SpaceContext, n: int, seed: int = 0) -> list[dict]:
+    """`n` configs as Ray's OptunaSearch builds them: suggested values plus returned constants, unflattened."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space = build_space(name, ctx)
+    configs = []
+    for _ in range(n):
+        trial = study.ask()
+        constants = space(trial)
+        configs.append(unflatten_dict({**trial.params, **constants}))
+        study.tell(trial, 0.0)  # the study checks each name keeps one distribution across trials
+    return configs
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_twenty_draws_build_models_that_run(name: str) -> None:
+    torch.manual_seed(0)
+    families = set()
+    for config in sample(name, CPU, 20):
+        families.add(config["family"])
+        model = create_model(config["family"], n_leads=8, n_classes=5, length=CPU.length, **config["model"])
+        model.eval()
+        with torch.no_grad():
+            logits = model(torch.randn(2, 8, CPU.length), torch.zeros(2, 4))
+        assert logits.shape == (2, 5)
+        assert torch.isfinite(logits).all()
+        optim = TrainConfig(**config["optim"])
+        assert optim.epochs == CPU.max_epochs and optim.patience == 0
+        assert 1e-4 <= optim.lr <= 1e-2
+    if name == "all":
+        assert len(families) >= 4  # 20 draws over 7 families reach most of them
+    else:
+        assert families == {name}
+
+
+@pytest.mark.parametrize("name", list(FAMILY_SPACES))
+def test_names_are_model_options(name: str) -> None:
+    """Every sampled `model/<option>` is an option of the family, so the config rebuilds its model."""
+    options = set(model_options(name))
+    for ctx in (CPU, GPU):
+        for param, _ in describe(name, ctx, n_draws=100):
+            if param.startswith("model/"):
+                assert param.split("/", 1)[1] in options
+
+
+@pytest.mark.parametrize("name", ["ecgnet", "resnet", "gru", "hybrid"])
+def test_cpu_spaces_are_smaller_than_gpu_spaces(name: str) -> None:
+    cpu_params = [sum(p.numel() for p in create_model(c["family"], n_leads=8, n_classes=5, length=2500,
+                                                         **c["model"]).parameters()) for c in sample(name, CPU, 8)]
+    gpu = SpaceContext(gpu=True, length=2500, max_epochs=6)
+    gpu_params = [sum(p.numel() for p in create_model(c["family"], n_leads=8, n_classes=5, length=2500,
+                                                         **c["model"]).parameters()) for c in sample(name, gpu, 8)]
+    assert max(cpu_params) < max(gpu_params)
+
+
+def test_segmentations_are_the_factorisations_of_the_length() -> None:
+    at_5000 = segmentations(5000, min_steps=10, max_steps=100)
+    assert {"500x10", "100x50", "50x100"} <= set(at_5000)
+    for text in at_5000:
+        features, steps = map(int, text.split("x"))
+        assert features * steps == 5000 and 10 <= steps <= 100
+    assert segmentations(2500, min_steps=10, max_steps=50) == ["250x10", "125x20", "100x25", "50x50"]
+    with pytest.raises(ValueError, match="no factorisation"):
+        segmentations(4999, min_steps=10, max_steps=100)  # prime-ish: 4999 is prime
+
+
+def test_all_space_qualifies_family_parameters_and_returns_plain_names() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    space = build_space("all", CPU)
+    for _ in range(30):
+        trial = study.ask()
+        constants = space(trial)
+        family = trial.params["family"]
+        model_params = {k for k in trial.params if "model/" in k}
+        assert model_params and all(k.startswith(f"{family}/model/") for k in model_params)
+        for key in model_params:
+            plain = key.split("/", 1)[1]
+            assert constants[plain] == trial.params[key]
+        study.tell(trial, 0.0)
+
+
+def test_gru_v3_always_uses_age_and_sex() -> None:
+    configs = [c for c in sample("gru", CPU, 60) if c["model"]["version"] == "v3"]
+    assert configs and all(c["model"]["use_age_sex"] is True for c in configs)
+
+
+def test_seeded_sampling_is_reproducible() -> None:
+    assert sample("ecgnet", CPU, 5, seed=7) == sample("ecgnet", CPU, 5, seed=7)
+    assert sample("ecgnet", CPU, 5, seed=7) != sample("ecgnet", CPU, 5, seed=8)
+
+
+def test_describe_lists_conditional_parameters_with_ranges() -> None:
+    rows = dict(describe("ecgnet", CPU))
+    assert rows["model/version"] == "{v1, v2, v3}"
+    assert "model/kernel" in rows and "model/kernels" in rows  # v1 only, v2/v3 only
+    assert rows["optim/lr"] == "[0.0001, 0.01] log"
+    assert rows["optim/epochs"] == "= 6"
+    assert rows["family"] == "= ecgnet"
+
+
+def test_unknown_space_is_refused_with_the_list() -> None:
+    with pytest.raises(ValueError, match="unknown search space 'nope'.*ecgnet"):
+        build_space("nope", CPU)
