@@ -27,12 +27,16 @@ def default_cache_dir() -> Path:
 
 
 def source_key(files: Iterable[Path], options: dict) -> str:
-    """Hash of each source file's path, size and mtime plus the load options (cheap: stats, no reads)."""
+    """Hash of each source file's path, size and mtime plus the load options (cheap: stats, no reads).
+
+    Paths are taken as given (the loader resolves the dataset folder once), so 20,000 files cost 20,000
+    `stat` calls and nothing more.
+    """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True, default=str).encode())
-    for path in sorted(Path(p) for p in files):
-        stat = path.stat()
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    for name in sorted(os.fspath(p) for p in files):
+        stat = os.stat(name)
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -37,7 +37,7 @@ class Format:
     detect: Callable[[Path], bool]
     read_labels: Callable[[Path, Options], tuple[ECGDataset, int]]
     read: Callable[[Path, Options], ECGDataset]
-    source_files: Callable[[Path, Options], list[Path]]
+    source_files: Callable[[Path, Options], list[str | Path]]
 
 
 def _hefei_files(path: Path, options: Options) -> hefei.HefeiFiles:
@@ -58,9 +58,10 @@ def _hefei_read(path: Path, options: Options) -> ECGDataset:
     return dataset
 
 
-def _hefei_sources(path: Path, options: Options) -> list[Path]:
+def _hefei_sources(path: Path, options: Options) -> list[str | Path]:
     files = _hefei_files(path, options)
-    records = [files.record_dir / name for name in os.listdir(files.record_dir) if name.endswith(".txt")]
+    folder = os.fspath(files.record_dir)
+    records = [os.path.join(folder, name) for name in os.listdir(folder) if name.endswith(".txt")]
     return [files.label_file, *([files.class_file] if files.class_file else []), *records]
 
 
@@ -106,7 +107,8 @@ def _options(labels: PathLike | None, leads: Sequence[str], length: int, fs: int
         raise DataError(f"length ({length}) and fs ({fs}) must be positive")
     if not leads:
         raise DataError("at least one lead must be requested")
-    return Options(None if labels is None else Path(labels), tuple(leads), int(length), int(fs), bool(present_only))
+    labels = None if labels is None else Path(labels).expanduser().resolve()
+    return Options(labels, tuple(leads), int(length), int(fs), bool(present_only))
 
 
 def load_dataset(
@@ -129,7 +131,7 @@ def load_dataset(
     """
     if path is None:
         raise DataError("no data path given (the synthetic set is ecg.synthetic.load_synthetic)")
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().resolve()  # once, so cache keys do not depend on the working directory
     options = _options(labels, leads, length, fs, present_only)
     fmt = detect_format(path)
     key = None
