@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""Search architectures and hyperparameters for multi-label ECG diagnosis (Ray Tune + Optuna + ASHA).
+
+    python launch.py --space ecgnet                    # built-in synthetic data, sized for this machine
+    python launch.py --space all --data ~/hf_round2 --gpus-per-trial 0.5
+    python launch.py --space gru --address auto        # on a running Ray cluster
+    python launch.py --resume results/ecgnet-20261125-101500
+
+This file only parses and validates the arguments, then calls `search.run`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from search.options import CPU_DEFAULTS, GPU_DEFAULTS, METRICS, SAMPLERS, SCHEDULERS, OptionError, SearchOptions
+
+
+def _hw(name: str) -> str:
+    return f"default: {getattr(CPU_DEFAULTS, name)} without a GPU, {getattr(GPU_DEFAULTS, name)} with GPUs"
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: ...)" unless the help text already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text if "default:" in text else super()._get_help_string(action)
+
+
+def parser() -> argparse.ArgumentParser:
+    from spaces import SPACES
+
+    p = argparse.ArgumentParser(
+        prog="launch.py", description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter)
+    p.add_argument("--space", default="ecgnet", help=f"search space: {', '.join(SPACES)}")
+    p.add_argument("--data", type=Path, default=None,
+                   help="records: a Hefei folder, a WFDB folder or an .npz (default: the built-in synthetic set, "
+                        f"{CPU_DEFAULTS.fs} Hz x {CPU_DEFAULTS.length} samples without a GPU, "
+                        f"{GPU_DEFAULTS.fs} Hz x {GPU_DEFAULTS.length} with one)")
+    p.add_argument("--labels", type=Path, default=None, help="labels CSV for a WFDB folder (record, labels, age, sex)")
+    p.add_argument("--n-records", type=int, default=None, help=f"synthetic set size ({_hw('n_records')})")
+    p.add_argument("--num-samples", type=int, default=None, help=f"trials to run ({_hw('num_samples')})")
+    p.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most ({_hw('max_epochs')})")
+    p.add_argument("--grace-period", type=int, default=None,
+                   help=f"epochs before ASHA may stop a trial ({_hw('grace_period')})")
+    p.add_argument("--reduction-factor", type=int, default=None,
+                   help=f"ASHA keeps 1/this of the trials at each rung ({_hw('reduction_factor')})")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping: ASHA, or none (fifo)")
+    p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler")
+    p.add_argument("--metric", choices=METRICS, default="val_micro_f1", help="what the search optimises")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (its torch threads)")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial, fractional to share a GPU (0.5: two trials per GPU) "
+                        "(default: 1 when the machine has GPUs, else 0)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="trials at once at most (default: as many as the resources allow)")
+    p.add_argument("--top-k", type=int, default=3, help="best trials evaluated on the test split (and ensembled)")
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders are created")
+    p.add_argument("--storage-path", type=Path, default=None,
+                   help="trial results and checkpoints on storage every node shares (needed with --address "
+                        "on more than one machine; default: inside the run folder)")
+    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or HOST:PORT "
+                                                   "(default: start a local Ray instance)")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="interface the Ray dashboard listens on (0.0.0.0 exposes it: a warning is printed)")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retries of a failing trial from its last checkpoint (-1: unlimited)")
+    p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run (its other options come from RUN_DIR/run.json)")
+    p.add_argument("--list-spaces", action="store_true", help="print every space's parameters and ranges, and exit")
+    return p
+
+
+def list_spaces(gpu: bool) -> None:
+    from spaces import SPACES, SpaceContext, describe
+
+    defaults = GPU_DEFAULTS if gpu else CPU_DEFAULTS
+    ctx = SpaceContext(gpu=gpu, length=defaults.length, max_epochs=defaults.max_epochs)
+    print(f"Search spaces for this machine ({'GPU' if gpu else 'CPU'} sizes, {defaults.length} samples per record):")
+    for name in SPACES:
+        print(f"\n{name}")
+        for param, ranges in describe(name, ctx):
+            print(f"  {param:32s} {ranges}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.list_spaces:
+        import torch
+
+        list_spaces(torch.cuda.device_count() > 0)
+        return 0
+    values = {k: v for k, v in vars(args).items() if k != "list_spaces"}
+    try:
+        options = SearchOptions(**values)
+        if options.resume is None:
+            options.check_environment()
+        elif not (options.resume / "run.json").is_file():
+            raise OptionError(f"--resume {options.resume}: no run.json there (not a run folder)")
+    except OptionError as err:
+        print(f"launch.py: error: {err}", file=sys.stderr)
+        return 2
+    import search  # imports ray: only once the arguments are known to be good
+
+    try:
+        search.run(options)
+    except OptionError as err:  # what only the cluster can tell (e.g. GPUs per node with --address)
+        print(f"launch.py: error: {err}", file=sys.stderr)
+        return 2
+    except search.SearchInterrupted as stop:
+        print(f"\nSearch interrupted; what finished is in {stop.run_dir}.\nResume with:\n  "
+              f"{search.resume_command(stop.run_dir)}")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

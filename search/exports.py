@@ -1,0 +1,228 @@
+"""What a run leaves behind, as CSV and JSON: one row per trial, one row per trial-epoch, the top-k configs.
+
+Every file is written to a temporary name in the same folder and renamed over the target (`os.replace`),
+so a crash or a full disk mid-write leaves the previous version intact, never half a file.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from search.faults import FATAL_FILE, trial_number
+
+# Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
+SUMMARY_METRICS = ("val_micro_f1", "val_macro_f1", "val_loss", "train_loss", "val_micro_precision",
+                   "val_micro_recall", "val_exact_match", "val_macro_auc")
+# Ray's own bookkeeping columns that epochs.csv leaves out.
+RAY_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "time_this_iter_s",
+               "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
+               "date", "trial_id", "training_iteration", "config"}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call `write(temporary_path)` and rename the result to `path`; the temporary file never survives."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the exports are ordinary files
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_json(value: Any, path: Path) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, default=str) + "\n"))
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the exports see it, read from Ray's experiment folder."""
+
+    trial_id: str
+    number: int  # creation order, 1-based
+    status: str
+    config: dict[str, Any]  # flat: family, model/..., optim/...
+    epochs: pd.DataFrame  # one row per epoch (the last attempt's row where a retry repeated an epoch)
+    failures: int = 0
+    error: str | None = None
+    path: Path | None = None
+    checkpoint: Path | None = None
+
+    @property
+    def epochs_run(self) -> int:
+        return int(self.epochs["epoch"].max()) if len(self.epochs) else 0
+
+    def best(self, metric: str, mode: str) -> pd.Series | None:
+        if metric not in self.epochs or self.epochs[metric].isna().all():
+            return None
+        column = self.epochs[metric]
+        return self.epochs.loc[column.idxmax() if mode == "max" else column.idxmin()]
+
+    def best_value(self, metric: str, mode: str) -> float:
+        row = self.best(metric, mode)
+        return float(row[metric]) if row is not None else math.nan
+
+
+@dataclass
+class TrialTable:
+    records: list[TrialRecord] = field(default_factory=list)
+
+    def ranked(self, metric: str, mode: str) -> list[TrialRecord]:
+        """Trials with at least one reported epoch, best first by their best `metric`."""
+        scored = [r for r in self.records if not math.isnan(r.best_value(metric, mode))]
+        return sorted(scored, key=lambda r: r.best_value(metric, mode), reverse=(mode == "max"))
+
+
+def flatten(config: dict[str, Any], families: set[str], prefix: str = "") -> dict[str, Any]:
+    """Nested Ray config -> `family`, `model/...`, `optim/...`. The `all` space's family-qualified copies
+    ("gru/model/hidden") are dropped: the same values are present under their plain names."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if not prefix and key in families:
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, families, prefix=f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _last_error(error_file: Path | None) -> str | None:
+    """The last failure's message from Ray's error.txt (the exception's final line)."""
+    if error_file is None or not error_file.exists():
+        return None
+    text = error_file.read_text(errors="replace").strip()
+    last = text.rsplit("Failure #", 1)[-1]
+    lines = [line.strip() for line in last.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else None
+
+
+def read_trials(experiment_path: Path, families: set[str]) -> TrialTable:
+    """Every trial of the Ray experiment at `experiment_path`, with its per-epoch results."""
+    from ray.tune import ExperimentAnalysis
+
+    analysis = ExperimentAnalysis(str(experiment_path))
+    records = []
+    for trial in analysis.trials:
+        trial_dir = Path(trial.path) if trial.path else None
+        epochs = _read_progress(trial_dir / "progress.csv") if trial_dir else pd.DataFrame()
+        checkpoint = None
+        if trial.checkpoint is not None:
+            checkpoint = Path(trial.checkpoint.path)
+        error = None
+        if trial_dir is not None and (trial_dir / FATAL_FILE).exists():
+            error = json.loads((trial_dir / FATAL_FILE).read_text())["reason"]
+        if error is None and trial_dir is not None:
+            error = _last_error(trial_dir / "error.txt")
+        records.append(TrialRecord(
+            trial_id=trial.trial_id,
+            number=trial_number(trial_dir.name, trial.trial_id) if trial_dir else 0,
+            status=str(trial.status),
+            config=flatten(trial.config, families),
+            epochs=epochs,
+            failures=int(trial.run_metadata.num_failures),
+            error=error,
+            path=trial_dir,
+            checkpoint=checkpoint,
+        ))
+    records.sort(key=lambda r: (r.number, r.trial_id))
+    return TrialTable(records)
+
+
+def _read_progress(path: Path) -> pd.DataFrame:
+    """Ray's progress.csv; a retry appends the epochs it repeats, and the last attempt's row wins."""
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=["epoch"])
+    frame = pd.read_csv(path)
+    if "epoch" not in frame:
+        return pd.DataFrame(columns=["epoch"])
+    frame = frame.dropna(subset=["epoch"])
+    frame["epoch"] = frame["epoch"].astype(int)
+    return frame.drop_duplicates(subset="epoch", keep="last").sort_values("epoch").reset_index(drop=True)
+
+
+def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
+                 max_failures: int) -> pd.DataFrame:
+    """trials.csv: one row per trial."""
+    rows = []
+    for record in table.records:
+        epochs_run = record.epochs_run
+        finished = record.status == "TERMINATED"
+        stopped_early = finished and scheduler == "asha" and epochs_run < max_epochs
+        errored = record.status == "ERROR"
+        row: dict[str, Any] = {
+            "trial_id": record.trial_id,
+            "trial_number": record.number,
+            "status": record.status,
+            "epochs_run": epochs_run,
+            "stopped_by_asha": stopped_early,
+            "stopped_at_epoch": epochs_run if stopped_early else None,
+            "failures": record.failures,
+            # Every failure but the one that ended an errored trial was followed by a retry.
+            "retries": max(0, record.failures - 1) if errored else record.failures,
+            "error": record.error if (errored or record.failures) else None,
+        }
+        row.update(record.config)
+        best = record.best(metric, mode)
+        row["best_epoch"] = int(best["epoch"]) if best is not None else None
+        for name in SUMMARY_METRICS:
+            row[f"best_{name}"] = float(best[name]) if best is not None and name in best else None
+        last = record.epochs.iloc[-1] if len(record.epochs) else None
+        for name in SUMMARY_METRICS:
+            row[f"last_{name}"] = float(last[name]) if last is not None and name in last else None
+        row["train_time_s"] = float(record.epochs["epoch_time_s"].sum()) if "epoch_time_s" in record.epochs else None
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for column in ("stopped_at_epoch", "best_epoch"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")  # integers with gaps, not floats
+    return frame
+
+
+def epochs_frame(table: TrialTable) -> pd.DataFrame:
+    """epochs.csv: long form, one row per trial and epoch, every metric the trial reported."""
+    frames = []
+    for record in table.records:
+        if not len(record.epochs):
+            continue
+        metrics = [c for c in record.epochs.columns if c not in RAY_COLUMNS and c != "epoch"
+                   and not c.startswith("config/")]
+        frame = record.epochs[["epoch", *metrics]].copy()
+        frame.insert(0, "trial_id", record.trial_id)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trial_id", "epoch"])
+
+
+def best_configs_frame(winners: list[TrialRecord], *, metric: str, mode: str) -> pd.DataFrame:
+    """best_configs.csv: the top-k configs, flat (`family`, `model/...`, `optim/...`) as `ecg.train` reads
+    them back (`python -m ecg.train --config-csv best_configs.csv`), with the trial id and its best score."""
+    rows = []
+    for rank, record in enumerate(winners, start=1):
+        rows.append({"rank": rank, "trial_id": record.trial_id, f"best_{metric}": record.best_value(metric, mode),
+                     **record.config})
+    return pd.DataFrame(rows)

@@ -1,0 +1,147 @@
+"""Trial failures that must not be retried, and the explicit test hook that injects faults into trials.
+
+Ray retries every trial error up to `--max-failures` times. A non-finite loss or an out-of-memory error
+would only happen again, so the trial writes a `fatal.json` marker next to its results (in the trial's
+folder on the run's storage, visible to every node) before raising; a retry that finds the marker raises
+the same error at once, so the trial ends as errored within seconds and Optuna records it as FAILED.
+
+Test hook (documented, off unless set): the environment variable `ECG_SEARCH_FAULT` makes trials fail on
+purpose, e.g. `ECG_SEARCH_FAULT="raise@2"` or `"nan@1;trials=1,3"` or `"raise@2;times=1"`:
+    kind     raise (a RuntimeError), nan (ecg.train.NonFiniteLossError), oom (torch.OutOfMemoryError),
+             sleep (pauses 3 s per epoch from that epoch on: for interrupting a run mid-trial),
+             corrupt (no failure; the search overwrites this trial's best checkpoint with garbage after the
+             search, so the winners' evaluation meets a corrupt checkpoint)
+    @epoch   the (1-based) epoch at whose end the fault fires
+    trials=  trial numbers it applies to (1-based, in creation order: the number after the trial id in
+             Ray's trial folder name, the `trial_number` column of trials.csv); all trials when absent
+    times=   how many attempts of a trial fail (then the retry succeeds); unlimited when absent
+It is read only by `search.trainable` and `search.runner`; nothing else looks at it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import pyarrow.fs
+
+FAULT_ENV = "ECG_SEARCH_FAULT"
+FATAL_FILE = "fatal.json"
+ATTEMPTS_FILE = "fault_attempts.json"
+FAULT_KINDS = ("raise", "nan", "oom", "sleep", "corrupt")
+
+
+class TrialFailed(RuntimeError):
+    """A trial that must not be retried (non-finite loss, out of memory); the message gives the reason."""
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the test hook (`ECG_SEARCH_FAULT=raise@N`)."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    kind: str
+    epoch: int
+    trials: frozenset[int] | None = None
+    times: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "FaultSpec":
+        head, *parts = [p.strip() for p in text.split(";") if p.strip()]
+        kind, _, epoch = head.partition("@")
+        if kind not in FAULT_KINDS or not epoch.isdigit():
+            raise ValueError(f"{FAULT_ENV}={text!r}: expected KIND@EPOCH with KIND one of {', '.join(FAULT_KINDS)}")
+        trials = times = None
+        for part in parts:
+            key, _, value = part.partition("=")
+            if key == "trials":
+                trials = frozenset(int(v) for v in value.split(","))
+            elif key == "times":
+                times = int(value)
+            else:
+                raise ValueError(f"{FAULT_ENV}={text!r}: unknown part {part!r} (trials=..., times=...)")
+        return cls(kind, int(epoch), trials, times)
+
+    def applies_to(self, trial_number: int) -> bool:
+        return self.trials is None or trial_number in self.trials
+
+
+def configured_fault() -> FaultSpec | None:
+    text = os.environ.get(FAULT_ENV, "").strip()
+    return FaultSpec.parse(text) if text else None
+
+
+def trial_number(trial_dir_name: str, trial_id: str) -> int:
+    """The trial's creation number (1-based) from Ray's trial folder name
+    "<trainable>_<trial id>_<number>_<params>_<date>"; 0 when the name does not have that form."""
+    _, found, rest = trial_dir_name.partition(f"{trial_id}_")
+    number = rest.split("_", 1)[0]
+    return int(number) if found and number.isdigit() else 0
+
+
+class TrialFolder:
+    """Small JSON files in a trial's folder on the run's storage (local disk or a shared file system)."""
+
+    def __init__(self, filesystem: pyarrow.fs.FileSystem, path: str) -> None:
+        self.filesystem, self.path = filesystem, path
+
+    def read(self, name: str) -> dict | None:
+        try:
+            with self.filesystem.open_input_stream(f"{self.path}/{name}") as stream:
+                return json.loads(stream.read().decode())
+        except (FileNotFoundError, OSError):
+            return None
+
+    def write(self, name: str, value: dict) -> None:
+        self.filesystem.create_dir(self.path, recursive=True)
+        with self.filesystem.open_output_stream(f"{self.path}/{name}") as stream:
+            stream.write(json.dumps(value).encode())
+
+
+class FaultInjector:
+    """Fires the configured fault in this trial at the end of its epoch (called from the epoch callback)."""
+
+    def __init__(self, spec: FaultSpec | None, number: int, folder: TrialFolder) -> None:
+        self.spec = spec if spec is not None and spec.applies_to(number) else None
+        self.folder = folder
+
+    def at_epoch_end(self, epoch: int) -> None:
+        spec = self.spec
+        if spec is None or epoch < spec.epoch or spec.kind == "corrupt":
+            return
+        if spec.kind == "sleep":
+            time.sleep(3.0)
+            return
+        if epoch != spec.epoch:
+            return
+        attempts = (self.folder.read(ATTEMPTS_FILE) or {}).get("count", 0)
+        if spec.times is not None and attempts >= spec.times:
+            return
+        self.folder.write(ATTEMPTS_FILE, {"count": attempts + 1})
+        message = f"fault injected by {FAULT_ENV} at epoch {epoch} (attempt {attempts + 1})"
+        if spec.kind == "raise":
+            raise InjectedFault(message)
+        if spec.kind == "nan":
+            from ecg.train import NonFiniteLossError
+
+            raise NonFiniteLossError(f"loss is nan ({message})")
+        import torch
+
+        raise torch.OutOfMemoryError(f"CUDA out of memory ({message})")
+
+
+def corrupt_checkpoints(table) -> list[str]:
+    """Test hook `ECG_SEARCH_FAULT=corrupt@0;trials=...`: overwrite those trials' best checkpoints with
+    garbage after the search, so the winners' evaluation meets a corrupt file. Returns the trial ids hit."""
+    spec = configured_fault()
+    if spec is None or spec.kind != "corrupt":
+        return []
+    hit = []
+    for record in table.records:
+        if record.checkpoint is not None and spec.applies_to(record.number):
+            for path in record.checkpoint.glob("*.safetensors"):
+                path.write_bytes(b"not a safetensors file")
+            hit.append(record.trial_id)
+    return hit

@@ -1,0 +1,195 @@
+"""`SearchOptions`: every knob of a search, one field per `launch.py` option, validated on construction.
+
+Defaults that depend on the hardware are `None` here and resolved by `resolved()` against the machine (or
+cluster) the search runs on: a CPU-only machine gets a small search that ends in minutes, a GPU machine the
+study's sizes. The CPU defaults are sized so that `python launch.py --space ecgnet` on a 2-core laptop ends
+within 10 minutes, Ray start and the winners' test evaluation included.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEDULERS = ("asha", "fifo")
+SAMPLERS = ("tpe", "random")
+METRICS = ("val_micro_f1", "val_macro_f1", "val_macro_auc", "val_exact_match", "val_loss")
+
+
+class OptionError(ValueError):
+    """A bad search option; the message is one line naming the option and the value."""
+
+
+@dataclass(frozen=True)
+class HardwareDefaults:
+    """The sizes a search gets when the user does not say: one set for CPU-only machines, one with GPUs."""
+
+    n_records: int
+    fs: int  # synthetic data only: sampling rate ...
+    length: int  # ... and samples per record (10 s either way)
+    num_samples: int
+    max_epochs: int
+    grace_period: int
+    reduction_factor: int
+
+
+# CPU: 1,000 synthetic records at 250 Hz x 2,500 samples, 10 trials of at most 6 epochs, ASHA rungs at 2 and 6
+# epochs: with 2 concurrent 1-CPU trials this ends in about 6 minutes on a 2-core machine (see docs/search.md).
+CPU_DEFAULTS = HardwareDefaults(n_records=1000, fs=250, length=2500, num_samples=10, max_epochs=6,
+                                grace_period=2, reduction_factor=3)
+# GPU: the study's scale: 20,000 records at 500 Hz x 5,000 samples, 100 trials of up to 60 epochs.
+GPU_DEFAULTS = HardwareDefaults(n_records=20000, fs=500, length=5000, num_samples=100, max_epochs=60,
+                                grace_period=5, reduction_factor=3)
+
+
+def _known_spaces() -> list[str]:
+    from spaces import SPACES  # imported late: spaces imports the model registry
+
+    return sorted(SPACES)
+
+
+@dataclass
+class SearchOptions:
+    """One search. `None` means "the hardware default" (see `resolved`)."""
+
+    space: str = "ecgnet"
+    data: Path | None = None
+    labels: Path | None = None
+    n_records: int | None = None
+    num_samples: int | None = None
+    max_epochs: int | None = None
+    grace_period: int | None = None
+    reduction_factor: int | None = None
+    scheduler: str = "asha"
+    sampler: str = "tpe"
+    metric: str = "val_micro_f1"
+    seed: int = 0
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    top_k: int = 3
+    results_dir: Path = Path("results")
+    storage_path: Path | None = None
+    address: str | None = None
+    dashboard_host: str = "127.0.0.1"
+    max_failures: int = 2
+    resume: Path | None = None
+    # Filled by `resolved()`: whether the defaults came from the GPU set, and the synthetic data's shape.
+    gpu: bool | None = field(default=None, repr=False)
+    fs: int | None = field(default=None, repr=False)
+    length: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("data", "labels", "results_dir", "storage_path", "resume"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                setattr(self, name, Path(value).expanduser())
+        if self.space not in _known_spaces():
+            raise OptionError(f"--space {self.space!r} is unknown; choose one of {', '.join(_known_spaces())}")
+        _positive("--n-records", self.n_records, minimum=10)
+        _positive("--num-samples", self.num_samples)
+        _positive("--max-epochs", self.max_epochs)
+        _positive("--grace-period", self.grace_period)
+        _positive("--reduction-factor", self.reduction_factor, minimum=2)
+        _positive("--max-concurrent", self.max_concurrent)
+        _positive("--top-k", self.top_k)
+        if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:
+            raise OptionError(f"--grace-period {self.grace_period} is larger than --max-epochs {self.max_epochs}")
+        _choice("--scheduler", self.scheduler, SCHEDULERS)
+        _choice("--sampler", self.sampler, SAMPLERS)
+        _choice("--metric", self.metric, METRICS)
+        if not self.cpus_per_trial > 0:
+            raise OptionError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
+            raise OptionError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
+        if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
+            raise OptionError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial}")
+        if self.max_failures < -1:
+            raise OptionError(f"--max-failures must be >= 0 (or -1 for unlimited), got {self.max_failures}")
+        if self.seed < 0:
+            raise OptionError(f"--seed must be >= 0, got {self.seed}")
+        if self.labels is not None and self.data is None:
+            raise OptionError("--labels needs --data (the records the labels belong to)")
+
+    @property
+    def metric_mode(self) -> str:
+        """"min" for the loss, "max" for every score."""
+        return "min" if self.metric.endswith("loss") else "max"
+
+    def check_environment(self, local_gpus: int | None = None) -> None:
+        """Refuse what the file system or the machine cannot give, before Ray starts (one-line OptionError).
+
+        The GPU check here covers a local run; with `--address` the cluster's nodes are checked after
+        connecting (`search.cluster.check_capacity`).
+        """
+        if self.data is not None and not self.data.exists():
+            raise OptionError(f"--data {self.data}: no such file or folder")
+        if self.labels is not None and not self.labels.is_file():
+            raise OptionError(f"--labels {self.labels}: no such file")
+        _check_writable("--results-dir", self.results_dir)
+        if self.storage_path is not None:
+            _check_writable("--storage-path", self.storage_path)
+        if self.address is None and self.gpus_per_trial:
+            gpus = local_gpus if local_gpus is not None else _local_gpu_count()
+            if self.gpus_per_trial > gpus:
+                raise OptionError(f"--gpus-per-trial {self.gpus_per_trial:g} is more than this machine has ({gpus} GPUs)")
+
+    def resolved(self, gpus_available: float) -> "SearchOptions":
+        """A copy with every `None` default filled for hardware with `gpus_available` GPUs."""
+        gpu = gpus_available > 0 and self.gpus_per_trial != 0
+        base = GPU_DEFAULTS if gpu else CPU_DEFAULTS
+        values: dict[str, Any] = {}
+        for name in ("n_records", "num_samples", "max_epochs", "grace_period", "reduction_factor"):
+            if getattr(self, name) is None:
+                values[name] = getattr(base, name)
+        max_epochs = values.get("max_epochs", self.max_epochs)
+        if values.get("grace_period", self.grace_period) > max_epochs:
+            values["grace_period"] = max_epochs
+        if self.gpus_per_trial is None:
+            values["gpus_per_trial"] = 1.0 if gpu else 0.0
+        values.update(gpu=gpu, fs=base.fs, length=base.length)
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: paths as strings."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "SearchOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _positive(flag: str, value: int | None, minimum: int = 1) -> None:
+    if value is not None and (not isinstance(value, int) or value < minimum):
+        raise OptionError(f"{flag} must be an integer >= {minimum}, got {value}")
+
+
+def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise OptionError(f"{flag} {value!r} is unknown; choose one of {', '.join(choices)}")
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """The folder (or the nearest existing parent it would be created in) must be writable."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise OptionError(f"{flag} {path}: {probe} is a file, not a folder")
+    # A real write, not os.access: root passes access checks on read-only mounts and on chmod 555 folders.
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise OptionError(f"{flag} {path}: {probe} is not writable ({exc.strerror})") from None
+
+
+def _local_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()

@@ -1,0 +1,74 @@
+"""One Ray Tune trial: build the sampled model, train it with `ecg.train.fit`, report every epoch.
+
+Each epoch is one `tune.report` (ASHA's time unit); a checkpoint goes with it only when the epoch is the
+trial's best so far, and the run keeps only that one. On a retry Ray hands back the checkpoint and training
+resumes from it. The data comes from the object store (`tune.with_parameters`), never from files.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import ray.tune
+import torch
+
+from ecg.models import create_model
+from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
+from search.data import TrialData
+from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_fault, trial_number
+
+
+def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
+    """The trial's `optim/...` settings as a TrainConfig, with the CPU threads its resources allow."""
+    return TrainConfig(**{**config.get("optim", {}), "threads": threads})
+
+
+def train_trial(config: dict[str, Any], data: TrialData) -> None:
+    """The Ray Tune function trainable (see the module docstring)."""
+    context = ray.tune.get_context()
+    storage = context.get_storage()
+    folder = TrialFolder(storage.storage_filesystem, storage.trial_fs_path)
+    fatal = folder.read(FATAL_FILE)
+    if fatal is not None:
+        # A non-finite loss or an OOM happens again on retry: fail at once instead of training again.
+        raise TrialFailed(fatal["reason"])
+
+    resources = context.get_trial_resources()
+    cpus = max(1, int(resources.required_resources.get("CPU", 1)))
+    gpus = resources.required_resources.get("GPU", 0)
+    torch.set_num_threads(cpus)
+    device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+
+    optim = train_config(config, threads=cpus)
+    model = create_model(config["family"], n_leads=data.n_leads, n_classes=data.n_classes, length=data.length,
+                         **config.get("model", {}))
+    resume = None
+    checkpoint = ray.tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume = load_checkpoint(directory)
+
+    injector = FaultInjector(configured_fault(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
+
+    def report(epoch: EpochReport) -> None:
+        injector.at_epoch_end(epoch.epoch)
+        metrics = {k: float(v) for k, v in epoch.metrics.items()}
+        metrics["epoch"] = epoch.epoch
+        if epoch.is_best:
+            with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
+                save_checkpoint(epoch.state(), directory)
+                ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
+        else:
+            ray.tune.report(metrics)
+
+    try:
+        fit(model, data.train, data.val, optim, on_epoch=report, device=device, resume=resume)
+    except NonFiniteLossError as err:
+        reason = f"non-finite loss: {err}"
+        folder.write(FATAL_FILE, {"reason": reason})
+        raise TrialFailed(reason) from err
+    except torch.OutOfMemoryError as err:
+        reason = (f"out of memory at batch size {optim.batch_size}: use a smaller optim/batch_size or give each "
+                  f"trial a larger GPU share (--gpus-per-trial, now {gpus:g}) ({str(err).splitlines()[0]})")
+        folder.write(FATAL_FILE, {"reason": reason})
+        raise TrialFailed(reason) from err

@@ -1,0 +1,98 @@
+"""The Ray Tune `Tuner`: Optuna (TPE or random, seeded, its study in SQLite in the run folder), ASHA or FIFO,
+per-trial resources, best-checkpoint-only retention and retries."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from search.data import TrialData
+from search.options import SearchOptions
+from search.trainable import train_trial
+from spaces import SpaceContext, build_space
+
+STUDY_FILE = "optuna.db"
+STUDY_NAME = "search"
+EXPERIMENT_NAME = "tune"
+
+
+def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
+    """The run's Optuna study lives in `run_dir/optuna.db`, so `optuna-dashboard sqlite:///.../optuna.db` opens it."""
+    return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+
+
+def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searcher:
+    ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed)
+    sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
+               else optuna.samplers.TPESampler(seed=options.seed))
+    searcher: Searcher = OptunaSearch(space=build_space(options.space, ctx), metric=options.metric,
+                                      mode=options.metric_mode, sampler=sampler, study_name=STUDY_NAME,
+                                      storage=study_storage(run_dir))
+    if options.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
+    return searcher
+
+
+def make_scheduler(options: SearchOptions) -> TrialScheduler:
+    if options.scheduler == "fifo":
+        return FIFOScheduler()
+    # The epoch is ASHA's time unit: one `tune.report` per epoch, so training_iteration == epoch.
+    return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
+                         grace_period=options.grace_period, reduction_factor=options.reduction_factor)
+
+
+def trainable(options: SearchOptions, data: TrialData) -> Any:
+    """`train_trial` with its resources and the data placed once in the object store."""
+    resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial or 0}
+    return tune.with_resources(tune.with_parameters(train_trial, data=data), resources)
+
+
+def storage_root(options: SearchOptions, run_dir: Path) -> Path:
+    """Where Ray keeps trial results and checkpoints: `--storage-path/<run name>` (shared by all nodes of a
+    cluster) or, on one machine, the run folder itself."""
+    return (options.storage_path / run_dir.name).resolve() if options.storage_path else run_dir.resolve()
+
+
+def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = None) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=EXPERIMENT_NAME,
+        storage_path=str(storage_root(options, run_dir)),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=options.metric,
+                                                checkpoint_score_order=options.metric_mode),
+        failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        callbacks=callbacks,
+        verbose=1,
+    )
+
+
+def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None) -> tune.Tuner:
+    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
+                                  scheduler=make_scheduler(options), num_samples=options.num_samples,
+                                  metric=options.metric, mode=options.metric_mode)
+    return tune.Tuner(trainable(options, data), tune_config=tune_config,
+                      run_config=run_config(options, run_dir, callbacks))
+
+
+def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
+    return storage_root(options, run_dir) / EXPERIMENT_NAME
+
+
+def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tune.Tuner:
+    """`Tuner.restore` of the run's experiment: finished trials kept, errored ones restarted, unfinished ones
+    resumed from their checkpoints; the searcher comes back from the experiment's saved state."""
+    return tune.Tuner.restore(str(experiment_path(options, run_dir)), trainable=trainable(options, data),
+                              resume_unfinished=True, resume_errored=False, restart_errored=False)
+
+
+StudyCount = Callable[[], int]
+
+
+def study_trial_count(run_dir: Path) -> int:
+    """How many trials the run's Optuna study holds (any state)."""
+    study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(run_dir))
+    return len(study.trials)
