@@ -6,6 +6,7 @@ alone, read everything, and list the source files whose names, sizes and mtimes 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,11 +144,15 @@ def load_dataset(
         key = cache.source_key(sources, {"format": fmt.name, **{k: str(v) for k, v in vars(options).items()}})
         cached = cache.load_cached(directory, key)
         if cached is not None:
+            warn_empty_classes(cached.labels, cached.class_names, path)
             return cached
     dataset = fmt.read(path, options)
     warn_empty_classes(dataset.labels, dataset.class_names, path)
     if key is not None:
-        cache.store(directory, key, dataset)
+        try:
+            cache.store(directory, key, dataset)
+        except OSError as error:  # a full or read-only disk costs the next load time, not this one its data
+            warnings.warn(f"could not write the dataset cache in {directory}: {error}", stacklevel=2)
     return dataset
 
 

@@ -63,3 +63,11 @@ def test_use_cache_false_writes_nothing(hefei_folder, tmp_path, small, use_cache
     cache = tmp_path / "cache"
     load_dataset(hefei_folder, length=small.n_samples, cache_dir=cache, use_cache=use_cache)
     assert cache.exists() == use_cache
+
+
+def test_unwritable_cache_warns_and_still_loads(hefei_folder, tmp_path, small):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(UserWarning, match="could not write the dataset cache"):
+        dataset = load_dataset(hefei_folder, length=small.n_samples, cache_dir=blocker)
+    np.testing.assert_array_equal(dataset.signals, small.signals)
