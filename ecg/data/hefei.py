@@ -21,6 +21,7 @@ import numpy as np
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import multi_hot
+from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_all
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
@@ -232,7 +233,7 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     header = data[:newline].decode("utf-8-sig", errors="replace").split()
     body = data[newline + 1:]
     n_cols = len(header)
-    columns = _lead_columns(path, header, leads)
+    plan = plan_leads(header, leads, str(path), path.stem)
     n_lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
     try:
         values = np.fromstring(body, dtype=np.int64, sep=" ")
@@ -243,18 +244,10 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
         raise DataError(f"{path}: value outside the int16 range of the Hefei scale "
                         f"({values.min()}..{values.max()})")
-    table = values.reshape(length, n_cols)
-    return np.ascontiguousarray(table[:, columns].T, dtype=np.int16)
-
-
-def _lead_columns(path: Path, header: list[str], leads: Sequence[str]) -> list[int]:
-    lower = [name.lower() for name in header]
-    columns = []
-    for lead in leads:
-        if lead.lower() not in lower:
-            raise DataError(f"{path}: record {path.stem} has no lead {lead!r} (header: {' '.join(header)})")
-        columns.append(lower.index(lead.lower()))
-    return columns
+    table = values.reshape(length, n_cols).T
+    if plan.direct is not None:
+        return np.ascontiguousarray(table[plan.direct], dtype=np.int16)
+    return np.clip(np.rint(plan.apply(table)), -32768, 32767).astype(np.int16)  # derived limb leads
 
 
 def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
+from ecg.data.leads import plan_leads
 from ecg.data.scale import fit_length, resample, to_hefei_units
 
 REQUIRED = ("signals", "labels", "class_names")
@@ -80,7 +81,7 @@ def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_
                             f"'{dataset.record_ids[record]}', lead {lead}, sample {sample})")
     elif not np.issubdtype(signals.dtype, np.integer):
         raise DataError(f"{path}: 'signals' has dtype {signals.dtype}, expected integers or floats")
-    signals = signals[:, _lead_index(path, file_leads, signals.shape[1], leads)]
+    signals = _select_leads(path, signals, file_leads, leads)
     if file_fs != fs or signals.shape[2] != length:
         millivolts = signals / UNITS_PER_MV if np.issubdtype(signals.dtype, np.integer) else signals
         signals = to_hefei_units(fit_length(resample(millivolts, file_fs, fs), length))
@@ -94,16 +95,16 @@ def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_
     return dataset
 
 
-def _lead_index(path: Path, file_leads: list[str] | None, n_file: int, leads: Sequence[str]) -> list[int]:
+def _select_leads(path: Path, signals: np.ndarray, file_leads: list[str] | None,
+                  leads: Sequence[str]) -> np.ndarray:
+    """`signals [N, len(leads), T]`: chosen by name (limb leads derived from I and II when absent)."""
     if file_leads is None:
-        if n_file != len(leads):
-            raise DataError(f"{path}: {n_file} leads and no 'lead_names' array; cannot choose {len(leads)} leads "
-                            f"({' '.join(leads)}) by name")
-        return list(range(n_file))
-    lower = [name.lower() for name in file_leads]
-    index = []
-    for lead in leads:
-        if lead.lower() not in lower:
-            raise DataError(f"{path}: no lead {lead!r} (lead_names: {' '.join(file_leads)})")
-        index.append(lower.index(lead.lower()))
-    return index
+        if signals.shape[1] != len(leads):
+            raise DataError(f"{path}: {signals.shape[1]} leads and no 'lead_names' array; cannot choose "
+                            f"{len(leads)} leads ({' '.join(leads)}) by name")
+        return signals
+    plan = plan_leads(file_leads, leads, str(path))
+    if plan.direct is not None:
+        return signals[:, plan.direct]
+    millivolts = signals / UNITS_PER_MV if np.issubdtype(signals.dtype, np.integer) else signals
+    return np.einsum("ol,nlt->not", plan.weights, millivolts)

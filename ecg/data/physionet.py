@@ -20,6 +20,7 @@ from wfdb.io._signal import BYTES_PER_SAMPLE
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import LabelsCSV, multi_hot, parse_age, parse_sex
+from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_all
 from ecg.data.scale import fit_length, mv_per_unit, resample, to_hefei_units
 
@@ -108,29 +109,23 @@ def read_signal(header: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = 
         head = wfdb.rdheader(base)
     except Exception as error:
         raise DataError(f"{header}: not a readable WFDB header ({error})") from None
-    names = [name.lower() for name in head.sig_name or []]
-    channels = []
-    for lead in leads:
-        if lead.lower() not in names:
-            raise DataError(f"{header}: record {header.stem} has no lead {lead!r} "
-                            f"(leads: {' '.join(head.sig_name or [])})")
-        channels.append(names.index(lead.lower()))
+    plan = plan_leads(head.sig_name or [], leads, str(header), header.stem)
     _check_signal_files(header, head)
     try:
-        record = wfdb.rdrecord(base, channels=sorted(set(channels)), physical=True)
+        record = wfdb.rdrecord(base, channels=plan.sources, physical=True)
     except Exception as error:
         raise DataError(f"{header}: wfdb could not read the signal ({error})") from None
     if record.sig_len != head.sig_len or record.p_signal.shape[0] != head.sig_len:
         raise DataError(f"{header}: header says {head.sig_len} samples, the signal file holds "
                         f"{record.p_signal.shape[0]}")
-    order = {channel: i for i, channel in enumerate(sorted(set(channels)))}
-    millivolts = np.empty((len(channels), record.sig_len))
-    for row, channel in enumerate(channels):
-        unit = record.units[order[channel]]
-        factor = mv_per_unit(unit)
+    millivolts = np.zeros((head.n_sig, record.sig_len))
+    for column, channel in enumerate(plan.sources):
+        factor = mv_per_unit(record.units[column])
         if factor is None:
-            raise DataError(f"{header}: lead {head.sig_name[channel]} is in unit {unit!r}, not a voltage")
-        millivolts[row] = record.p_signal[:, order[channel]] * factor
+            raise DataError(f"{header}: lead {head.sig_name[channel]} is in unit {record.units[column]!r}, "
+                            "not a voltage")
+        millivolts[channel] = record.p_signal[:, column] * factor
+    millivolts = plan.apply(millivolts)
     millivolts = np.nan_to_num(millivolts, nan=0.0)  # WFDB "no value" samples -> baseline
     return to_hefei_units(fit_length(resample(millivolts, record.fs, fs), length))
 

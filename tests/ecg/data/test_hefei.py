@@ -148,8 +148,17 @@ def test_truncated_record_at_full_length(tmp_path, make_dataset):
 
 
 def test_unknown_lead(hefei_folder):
-    with pytest.raises(DataError, match=r"100000\.txt: record 100000 has no lead 'III'"):
-        load(hefei_folder, leads=ALL_12_LEADS)
+    with pytest.raises(DataError, match=r"100000\.txt: record 100000 has no lead 'V7' \(leads: I II V1"):
+        load(hefei_folder, leads=("I", "V7"))
+
+
+def test_twelve_leads_derive_the_limb_leads_from_i_and_ii(hefei_folder, small):
+    dataset = load(hefei_folder, leads=ALL_12_LEADS)
+    lead_i, lead_ii = small.signals[:, 0].astype(float), small.signals[:, 1].astype(float)
+    expected = {"III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2, "aVL": lead_i - lead_ii / 2,
+                "aVF": lead_ii - lead_i / 2, "V6": small.signals[:, 7]}
+    for name, values in expected.items():
+        np.testing.assert_array_equal(dataset.signals[:, ALL_12_LEADS.index(name)], np.rint(values))
 
 
 def test_label_for_missing_signal_file(hefei_folder):

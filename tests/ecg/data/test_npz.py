@@ -57,3 +57,11 @@ def test_lead_count_without_names_must_match(tmp_path, small):
     path = save(tmp_path / "d.npz", small)
     with pytest.raises(DataError, match=r"d\.npz: 8 leads and no 'lead_names' array; cannot choose 12 leads"):
         load_dataset(path, leads=[f"L{i}" for i in range(12)], length=small.n_samples, use_cache=False)
+
+
+def test_missing_lead_by_name(tmp_path, small):
+    path = save(tmp_path / "d.npz", small, lead_names=np.array(["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]))
+    with pytest.raises(DataError, match=r"d\.npz: has no lead 'V9'"):
+        load_dataset(path, leads=("I", "V9"), length=small.n_samples, use_cache=False)
+    derived = load_dataset(path, leads=("III",), length=small.n_samples, use_cache=False)
+    np.testing.assert_array_equal(derived.signals[:, 0], small.signals[:, 1].astype(int) - small.signals[:, 0])

@@ -167,3 +167,14 @@ def test_missing_signal_file(tmp_path):
     with pytest.raises(DataError, match=r"1 of 2 headers have no signal file \(first: r1\.hea\)"):
         load(tmp_path, length=100)
     assert load(tmp_path, length=100, present_only=True).record_ids == ["r2"]
+
+
+def test_eight_lead_record_gives_twelve_with_derived_limb_leads(tmp_path):
+    t = np.arange(100)
+    signal = np.zeros((100, 8))
+    signal[:, 0] = 0.001 * t  # I
+    signal[:, 1] = 0.003 * t  # II
+    write_record(tmp_path, "r1", signal)
+    dataset = load(tmp_path, leads=ALL_12_LEADS, length=100)
+    lead_iii = dataset.signals[0, ALL_12_LEADS.index("III")]
+    np.testing.assert_array_equal(lead_iii, np.rint(0.002 * t * UNITS_PER_MV))
