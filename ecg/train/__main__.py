@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ecg.data.dataset import HEFEI_LEADS, ECGDataset
+from ecg.data.dataset import HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.weights import class_weights
 from ecg.metrics import evaluate, per_class, tune_thresholds
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz (default: the synthetic set)")
     data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
     data.add_argument("--leads", default=",".join(HEFEI_LEADS), help="comma-separated leads (default the Hefei 8)")
+    data.add_argument("--length", type=int, default=N_SAMPLES, help=f"samples per record (default {N_SAMPLES})")
     data.add_argument("--n-records", type=int, default=2000, help="size of the synthetic set (without --data)")
     data.add_argument("--split", type=Path, help="split.csv of an earlier run (default: a new stratified split)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of a new split (default 0)")
@@ -68,17 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def trial_from_args(args: argparse.Namespace) -> TrialConfig:
-    """The config row (if any) overridden by the flags given."""
-    base = TrialConfig.from_csv(args.config_csv, args.row) if args.config_csv else None
-    family = args.family or (base.family if base else None)
-    if not family:
+    """The config row (if any) overridden by the flags given, typed by the family's option defaults."""
+    flat = TrialConfig.from_csv(args.config_csv, args.row).to_flat() if args.config_csv else {}
+    if args.family and args.family != flat.get("family"):
+        flat = {k: v for k, v in flat.items() if not k.startswith("model/")}  # another family's options
+        flat["family"] = args.family
+    if not flat.get("family"):
         raise ValueError("give --family (or --config-csv with a family column)")
-    model = dict(base.model) if base and base.family == family else {}
-    model.update(dict(args.model))
-    optim = dataclasses.asdict(base.optim) if base else {}
-    optim.update({f.name: getattr(args, f"optim_{f.name}") for f in dataclasses.fields(TrainConfig)
-                  if getattr(args, f"optim_{f.name}") is not None})
-    return TrialConfig(family=family, model=model, optim=TrainConfig(**optim))
+    flat.update({f"model/{key}": value for key, value in args.model})
+    flat.update({f"optim/{f.name}": getattr(args, f"optim_{f.name}") for f in dataclasses.fields(TrainConfig)
+                 if getattr(args, f"optim_{f.name}") is not None})
+    return TrialConfig.from_flat(flat)
 
 
 def load_data(args: argparse.Namespace) -> ECGDataset:
@@ -86,10 +87,10 @@ def load_data(args: argparse.Namespace) -> ECGDataset:
     if args.data is None:
         from ecg.synthetic import load_synthetic
 
-        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads)
+        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads, length=args.length)
     from ecg.data import load_dataset
 
-    return load_dataset(args.data, labels=args.labels, leads=leads)
+    return load_dataset(args.data, labels=args.labels, leads=leads, length=args.length)
 
 
 def split_data(dataset: ECGDataset, args: argparse.Namespace, out: Path) -> dict[str, ECGDataset]:
@@ -114,10 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        trial = trial_from_args(args)
-    except ValueError as err:
-        parser.error(str(err))
+        run(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:  # bad input or a diverged run: one line
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    return 0
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Train, evaluate and write everything into the output folder; returns it."""
     from ecg.models import create_model
+
+    trial = trial_from_args(args)
 
     config = trial.optim
     device = resolve_device(args.device)
@@ -176,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"best epoch {result.best_epoch}: val micro-F1 {result.best_metrics['val_micro_f1']:.4f}", file=sys.stderr)
     print(pd.DataFrame(rows).set_index("thresholds").round(4).to_string())
     print(f"written to {out}")
-    return 0
+    return out
 
 
 if __name__ == "__main__":
