@@ -23,6 +23,7 @@ from ecg.data.errors import DataError
 from ecg.data.labels import multi_hot
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_all
+from ecg.data.scale import fit_length, resample, to_hefei_units
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
 SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
@@ -220,12 +221,15 @@ def present_mask(files: HefeiFiles, record_ids: Sequence[str]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES) -> np.ndarray:
-    """One record file as int16 `[len(leads), length]`.
+def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
+                 fs: int = FS) -> np.ndarray:
+    """One record file as int16 `[len(leads), length]` at `fs` Hz.
 
-    Fast path: the whole body goes through numpy's C text parser in one call. Only when the value or line
-    count is off does the slow path run, to name the first bad line.
+    The file holds `length * 500 / fs` rows at 500 Hz (5,000 for the defaults); at another `fs` it is
+    resampled. Fast path: the whole body goes through numpy's C text parser in one call. Only when the
+    value or line count is off does the slow path run, to name the first bad line.
     """
+    rows = round(length * FS / fs)
     data = path.read_bytes()
     newline = data.find(b"\n")
     if newline < 0:
@@ -239,15 +243,18 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
         values = np.fromstring(body, dtype=np.int64, sep=" ")
     except ValueError:  # a cell that is not an integer; _diagnose names it
         values = np.empty(0, np.int64)
-    if n_lines != length or values.size != length * n_cols:
-        _diagnose(path, body, n_cols, length)
+    if n_lines != rows or values.size != rows * n_cols:
+        _diagnose(path, body, n_cols, rows)
     if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
         raise DataError(f"{path}: value outside the int16 range of the Hefei scale "
                         f"({values.min()}..{values.max()})")
-    table = values.reshape(length, n_cols).T
+    table = values.reshape(rows, n_cols).T
+    if fs != FS:
+        return to_hefei_units(fit_length(resample(plan.apply(table) / UNITS_PER_MV, FS, fs), length))
     if plan.direct is not None:
         return np.ascontiguousarray(table[plan.direct], dtype=np.int16)
-    return np.clip(np.rint(plan.apply(table)), -32768, 32767).astype(np.int16)  # derived limb leads
+    # derived limb leads, rounded in Hefei units (halves of odd sums round to even)
+    return np.clip(np.rint(plan.apply(table)), -32768, 32767).astype(np.int16)
 
 
 def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
@@ -267,7 +274,7 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
 
 
 def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
-               present_only: bool = False) -> ECGDataset:
+               fs: int = FS, present_only: bool = False) -> ECGDataset:
     """Labels and signals. Records listed without a signal file: an error, or skipped with `present_only`."""
     dataset = read_hefei_labels(files)
     present = present_mask(files, dataset.record_ids)
@@ -280,9 +287,11 @@ def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length:
                 "pass present_only=True to load only the records present")
         dataset = dataset.subset(present)
     paths = [record_path(files, rid) for rid in dataset.record_ids]
-    signals = parse_all(partial(parse_record, leads=tuple(leads), length=length), paths, (len(leads), length))
+    signals = parse_all(partial(parse_record, leads=tuple(leads), length=length, fs=fs), paths,
+                        (len(leads), length))
     dataset.signals = signals
     dataset.lead_names = list(leads)
+    dataset.fs = fs
     return dataset
 
 

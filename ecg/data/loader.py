@@ -52,11 +52,8 @@ def _hefei_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
 
 
 def _hefei_read(path: Path, options: Options) -> ECGDataset:
-    dataset = hefei.read_hefei(_hefei_files(path, options), leads=options.leads, length=options.length,
-                               present_only=options.present_only)
-    if options.fs != FS:
-        raise DataError(f"{path}: Hefei records are {FS} Hz; resampling them to {options.fs} Hz is not supported")
-    return dataset
+    return hefei.read_hefei(_hefei_files(path, options), leads=options.leads, length=options.length,
+                            fs=options.fs, present_only=options.present_only)
 
 
 def _hefei_sources(path: Path, options: Options) -> list[str | Path]:

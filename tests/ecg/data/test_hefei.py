@@ -199,3 +199,12 @@ def test_empty_class_is_kept_and_reported(tmp_path, make_dataset):
     with pytest.warns(UserWarning, match="1 class\\(es\\) have no record and are kept: unused"):
         dataset = load_dataset(folder, length=LENGTH, use_cache=False)
     assert dataset.class_names[-1] == "unused" and dataset.labels[:, -1].sum() == 0
+
+
+def test_other_rate_resamples_the_500_hz_rows(hefei_folder, small):
+    from scipy.signal import resample_poly
+
+    dataset = load_dataset(hefei_folder, length=LENGTH // 2, fs=250, use_cache=False)
+    assert dataset.signals.shape == (6, 8, LENGTH // 2) and dataset.fs == 250
+    expected = np.rint(resample_poly(small.signals.astype(float), 1, 2, axis=-1))
+    np.testing.assert_allclose(dataset.signals, expected, atol=1)
