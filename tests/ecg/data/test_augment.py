@@ -52,3 +52,17 @@ def test_crop_is_a_window_of_the_record():
 def test_bad_crop():
     with pytest.raises(ValueError, match="crop 500 must be between 1 and the record length 300"):
         augment(torch.zeros(1, 1, 300), crop=500)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                 reason="no CUDA device on this machine"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_runs_on_the_tensors_device_with_either_generator(device):
+    x = torch.ones(4, 8, 100, device=device)
+    on_device = augment(x, torch.Generator(device=device).manual_seed(0), crop=50)
+    from_cpu = augment(x, seeded(0), crop=50)
+    assert on_device.device.type == device and from_cpu.device.type == device
+    assert on_device.shape == from_cpu.shape == (4, 8, 50)
+    assert torch.equal(from_cpu.cpu(), augment(x.cpu(), seeded(0), crop=50))  # a CPU generator reproduces anywhere
