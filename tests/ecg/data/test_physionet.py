@@ -178,3 +178,12 @@ def test_eight_lead_record_gives_twelve_with_derived_limb_leads(tmp_path):
     dataset = load(tmp_path, leads=ALL_12_LEADS, length=100)
     lead_iii = dataset.signals[0, ALL_12_LEADS.index("III")]
     np.testing.assert_array_equal(lead_iii, np.rint(0.002 * t * UNITS_PER_MV))
+
+
+def test_dat_file_shorter_than_header_says(tmp_path):
+    header = write_record(tmp_path, "r1", np.zeros((100, 8)))
+    dat = header.with_suffix(".dat")
+    dat.write_bytes(dat.read_bytes()[:-16 * 10])  # 10 of 100 samples x 8 signals x 2 bytes gone
+    with pytest.raises(DataError, match=r"r1\.hea: header says 100 samples x 8 signals in r1\.dat \(1600 bytes\) "
+                                        r"but the file has 1440 bytes"):
+        load(tmp_path, length=100)
