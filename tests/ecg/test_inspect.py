@@ -47,3 +47,18 @@ def test_bad_path_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "nowhere: no such file or folder" in err and err.count("\n") == 1
+
+
+def test_wfdb_headers_with_labels_csv_before_the_signals_arrive(cinc_dir, tmp_path, capsys):
+    import shutil
+
+    for name in ("E07500", "E07501", "HR06000"):
+        shutil.copy(cinc_dir / f"{name}.hea", tmp_path)  # headers only: the .mat files are "still downloading"
+    csv = tmp_path / "labels.csv"
+    csv.write_text("record,labels,age,sex\nE07500,AF;PAC,70,male\nE07501,NORM,,\nHR06000,AF,55,female\n")
+    assert main([str(tmp_path), "--labels", str(csv), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_records"] == 3 and report["signals_present"] == 0
+    assert report["classes"] == [{"index": 0, "name": "AF", "count": 2}, {"index": 1, "name": "PAC", "count": 1},
+                                 {"index": 2, "name": "NORM", "count": 1}]
+    assert report["missing_age"] == 1 and report["missing_sex"] == 1
