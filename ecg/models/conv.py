@@ -21,11 +21,14 @@ class SameConv1d(nn.Conv1d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
                  bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=bias)
-        self._pad = same_padding(kernel_size)
+        left, right = same_padding(kernel_size)
+        # Odd kernels pad symmetrically inside the convolution; only even ones need a separate (copying) pad.
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=bias,
+                         padding=left if left == right else 0)
+        self._pad = None if left == right else (left, right)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self._pad))
+        return super().forward(x if self._pad is None else F.pad(x, self._pad))
 
 
 class SameConv2dTime(nn.Conv2d):
@@ -33,11 +36,13 @@ class SameConv2dTime(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  bias: bool = False) -> None:
-        super().__init__(in_channels, out_channels, (1, kernel_size), stride=(1, stride), bias=bias)
-        self._pad = same_padding(kernel_size)
+        left, right = same_padding(kernel_size)
+        super().__init__(in_channels, out_channels, (1, kernel_size), stride=(1, stride), bias=bias,
+                         padding=(0, left) if left == right else 0)
+        self._pad = None if left == right else (left, right)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self._pad))
+        return super().forward(x if self._pad is None else F.pad(x, self._pad))
 
 
 def parse_kernels(text: str) -> list[int]:
