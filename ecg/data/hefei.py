@@ -138,7 +138,8 @@ def _find_record_dir(folder: Path, label_file: Path) -> Path:
 
 def read_class_file(path: Path) -> list[str]:
     """Class names, one a line, in index order; blank lines ignored, duplicates are an error."""
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    # split on "\n" only: str.splitlines also breaks at \x1c, \u2028, ..., which would shift line numbers
+    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").split("\n")]
     names = [name for name in names if name]
     if not names:
         raise DataError(f"{path}: the class list is empty")
@@ -152,7 +153,7 @@ def read_class_file(path: Path) -> list[str]:
 
 def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
     """The label file as a labels-only dataset (signals None). Errors name the file and line."""
-    lines = files.label_file.read_text(encoding="utf-8-sig").splitlines()
+    lines = files.label_file.read_text(encoding="utf-8-sig").split("\n")
     records: list[str] = []
     ages: list[float] = []
     sexes: list[float] = []
