@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def bench_variant(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--device", args.device, "--batch", str(args.batch),
                "--leads", str(args.leads), "--length", str(args.length), "--classes", str(args.classes),
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = {"PYTHONPATH": str(ROOT), **_env()}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -85,16 +86,11 @@ def bench_variant(name: str, args: argparse.Namespace) -> dict:
     return {"variant": name, "device": args.device, "batch": args.batch, "status": f"failed: {error[:80]}"}
 
 
-def _env() -> dict:
-    import os
-
-    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-
-
-def markdown_table(rows: list[dict], args: argparse.Namespace) -> str:
+def markdown_table(rows: list[dict], args: argparse.Namespace, total: int) -> str:
+    partial = f" Partial: {len(rows)} of {total} variants so far." if len(rows) < total else ""
     header = (f"Forward+backward, batch {args.batch}, {args.leads} x {args.length}, {args.classes} classes, "
               f"device `{args.device}`{' (bf16 autocast)' if args.device.startswith('cuda') else ''}, "
-              f"mean of {args.steps} step(s) after {args.warmup} warm-up, {time.strftime('%Y-%m-%d')}.\n\n")
+              f"mean of {args.steps} step(s) after {args.warmup} warm-up, {time.strftime('%Y-%m-%d')}.{partial}\n\n")
     lines = ["| variant | family | parameters | samples/s | s/step | peak memory (MiB) | status |",
              "|---|---|---:|---:|---:|---:|---|"]
     for row in rows:
@@ -146,23 +142,27 @@ def main() -> None:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    rows = []
+    rows: list[dict] = []
+    out = ROOT / "bench" / "out" / f"models_{args.device.split(':')[0]}{'_smoke' if args.smoke else ''}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    update_docs = not args.smoke and not args.variants
     print(" | ".join(COLUMNS), flush=True)
     for name in names:
         row = bench_variant(name, args)
         rows.append(row)
         print(" | ".join(str(row.get(column, "")) for column in COLUMNS), flush=True)
+        # Written after every variant, so an interrupted run (slow CPU) still leaves its figures.
+        write_csv(rows, out)
+        if update_docs:
+            write_docs(markdown_table(rows, args, total=len(names)), args.device, args.docs)
+    print(f"wrote {out.relative_to(ROOT)}" + (f" and updated {args.docs}" if update_docs else ""))
 
-    out = ROOT / "bench" / "out" / f"models_{args.device.split(':')[0]}{'_smoke' if args.smoke else ''}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="") as handle:
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
-    print(f"wrote {out.relative_to(ROOT)}")
-    if not args.smoke and not args.variants:
-        write_docs(markdown_table(rows, args), args.device, args.docs)
-        print(f"updated {args.docs}")
 
 
 if __name__ == "__main__":
