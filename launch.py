@@ -29,10 +29,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text if "default:" in text else super()._get_help_string(action)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line ("launch.py: error: ...") and exit code 2, like every other refusal."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     from spaces import SPACES
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="launch.py", description=__doc__.split("\n\n")[0],
         formatter_class=_HelpFormatter)
     p.add_argument("--space", default="ecgnet", help=f"search space: {', '.join(SPACES)}")

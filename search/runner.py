@@ -129,6 +129,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
         runinfo.write(run_dir, info)
         cluster.stop()
         raise SearchInterrupted(run_dir)
+    info["orphaned_study_trials_failed"] = tuning.fail_orphaned_trials(run_dir)
     faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k)
     exports.write_csv(exports.best_configs_frame(results.winners, metric=options.metric, mode=options.metric_mode),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+import ray
 import ray.tune
 import torch
 
@@ -48,12 +49,14 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
 
+    node_id = ray.get_runtime_context().get_node_id()
     injector = FaultInjector(configured_fault(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
 
     def report(epoch: EpochReport) -> None:
         injector.at_epoch_end(epoch.epoch)
         metrics = {k: float(v) for k, v in epoch.metrics.items()}
         metrics["epoch"] = epoch.epoch
+        metrics["node_id"] = node_id  # which machine ran the epoch (epochs.csv; the two-node test reads it)
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
                 save_checkpoint(epoch.state(), directory)

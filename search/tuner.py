@@ -3,7 +3,7 @@ per-trial resources, best-checkpoint-only retention and retries."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 from ray import tune
@@ -89,10 +89,21 @@ def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tun
                               resume_unfinished=True, resume_errored=False, restart_errored=False)
 
 
-StudyCount = Callable[[], int]
-
-
 def study_trial_count(run_dir: Path) -> int:
     """How many trials the run's Optuna study holds (any state)."""
     study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(run_dir))
     return len(study.trials)
+
+
+def fail_orphaned_trials(run_dir: Path) -> int:
+    """Mark as FAILED the study's trials still RUNNING once every Ray trial has finished; returns how many.
+
+    They are proposals the searcher made just before a killed driver's last experiment snapshot: Ray never
+    created their trials, so nothing will ever report them, and left RUNNING they would sit in the study
+    (and in optuna-dashboard) forever. Only called after a complete search, when no trial can be running.
+    """
+    study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(run_dir))
+    orphans = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in orphans:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)

@@ -1,0 +1,92 @@
+"""launch.py refuses each bad value in one line, exit code 2, before Ray starts; --help shows every default."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_launch():
+    spec = importlib.util.spec_from_file_location("launch", ROOT / "launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+launch = load_launch()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--space", "transformer"], "--space 'transformer' is unknown; choose one of"),
+    (["--max-epochs", "-3"], "--max-epochs must be an integer >= 1, got -3"),
+    (["--num-samples", "0"], "--num-samples must be an integer >= 1, got 0"),
+    (["--grace-period", "5", "--max-epochs", "3"], "--grace-period 5 is larger than --max-epochs 3"),
+    (["--gpus-per-trial", "2"], "--gpus-per-trial 2 is more than this machine has (0 GPUs)"),
+    (["--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
+    (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--data", "/no/such/records"], "--data /no/such/records: no such file or folder"),
+    (["--labels", "x.csv"], "--labels needs --data"),
+    (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
+    (["--max-epochs", "ten"], "argument --max-epochs: invalid int value: 'ten'"),
+    (["--resume", "/no/such/run"], "--resume /no/such/run: no run.json there"),
+])
+def test_bad_values_are_refused_in_one_line_before_ray_starts(argv, message, capsys, monkeypatch) -> None:
+    import search.options
+
+    monkeypatch.setattr(search.options, "_local_gpu_count", lambda: 0)
+    try:
+        code = launch.main(argv)
+    except SystemExit as stop:  # argparse's own refusals (type and choice errors)
+        code = stop.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("launch.py: error: ")
+    assert message in err
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+def test_results_dir_that_cannot_be_written_is_refused(tmp_path, capsys) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code = launch.main(["--results-dir", str(blocker / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"--results-dir {blocker / 'results'}: {blocker} is a file, not a folder" in err
+
+
+def test_read_only_results_dir_is_refused(tmp_path, monkeypatch) -> None:
+    from search.options import OptionError, SearchOptions
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr("search.options.tempfile.TemporaryFile", read_only)
+    with pytest.raises(OptionError, match="is not writable \\(Read-only file system\\)"):
+        SearchOptions(results_dir=tmp_path).check_environment()
+
+
+def test_help_documents_every_option_with_its_default(capsys) -> None:
+    with pytest.raises(SystemExit):
+        launch.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for flag in ("--space", "--data", "--labels", "--n-records", "--num-samples", "--max-epochs", "--grace-period",
+                 "--reduction-factor", "--scheduler", "--sampler", "--metric", "--seed", "--cpus-per-trial",
+                 "--gpus-per-trial", "--max-concurrent", "--top-k", "--results-dir", "--storage-path", "--address",
+                 "--dashboard-host", "--max-failures", "--resume", "--list-spaces"):
+        assert flag in text
+    assert text.count("default:") >= 22
+    assert "(default: 3)" in text and "(default: 2)" in text and "(default: 127.0.0.1)" in text
+    assert "default: 6 without a GPU, 60 with GPUs" in text
+
+
+def test_list_spaces_prints_parameters_and_ranges(capsys) -> None:
+    assert launch.main(["--list-spaces"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ecgnet", "resnet", "resnext", "seresnet", "lstm", "gru", "hybrid", "all"):
+        assert f"\n{name}\n" in out
+    assert "optim/lr" in out and "[0.0001, 0.01] log" in out
+    assert "gru/model/version" in out  # the all space, family-qualified

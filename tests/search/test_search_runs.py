@@ -1,0 +1,186 @@
+"""End-to-end searches with Ray on small generated data: every export, ASHA's early stops, resume after the
+driver is killed, and trials placed on both nodes of a two-node cluster. Slow: about a minute each here."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Tiny runs: 120 synthetic records at 250 Hz x 2,500 samples; the small ECGNet trains an epoch in seconds.
+SMALL = ["--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "0"]
+EXPECTED_FILES = {"trials.csv", "epochs.csv", "best_configs.csv", "test_results.csv", "per_class.csv",
+                  "split.csv", "run.json", "optuna.db"}
+
+pytestmark = pytest.mark.slow
+
+
+def launch(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=600, **kwargs)
+
+
+def only_run(results: Path) -> Path:
+    runs = list(results.iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def study_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
+
+
+def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path) -> None:
+    proc = launch(*SMALL, "--num-samples", "6", "--max-epochs", "3", "--grace-period", "1",
+                  "--reduction-factor", "3", "--top-k", "2", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = only_run(tmp_path)
+    assert run_dir.name.startswith("ecgnet-")
+    assert EXPECTED_FILES <= {p.name for p in run_dir.iterdir()}
+
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 6 and set(trials["status"]) == {"TERMINATED"}
+    for column in ("trial_id", "trial_number", "status", "epochs_run", "stopped_by_asha", "stopped_at_epoch",
+                   "failures", "retries", "error", "family", "model/version", "model/stem_kernel", "model/width",
+                   "model/dropout", "model/use_age_sex", "optim/lr", "optim/batch_size", "optim/schedule",
+                   "best_epoch", "best_val_micro_f1", "best_val_macro_f1", "last_val_micro_f1", "last_val_loss",
+                   "train_time_s"):
+        assert column in trials.columns, column
+    stopped = trials[trials["stopped_by_asha"]]
+    assert len(stopped) >= 2  # rung 1 keeps 1/3 of the trials
+    assert (stopped["epochs_run"] < 3).all() and (stopped["stopped_at_epoch"] == stopped["epochs_run"]).all()
+    assert (trials.loc[~trials["stopped_by_asha"], "epochs_run"] == 3).any()
+
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert len(epochs) == trials["epochs_run"].sum()
+    assert {"trial_id", "epoch", "train_loss", "val_loss", "val_micro_f1", "val_macro_f1", "val_macro_auc",
+            "lr", "epoch_time_s", "node_id"} <= set(epochs.columns)
+
+    best = pd.read_csv(run_dir / "best_configs.csv")
+    assert list(best["rank"]) == [1, 2]
+    ranked = trials.sort_values("best_val_micro_f1", ascending=False)["trial_id"].tolist()
+    assert best["trial_id"].tolist() == ranked[:2]
+    from ecg.train import TrialConfig
+
+    config = TrialConfig.from_csv(run_dir / "best_configs.csv")
+    assert config.family == "ecgnet" and config.optim.epochs == 3
+
+    test = pd.read_csv(run_dir / "test_results.csv")
+    assert test["model"].tolist() == ["rank1", "rank1", "rank2", "rank2", "ensemble", "ensemble"]
+    assert {"test_micro_f1", "test_macro_f1", "test_micro_precision", "test_micro_recall", "test_exact_match",
+            "test_macro_auc"} <= set(test.columns)
+    per_class = pd.read_csv(run_dir / "per_class.csv")
+    assert {"model", "thresholds", "class", "f1", "precision", "recall", "support", "threshold"} <= set(per_class.columns)
+    split = pd.read_csv(run_dir / "split.csv")
+    assert len(split) == 120 and set(split["split"]) == {"train", "val", "test"}
+
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and info["seed"] == 0 and info["args"]["num_samples"] == 6
+    assert {"torch", "ray", "optuna"} <= set(info["versions"]) and info["git"]["commit"]
+    assert info["data"]["fingerprint"] and info["hardware"]["cpus"] >= 1
+    assert info["study_trials"] == 6 and len(study_trials(run_dir)) == 6
+    assert "Test results" in proc.stdout and "ensemble" in proc.stdout
+
+    # Only the best checkpoint of each trial is kept.
+    for trial_dir in (run_dir / "tune").glob("train_trial_*"):
+        assert len(list(trial_dir.glob("checkpoint_*"))) == 1
+
+
+def _finished_trials(run_dir: Path, max_epochs: int) -> set[str]:
+    done = set()
+    for progress in (run_dir / "tune").glob("train_trial_*/progress.csv"):
+        try:
+            frame = pd.read_csv(progress)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue
+        if len(frame) and frame["epoch"].max() >= max_epochs:
+            done.add(str(frame["trial_id"].iloc[0]))
+    return done
+
+
+def test_resume_after_the_driver_is_killed_reruns_no_finished_trial(tmp_path) -> None:
+    args = [*SMALL, "--num-samples", "4", "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "2",
+            "--max-concurrent", "1", "--results-dir", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A new session: the driver and the local Ray it starts form one process group, killed together (SIGKILL)
+    # as a machine crash would.
+    driver = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 400
+    finished: set[str] = set()
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            time.sleep(1)
+            runs = list(tmp_path.iterdir())
+            if runs and (runs[0] / "tune").exists():
+                finished = _finished_trials(runs[0], 2)
+                if finished:
+                    time.sleep(2)  # let the experiment state catch up with the finished trial
+                    break
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert finished, "no trial finished before the deadline"
+    run_dir = only_run(tmp_path)
+    assert not (run_dir / "trials.csv").exists()  # the driver died before exporting
+    before = {p.parent.name: p.read_text() for p in (run_dir / "tune").glob("train_trial_*/progress.csv")}
+    study_before = len(study_trials(run_dir))
+
+    proc = launch("--resume", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
+    assert (trials["epochs_run"] == 2).all()
+    epochs = pd.read_csv(run_dir / "epochs.csv")
+    assert len(epochs) == 8
+    # A finished trial was not rerun: its results file is exactly as it was before the resume.
+    for name, text in before.items():
+        trial_id = name.split("_")[2]
+        if trial_id in finished:
+            assert (run_dir / "tune" / name / "progress.csv").read_text() == text
+    # The searcher did not start over: the study continues from where it was (its trials so far plus new
+    # ones), four complete in all; a proposal made just before the kill that Ray never ran is marked FAILED.
+    trials_after = study_trials(run_dir)
+    states = [t.state for t in trials_after]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4
+    assert len(trials_after) >= study_before and len(trials_after) - 4 == states.count(optuna.trial.TrialState.FAIL)
+    assert sorted(trials["trial_id"]) == sorted(set(trials["trial_id"]))
+    assert EXPECTED_FILES <= {p.name for p in run_dir.iterdir()}
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and len(info["resumes"]) == 1
+
+
+def test_two_node_cluster_places_trials_on_both_nodes(tmp_path) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from search import SearchOptions, run
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        options = SearchOptions(space="ecgnet", n_records=120, num_samples=4, max_epochs=1, grace_period=1,
+                                scheduler="fifo", top_k=1, results_dir=tmp_path / "results",
+                                storage_path=tmp_path / "shared", address=cluster.address)
+        node_ids = {node.node_id for node in cluster.list_all_nodes()}
+        assert len(node_ids) == 2
+        run_dir = run(options)
+        epochs = pd.read_csv(run_dir / "epochs.csv")
+        assert set(epochs["node_id"]) == node_ids  # trials ran on both nodes
+        trials = pd.read_csv(run_dir / "trials.csv")
+        assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
+        # Trial results live on the shared storage path, the exports in the run folder.
+        assert (tmp_path / "shared" / run_dir.name / "tune").is_dir()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -1,0 +1,65 @@
+"""Winners on test: thresholds tuned on validation only, the ensemble, and the next-best trial when a
+checkpoint is missing or corrupt."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ecg.models import create_model
+from ecg.synthetic import generate
+from ecg.train import save_checkpoint
+from search.exports import TrialRecord
+from search.winners import CheckpointUnusable, evaluate_winners, load_winner
+
+MODEL = {"version": "v3", "width": 4, "width_1d": 16, "blocks_2d": 1, "blocks_1d": 4, "stem_kernel": 15}
+
+
+@pytest.fixture(scope="module")
+def splits():
+    data = generate(60, seed=1, fs=250, length=2500)
+    return data.subset(np.arange(0, 30)), data.subset(np.arange(30, 60))
+
+
+def make_record(tmp_path, trial_id: str, f1: float, seed: int, checkpoint: bool = True) -> TrialRecord:
+    torch.manual_seed(seed)
+    model = create_model("ecgnet", n_leads=8, n_classes=26, length=2500, **MODEL)
+    directory = None
+    if checkpoint:
+        directory = save_checkpoint({"model": model.state_dict(), "meta": {"epoch": 1}}, tmp_path / trial_id)
+    config = {"family": "ecgnet", **{f"model/{k}": v for k, v in MODEL.items()}, "optim/lr": 1e-3}
+    epochs = pd.DataFrame({"epoch": [1], "val_micro_f1": [f1]})
+    return TrialRecord(trial_id, 1, "TERMINATED", config, epochs, checkpoint=directory)
+
+
+def test_top_k_ensemble_and_both_thresholds(tmp_path, splits) -> None:
+    val, test = splits
+    ranked = [make_record(tmp_path, t, f1, s) for t, f1, s in (("a", 0.9, 1), ("b", 0.8, 2), ("c", 0.7, 3))]
+    results = evaluate_winners(ranked, val, test, top_k=2)
+    assert [r.trial_id for r in results.winners] == ["a", "b"]
+    frame = results.test_results
+    assert list(frame["model"]) == ["rank1", "rank1", "rank2", "rank2", "ensemble", "ensemble"]
+    assert list(frame["thresholds"]) == ["0.5", "val_tuned"] * 3
+    assert frame.loc[4, "trial_id"] == "a+b"
+    for column in ("test_micro_f1", "test_macro_f1", "test_micro_precision", "test_micro_recall",
+                   "test_exact_match", "test_macro_auc"):
+        assert frame[column].dropna().between(0, 1).all() and frame[column].notna().any()
+    assert len(results.per_class) == 6 * 26
+    assert set(results.per_class["class"]) == set(test.class_names)
+
+
+def test_missing_and_corrupt_checkpoints_fall_back_to_the_next_best(tmp_path, splits, capsys) -> None:
+    val, test = splits
+    missing = make_record(tmp_path, "missing", 0.95, 1, checkpoint=False)
+    corrupt = make_record(tmp_path, "corrupt", 0.9, 2)
+    (corrupt.checkpoint / "model.safetensors").write_bytes(b"garbage")
+    good = [make_record(tmp_path, t, f1, s) for t, f1, s in (("g1", 0.8, 3), ("g2", 0.7, 4))]
+    results = evaluate_winners([missing, corrupt, *good], val, test, top_k=2)
+    assert [r.trial_id for r in results.winners] == ["g1", "g2"]
+    assert [t for t, _ in results.skipped] == ["missing", "corrupt"]
+    out = capsys.readouterr().out
+    assert "trial missing has no checkpoint; evaluating the next-best trial instead" in out
+    assert "checkpoint" in out and "of trial corrupt is unusable" in out
+    with pytest.raises(CheckpointUnusable):
+        load_winner(corrupt, val)
