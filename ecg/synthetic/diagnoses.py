@@ -129,7 +129,7 @@ def _complete_rbbb(h: Heart, i: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def _incomplete_rbbb(h: Heart, i: np.ndarray, rng: np.random.Generator) -> None:
-    _right_bundle(h, i, rng, rng.uniform(0.105, 0.116, len(i)), (0.25, 0.4))
+    _right_bundle(h, i, rng, rng.uniform(0.102, 0.112, len(i)), (0.25, 0.4))
 
 
 def _left_bundle_loop(h: Heart, i: np.ndarray, rng: np.random.Generator, duration: np.ndarray) -> None:
@@ -157,7 +157,7 @@ def _left_anterior_fascicular_block(h: Heart, i: np.ndarray, rng: np.random.Gene
     h.axis[i] = rng.uniform(-75, -45, n)
     # Written in the reference frame; the ~-110 deg axis rotation turns it inferior-rightward.
     h.qrs_vec[i, 0] = _unit(-0.65, -0.56, 0.3) * rng.uniform(0.2, 0.3, (n, 1))
-    h.qrs_dur[i] = np.maximum(h.qrs_dur[i], rng.uniform(0.085, 0.098, n))
+    h.qrs_dur[i] = np.maximum(h.qrs_dur[i], rng.uniform(0.08, 0.092, n))
 
 
 def _inferior_q(h: Heart, i: np.ndarray, rng: np.random.Generator) -> None:
@@ -272,8 +272,8 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
               male_shift=0.2),
     Diagnosis("clockwise rotation", "顺钟向转位", 35, _clockwise, excludes=(PACED, LBBB)),
     Diagnosis("counterclockwise rotation", "逆钟向转位", 60, _counterclockwise, excludes=(PACED, LBBB, "clockwise rotation")),
-    Diagnosis("low QRS voltage", "QRS低电压", 3, _low_voltage, age_shift=10),
-    Diagnosis("left ventricular high voltage", "左心室高电压", 414, _high_voltage, excludes=("low QRS voltage", RAD, "clockwise rotation"), male_shift=0.25),
+    Diagnosis("low QRS voltage", "QRS低电压", 3, _low_voltage, excludes=(PACED,), age_shift=10),
+    Diagnosis("left ventricular high voltage", "左心室高电压", 414, _high_voltage, excludes=("low QRS voltage", RAD, "clockwise rotation", PACED, LBBB), male_shift=0.25),
     Diagnosis(TWC, "T波改变", 3479, _t_wave_change, excludes=(PACED, LBBB), age_shift=8),
     Diagnosis(STC, "ST段改变", 286, _st_change, excludes=(PACED, LBBB), age_shift=10),
     Diagnosis(ER, "早期复极化", 22, _early_repolarisation, excludes=(PACED, LBBB, STC, TWC), age_shift=-15,

@@ -43,9 +43,8 @@ def generate(n: int, seed: int = 0, *, leads: Sequence[str] = HEFEI_LEADS, balan
     signals = np.empty((n, len(leads), length), dtype=np.int16)
     for k, chunk_seed in enumerate(chunk_seeds):
         rows = slice(k * CHUNK, min(n, (k + 1) * CHUNK))
-        mv = _render(labels[rows], np.random.default_rng(chunk_seed), noise, fs, length)
-        out = mv if leads == RECORDED_LEADS else np.einsum("lr,nrt->nlt", combination, mv)
-        np.multiply(out, UNITS_PER_MV, out=out)
+        units = _render(labels[rows], np.random.default_rng(chunk_seed), noise, fs, length)
+        out = units if leads == RECORDED_LEADS else np.einsum("lr,nrt->nlt", combination, units)
         np.rint(out, out=out)
         np.clip(out, -32768, 32767, out=out)
         signals[rows] = out
@@ -66,7 +65,7 @@ def _check(n: int, noise: float, fs: int, length: int) -> None:
 
 
 def _render(labels: np.ndarray, rng: np.random.Generator, noise: float, fs: int, length: int) -> np.ndarray:
-    """`[m, 8, length]` float32 mV of the recorded leads (I, II, V1-V6) for one chunk of labelled records."""
+    """`[m, 8, length]` float32 of the recorded leads (I, II, V1-V6) on the Hefei scale, for one chunk."""
     m = len(labels)
     heart = Heart.normal(m, rng)
     diagnoses.apply(heart, labels, rng)
@@ -85,10 +84,10 @@ def _render(labels: np.ndarray, rng: np.random.Generator, noise: float, fs: int,
     # Beat-to-beat amplitude: breathing moves the heart against the electrodes (a few %).
     vector *= breathing(heart.resp_period, fs, length, rng)[:, None, :]
     _add_fibrillation(vector, heart, fs, rng)
-    # Recorded leads: projections on the lead directions, times each record's and lead's gain.
-    projection = (directions * gains(m, len(RECORDED_LEADS), noise, rng)[:, None, :]).transpose(0, 2, 1)
-    recorded = np.matmul(projection, vector)  # [m, 8, length]
-    return add_noise(recorded, noise, fs, rng)
+    # Recorded leads: projections on the lead directions, times each record's and lead's gain, in Hefei units.
+    gain = gains(m, len(RECORDED_LEADS), noise, rng) * np.float32(UNITS_PER_MV)
+    recorded = np.matmul((directions * gain[:, None, :]).transpose(0, 2, 1), vector)  # [m, 8, length]
+    return add_noise(recorded, noise, fs, rng, unit=UNITS_PER_MV)
 
 
 def _voltage_scale(qrs: np.ndarray, directions: np.ndarray, voltage: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -27,8 +27,8 @@ def _basis(fs: int, length: int) -> tuple[np.ndarray, int]:
     return np.concatenate([np.sin(arg), np.cos(arg)]).astype(np.float32), n_wander
 
 
-def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generator) -> np.ndarray:
-    """Add the nuisances to `signals` [n, leads, length] (mV, float32) in place and return it."""
+def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generator, unit: float = 1.0) -> np.ndarray:
+    """Add the nuisances to `signals` [n, leads, length] (float32, `unit` per mV) in place and return it."""
     if noise <= 0:
         return signals
     n, n_leads, length = signals.shape
@@ -36,11 +36,11 @@ def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generat
     n_freq = basis.shape[0] // 2
     coef = np.zeros((n, n_leads, n_freq), dtype=np.float32)
     # Wander: amplitude falling with frequency (drift is mostly slow), total ~0.05-0.4 mV per record.
-    wander_mv = noise * rng.lognormal(np.log(0.12), 0.6, (n, 1, 1))
+    wander_mv = unit * noise * rng.lognormal(np.log(0.12), 0.6, (n, 1, 1))
     fall = 1.0 / np.arange(1, n_wander + 1) ** 0.8
     coef[:, :, :n_wander] = wander_mv * fall / np.sqrt((fall**2).sum()) * rng.standard_normal((n, n_leads, n_wander))
     # Mains: one phase per record (one source), lead-dependent pick-up.
-    mains_mv = noise * 0.03 * (rng.random((n, 1, 1)) < 0.35) * rng.uniform(0.3, 1.0, (n, 1, 1))
+    mains_mv = unit * noise * 0.03 * (rng.random((n, 1, 1)) < 0.35) * rng.uniform(0.3, 1.0, (n, 1, 1))
     coef[:, :, n_wander:] = mains_mv * rng.uniform(0.5, 1.0, (n, n_leads, 1)) * np.array([1.0, 0.3])[: n_freq - n_wander]
     phase = rng.uniform(0, 2 * np.pi, (n, 1, n_freq))
     sin_coef, cos_coef = coef * np.cos(phase), coef * np.sin(phase)
@@ -48,7 +48,7 @@ def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generat
     signals += (both @ basis).reshape(n, n_leads, length)
     # Muscle: white noise, 5-40 uV rms typical. Each lead takes a random window of a small bank of Gaussian
     # noise: drawing 40,000 normal numbers per record would cost more than the rest of the generator.
-    muscle_mv = noise * rng.lognormal(np.log(0.012), 0.5, (n, 1, 1)).astype(np.float32)
+    muscle_mv = unit * noise * rng.lognormal(np.log(0.012), 0.5, (n, 1, 1)).astype(np.float32)
     bank = rng.standard_normal((MUSCLE_BANK_ROWS, 2 * length), dtype=np.float32)
     windows = np.lib.stride_tricks.sliding_window_view(bank, length, axis=1)
     muscle = windows[rng.integers(0, MUSCLE_BANK_ROWS, (n, n_leads)), rng.integers(0, length, (n, n_leads))]

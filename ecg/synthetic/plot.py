@@ -16,7 +16,8 @@ from ecg.data.dataset import ECGDataset
 from ecg.synthetic.diagnoses import SYNTHETIC_CLASSES
 from ecg.synthetic.generate import generate
 
-LEAD_SPACING_MV = 2.5
+LEAD_SPACING_MV = 2.0
+MM_PER_S, MM_PER_MV = 25.0, 10.0  # standard paper speed and gain
 
 
 def pick_examples(dataset: ECGDataset) -> list[int]:
@@ -38,7 +39,7 @@ def _paper(ax, seconds: float, top: float, bottom: float) -> None:
         ax.axhline(y, color="#f4b6b6", lw=0.8 if round(y / 0.1) % 5 == 0 else 0.25, zorder=0)
 
 
-def plot(dataset: ECGDataset, out: str | Path, *, seconds: float = 4.0, columns: int = 2) -> Path:
+def plot(dataset: ECGDataset, out: str | Path, *, seconds: float = 3.0, columns: int = 4) -> Path:
     """Write the one-record-per-diagnosis figure of `dataset` to `out` (PNG) and return the path."""
     import matplotlib
 
@@ -49,7 +50,10 @@ def plot(dataset: ECGDataset, out: str | Path, *, seconds: float = 4.0, columns:
     rows = -(-len(chosen) // columns)
     n_leads = dataset.n_leads
     height = n_leads * LEAD_SPACING_MV
-    fig, axes = plt.subplots(rows, columns, figsize=(9 * columns * seconds / 4, 0.52 * height * rows))
+    # True paper proportions: 25 mm per second across, 10 mm per mV up.
+    width_in = seconds * MM_PER_S / 25.4 * 1.08
+    height_in = (height + LEAD_SPACING_MV / 2) * MM_PER_MV / 25.4 * 1.08 + 0.3
+    fig, axes = plt.subplots(rows, columns, figsize=(width_in * columns, height_in * rows), squeeze=False)
     samples = int(seconds * dataset.fs)
     t = np.arange(samples) / dataset.fs
     for ax, k, record in zip(axes.flat, range(len(chosen)), chosen):
@@ -60,17 +64,19 @@ def plot(dataset: ECGDataset, out: str | Path, *, seconds: float = 4.0, columns:
             ax.plot(t, mv[lead] - np.median(mv[lead]) + offset, color="black", lw=0.6)
             ax.text(0.02, offset + 0.5, dataset.lead_names[lead], fontsize=7, color="#333")
         labels = [dataset.class_names[c] for c in np.flatnonzero(dataset.labels[record])]
-        ax.set_title(f"{SYNTHETIC_CLASSES[k]}   [{', '.join(labels)}]", fontsize=8)
+        others = [name for name in labels if name != SYNTHETIC_CLASSES[k]]
+        ax.set_title(SYNTHETIC_CLASSES[k] + (f"\n+ {', '.join(others)}" if others else "\n"), fontsize=7)
         ax.set_xlim(0, seconds)
         ax.set_ylim(-height + LEAD_SPACING_MV / 2, LEAD_SPACING_MV)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_aspect(MM_PER_MV / MM_PER_S)
     for ax in list(axes.flat)[len(chosen):]:
         ax.axis("off")
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--noise", type=float, default=0.5, help="nuisance strength (default 0.5: readable)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="seconds of each record shown")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds of each record shown")
     parser.add_argument("--n", type=int, default=600, help="records generated to pick from (balanced draw)")
     args = parser.parse_args(argv)
     dataset = generate(args.n, args.seed, balanced=True, noise=args.noise)

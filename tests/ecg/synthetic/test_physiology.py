@@ -47,7 +47,7 @@ def noisy() -> pd.DataFrame:
 
 
 def _rate(values: pd.Series) -> float:
-    assert len(values) >= 15, f"only {len(values)} records to judge; generate more"
+    assert len(values) >= 10, f"only {len(values)} records to judge; generate more"
     return float(values.mean())
 
 
