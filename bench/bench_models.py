@@ -38,6 +38,9 @@ def run_worker(name: str, device: str, batch: int, leads: int, length: int, n_cl
     rss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     model = create_variant(name, leads, n_classes, length).to(device).train()
     params = sum(parameter.numel() for parameter in model.parameters())
+    requested = batch
+    if device == "cpu":
+        batch = fit_batch(model, torch.randn(1, leads, length), torch.rand(1, AGE_SEX_DIM), batch)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, leads, length, generator=generator).to(device)
     age_sex = torch.rand(batch, AGE_SEX_DIM, generator=generator).to(device)
@@ -66,7 +69,36 @@ def run_worker(name: str, device: str, batch: int, leads: int, length: int, n_cl
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kb) / 1024
     return {"variant": name, "family": VARIANTS[name][0], "device": device, "batch": batch, "params": params,
             "samples_per_s": round(batch / elapsed, 2), "step_s": round(elapsed, 3),
-            "peak_mem_mb": round(peak_mb, 1), "status": "ok"}
+            "peak_mem_mb": round(peak_mb, 1),
+            "status": "ok" if batch == requested else f"ok at batch {batch}: {requested} would not fit in RAM"}
+
+
+def fit_batch(model: "torch.nn.Module", x_one: "torch.Tensor", age_sex_one: "torch.Tensor", batch: int, share: float = 0.5) -> int:
+    """The largest batch <= `batch` (halving) whose activations fit in `share` of the available RAM.
+
+    On a shared CPU machine a batch of 32 of the widest variants (ResNeXt-101-4x64d: about 13 GB of
+    activations) could push other processes out of memory; the figure is then reported at a smaller batch.
+    """
+    import torch
+
+    sizes: list[int] = []
+
+    def record(_module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            sizes.append(output.numel() * output.element_size())
+
+    leaves = [module for module in model.modules() if not list(module.children())]
+    hooks = [module.register_forward_hook(record) for module in leaves]
+    with torch.no_grad():
+        model(x_one, age_sex_one)
+    for hook in hooks:
+        hook.remove()
+    with open("/proc/meminfo") as handle:
+        available = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemAvailable"))
+    per_sample = sum(sizes)  # every leaf output is kept for backward (ResNet-50: 3.7 GB estimated, 3.3 GB measured)
+    while batch > 1 and per_sample * batch > share * available:
+        batch //= 2
+    return batch
 
 
 def bench_variant(name: str, args: argparse.Namespace) -> dict:
