@@ -73,7 +73,8 @@ def run_worker(name: str, device: str, batch: int, leads: int, length: int, n_cl
             "status": "ok" if batch == requested else f"ok at batch {batch}: {requested} would not fit in RAM"}
 
 
-def fit_batch(model: "torch.nn.Module", x_one: "torch.Tensor", age_sex_one: "torch.Tensor", batch: int, share: float = 0.5) -> int:
+def fit_batch(model: "torch.nn.Module", x_one: "torch.Tensor", age_sex_one: "torch.Tensor", batch: int,
+              share: float = 0.5) -> int:
     """The largest batch <= `batch` (halving) whose activations fit in `share` of the available RAM.
 
     On a shared CPU machine a batch of 32 of the widest variants (ResNeXt-101-4x64d: about 13 GB of
