@@ -51,7 +51,25 @@ def build(name: str, length: int) -> torch.nn.Module:
     return create_model(family, n_leads=len(HEFEI_LEADS), n_classes=N_CLASSES, length=length, **options)
 
 
-def bare_rate(name: str, length: int, n_train: int, batch_size: int, device: torch.device, bf16: bool) -> float:
+@dataclass
+class Clocks:
+    """Wall time and this process's CPU time. On a shared CPU, wall time also counts waiting for a core;
+    CPU time (with one thread) counts only the work done, so it compares fairly under contention."""
+
+    wall: float
+    cpu: float
+
+    @classmethod
+    def now(cls, device: torch.device) -> "Clocks":
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return cls(time.perf_counter(), time.process_time())
+
+    def __sub__(self, other: "Clocks") -> "Clocks":
+        return Clocks(self.wall - other.wall, self.cpu - other.cpu)
+
+
+def bare_rate(name: str, length: int, n_train: int, batch_size: int, device: torch.device, bf16: bool) -> Clocks:
     """samples/s of forward + backward + step over n_train samples of one pre-made batch."""
     model = build(name, length).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -70,48 +88,68 @@ def bare_rate(name: str, length: int, n_train: int, batch_size: int, device: tor
         optimizer.step()
 
     step()  # warm-up (allocations, cuDNN autotuning)
-    synchronize(device)
-    started = time.perf_counter()
+    started = Clocks.now(device)
     for _ in range(steps):
         step()
-    synchronize(device)
-    return steps * batch_size / (time.perf_counter() - started)
+    spent = Clocks.now(device) - started
+    samples = steps * batch_size
+    return Clocks(samples / spent.wall, samples / spent.cpu)
+
+
+def eval_rate(name: str, length: int, n_val: int, device: torch.device, bf16: bool) -> Clocks:
+    """samples/s of the forward pass alone (inference mode), on pre-made tensors: what validation costs."""
+    model = build(name, length).to(device).eval()
+    x = torch.randn(n_val, len(HEFEI_LEADS), length, device=device)
+    with torch.inference_mode(), autocast(device, bf16):
+        model(x, None)
+        started = Clocks.now(device)
+        model(x, None)
+        spent = Clocks.now(device) - started
+    return Clocks(n_val / spent.wall, n_val / spent.cpu)
 
 
 def fit_rate(name: str, train: ECGDataset, val: ECGDataset, batch_size: int, epochs: int, device: torch.device,
-             bf16: bool) -> float:
-    """samples/s of fit, from the epochs after the first (the first pays one-off warm-up costs)."""
+             bf16: bool) -> Clocks:
+    """samples/s of fit over the epochs after the first (which pays one-off warm-up costs), clocked from the
+    end of epoch 1 to the end of the last epoch, so everything fit does in between counts."""
     model = build(name, train.n_samples)
     config = TrainConfig(lr=1e-4, epochs=epochs, batch_size=batch_size, schedule="plateau", bf16=bf16)
-    history = fit(model, train, val, config, device=device).history[1:]
-    return len(train) * len(history) / sum(h["epoch_time_s"] for h in history)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    marks: list[Clocks] = []
+    fit(model, train, val, config, device=device, on_epoch=lambda report: marks.append(Clocks.now(device)))
+    spent = marks[-1] - marks[0]
+    samples = len(train) * (len(marks) - 1)
+    return Clocks(samples / spent.wall, samples / spent.cpu)
 
 
 @dataclass
 class Row:
     model: str
     precision: str
-    fit: float
-    bare: float
+    fit: Clocks
+    bare: Clocks
+    val_share: float  # fraction of an ideal epoch spent on the validation forward pass (CPU time)
 
-    @property
-    def ratio(self) -> float:
-        return self.fit / self.bare
+    def ratios(self, clock: str) -> tuple[float, float]:
+        """fit/bare, and fit/(bare + validation forward): the second isolates the pipeline's own overhead."""
+        ratio = getattr(self.fit, clock) / getattr(self.bare, clock)
+        return ratio, ratio / (1 - self.val_share)
 
 
 def measure(name: str, args: argparse.Namespace, device: torch.device, bf16: bool) -> Row:
     n_val = max(8, args.records // 7)
     train, val = random_dataset(args.records, args.length, 1), random_dataset(n_val, args.length, 2)
-    fits, bares = [], []
-    for _ in range(args.repeats):  # alternate, so both see the same machine load
+    fits, bares, evals = [], [], []
+    for _ in range(args.repeats):  # alternate, so all see the same machine load
         bares.append(bare_rate(name, args.length, args.records, args.batch_size, device, bf16))
+        evals.append(eval_rate(name, args.length, n_val, device, bf16))
         fits.append(fit_rate(name, train, val, args.batch_size, args.epochs, device, bf16))
-    return Row(name, "bf16" if bf16 else "fp32", statistics.median(fits), statistics.median(bares))
+
+    def median(values: list[Clocks]) -> Clocks:
+        return Clocks(statistics.median(v.wall for v in values), statistics.median(v.cpu for v in values))
+
+    bare, evaluation = median(bares), median(evals)
+    train_s, val_s = args.records / bare.cpu, n_val / evaluation.cpu
+    return Row(name, "bf16" if bf16 else "fp32", median(fits), bare, val_s / (train_s + val_s))
 
 
 def main() -> None:
@@ -119,30 +157,36 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the bench runs, figures are noise")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
-    parser.add_argument("--records", type=int, default=448, help="training records (validation gets 1/7 as many)")
+    parser.add_argument("--records", type=int, default=224, help="training records (validation gets 1/7 as many)")
     parser.add_argument("--length", type=int, default=N_SAMPLES)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3, help="fit epochs; the first is warm-up and not timed")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: one search trial's share of a small CPU)")
     args = parser.parse_args()
     if args.smoke:
-        args.records, args.length, args.batch_size, args.epochs, args.repeats = 64, 1000, 16, 2, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        args.records, args.length, args.batch_size, args.epochs, args.repeats = 32, 1000, 16, 2, 1
+    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"device {device}, {torch.get_num_threads()} threads, {args.records} train records of "
           f"{len(HEFEI_LEADS)} x {args.length}, batch {args.batch_size}, {args.epochs - 1} timed epochs, "
           f"median of {args.repeats}")
-    print(f"{'model':14} {'precision':9} {'fit/s':>9} {'bare/s':>9} {'fit/bare':>9}")
+    print(f"{'model':14} {'precision':9} {'fit/s':>7} {'bare/s':>7} {'fit/bare':>8} | {'fit/cpu-s':>9} "
+          f"{'bare/cpu-s':>10} {'fit/bare':>8} {'val share':>9} {'fit/(bare+val)':>14}")
+    print(f"{'':17}{'wall clock':^35}| {'CPU time of this process':^56}")
     precisions = [False, True] if device.type == "cuda" else [False]
     for name in args.models.split(","):
         rows = [measure(name, args, device, bf16) for bf16 in precisions]
         for row in rows:
-            print(f"{row.model:14} {row.precision:9} {row.fit:9.1f} {row.bare:9.1f} {row.ratio:9.3f}", flush=True)
+            wall, _ = row.ratios("wall")
+            cpu, cpu_ideal = row.ratios("cpu")
+            print(f"{row.model:14} {row.precision:9} {row.fit.wall:7.1f} {row.bare.wall:7.1f} {wall:8.3f} | "
+                  f"{row.fit.cpu:9.1f} {row.bare.cpu:10.1f} {cpu:8.3f} {row.val_share:9.3f} {cpu_ideal:14.3f}",
+                  flush=True)
         if len(rows) == 2:
-            print(f"{name:14} bf16 speed-up over fp32: fit x{rows[1].fit / rows[0].fit:.2f}, "
-                  f"bare x{rows[1].bare / rows[0].bare:.2f}")
+            print(f"{name:14} bf16 speed-up over fp32 (wall): fit x{rows[1].fit.wall / rows[0].fit.wall:.2f}, "
+                  f"bare x{rows[1].bare.wall / rows[0].bare.wall:.2f}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--family", help="model family (ecg.models.list_models()); required without --config-csv")
     what.add_argument("--model", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
                       help="a model option, repeatable: --model version=v3 --model kernels=3,5,7")
+    what.add_argument("--version", help="shorthand for --model version=VERSION")
     what.add_argument("--config-csv", type=Path, help="a best_configs.csv / trials.csv / config.csv to start from")
     what.add_argument("--row", type=int, default=0, help="row of --config-csv (0-based, default 0)")
     optim = parser.add_argument_group("training settings (TrainConfig; default: the config row, else the defaults)")
@@ -76,6 +77,8 @@ def trial_from_args(args: argparse.Namespace) -> TrialConfig:
         flat["family"] = args.family
     if not flat.get("family"):
         raise ValueError("give --family (or --config-csv with a family column)")
+    if args.version:
+        flat["model/version"] = args.version
     flat.update({f"model/{key}": value for key, value in args.model})
     flat.update({f"optim/{f.name}": getattr(args, f"optim_{f.name}") for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f"optim_{f.name}") is not None})

@@ -89,10 +89,11 @@ def _check_splits(train: ECGDataset, val: ECGDataset) -> None:
         raise ValueError(f"train signals {train.signals.shape[1:]} and val {val.signals.shape[1:]} differ in shape")
 
 
-def _check_finite(losses: torch.Tensor, done: int, epoch: int, steps: int, lr: float) -> None:
-    finite = torch.isfinite(losses[:done])
+def _check_finite(losses: torch.Tensor, start: int, stop: int, epoch: int, steps: int, lr: float) -> None:
+    """Raise NonFiniteLossError if a loss of batches [start, stop) is NaN or infinite (one host sync)."""
+    finite = torch.isfinite(losses[start:stop])
     if not bool(finite.all()):
-        batch = int((~finite).nonzero()[0]) + 1
+        batch = start + int((~finite).nonzero()[0]) + 1
         raise NonFiniteLossError(
             f"training loss became {losses[batch - 1].item()} at epoch {epoch}, batch {batch} of {steps} "
             f"(lr {lr:g}); lower the learning rate or enable grad_clip")
@@ -132,6 +133,8 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
     # A trailing batch of one record is dropped: BatchNorm cannot normalise a single sample in training mode.
     n_train, batch_size = len(train_split), config.batch_size
     steps = max(1, n_train // batch_size + (n_train % batch_size > 1))
+    batch_sizes = torch.tensor([min(batch_size, n_train - i * batch_size) for i in range(steps)],
+                               dtype=torch.float32, device=device)  # weights of each batch's mean loss
     schedule = make_schedule(optimizer, config, steps)
     progress = _Progress()
     if resume is not None:
@@ -150,7 +153,7 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
         return {
             "model": {k: v.detach().cpu().clone() for k, v in model_weights.items()},
             "best_model": None if best is None else {k: v.cpu() for k, v in best.items()},
-            "optimizer": optimizer.state_dict(),
+            "optimizer": _cpu_copy(optimizer.state_dict()),  # a snapshot: training goes on mutating the live one
             "scheduler": schedule.state_dict(),
             "meta": {"epoch": progress.epoch, "best_epoch": progress.best_epoch,
                      "best_metrics": dict(progress.best_metrics), "history": list(progress.history),
@@ -167,7 +170,7 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
         model.train()
         order = torch.randperm(n_train, generator=generator, device=device)
         losses = torch.zeros(steps, device=device)
-        sizes = torch.zeros(steps, device=device)
+        checked = 0
         for step in range(steps):
             index = order[step * batch_size:(step + 1) * batch_size]
             x, age_sex, y = train_split.batch(index)
@@ -183,10 +186,10 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
             optimizer.step()
             schedule.after_batch()
             losses[step] = loss.detach()
-            sizes[step] = len(index)
             if (step + 1) % check_every == 0 or step + 1 == steps:
-                _check_finite(losses, step + 1, epoch, steps, lr)
-        train_loss = float((losses * sizes).sum() / sizes.sum())
+                _check_finite(losses, checked, step + 1, epoch, steps, lr)
+                checked = step + 1
+        train_loss = float((losses * batch_sizes).sum() / batch_sizes.sum())
 
         # --- validation: loss and metrics at threshold 0.5
         val_logits = infer_logits(model, val_split, batch_size=max(EVAL_BATCH_SIZE, batch_size), bf16=use_bf16)
@@ -222,6 +225,17 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
         best_state={k: v.detach().cpu().clone() for k, v in progress.best_weights.items()},
         stopped_early=stopped_early,
     )
+
+
+def _cpu_copy(value: Any) -> Any:
+    """`value` with every tensor inside (nested dicts and lists) replaced by a CPU copy."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu_copy(v) for v in value)
+    return value
 
 
 _REPORTED = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "exact_match", "macro_auc")

@@ -55,6 +55,8 @@ def test_flags_override_a_config_row(tmp_path):
     # Another family drops the row's model options.
     args = build_parser().parse_args(["--config-csv", str(tmp_path / "best_configs.csv"), "--family", "ecgnet"])
     assert trial_from_args(args).model == {}
+    args = build_parser().parse_args(["--family", "ecgnet", "--version", "v3", "--model", "kernels=3,5,7"])
+    assert trial_from_args(args).model == {"version": "v3", "kernels": "3,5,7"}
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):

@@ -61,19 +61,23 @@ def test_same_seed_same_metrics_different_seed_different(splits, tiny_model):
     assert _without_time(other.history) != _without_time(first.history)
 
 
-@pytest.mark.parametrize("schedule", ["plateau", "onecycle"])
-def test_resume_from_a_saved_checkpoint_equals_an_uninterrupted_run(splits, tiny_model, tmp_path, schedule):
+@pytest.mark.parametrize("schedule, kept_as", [("plateau", "folder"), ("onecycle", "folder"), ("step", "dict")])
+def test_resume_from_a_saved_checkpoint_equals_an_uninterrupted_run(splits, tiny_model, tmp_path, schedule,
+                                                                    kept_as):
     train, val = splits
-    config = TrainConfig(lr=3e-3, epochs=5, batch_size=48, schedule=schedule, optimizer="adamw",
-                         weight_decay=1e-2, seed=3)
+    config = TrainConfig(lr=3e-3, epochs=5, batch_size=48, schedule=schedule, step_milestones="3",
+                         optimizer="adamw", weight_decay=1e-2, seed=3)
+    kept = {}
 
     def keep_epoch_2(report: EpochReport) -> None:
         if report.epoch == 2:
-            save_checkpoint(report.state(), tmp_path / "epoch2")
+            kept["state"] = report.state()  # a snapshot: later epochs must not change it
+            save_checkpoint(kept["state"], tmp_path / "epoch2")
 
     full = fit(tiny_model(), train, val, config, on_epoch=keep_epoch_2)
     # A differently initialised model: everything must come from the checkpoint.
-    resumed = fit(tiny_model(seed=99), train, val, config, resume=tmp_path / "epoch2")
+    resume = tmp_path / "epoch2" if kept_as == "folder" else kept["state"]
+    resumed = fit(tiny_model(seed=99), train, val, config, resume=resume)
     assert _without_time(resumed.history) == _without_time(full.history)
     assert resumed.best_epoch == full.best_epoch
     for name in full.best_state:
