@@ -19,7 +19,9 @@ class Head(nn.Module):
                  join_before: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         if join_before not in (1, 2) or (join_before == 2 and hidden <= 0):
-            raise ValueError(f"age/sex can join before the last 1 or 2 FC layers; got {join_before} with hidden={hidden}")
+            raise ValueError(
+                f"age/sex can join before the last 1 or 2 FC layers; got {join_before} with hidden={hidden}"
+            )
         self.use_age_sex = use_age_sex
         self.join_before = join_before
         extra = AGE_SEX_DIM if use_age_sex else 0
@@ -37,7 +39,8 @@ class Head(nn.Module):
             if age_sex is None or age_sex.shape != (features.shape[0], AGE_SEX_DIM):
                 got = None if age_sex is None else tuple(age_sex.shape)
                 raise ValueError(
-                    f"model built with use_age_sex=True needs age_sex of shape [{features.shape[0]}, {AGE_SEX_DIM}], got {got}"
+                    f"model built with use_age_sex=True needs age_sex of shape [{features.shape[0]}, {AGE_SEX_DIM}],"
+                    f" got {got}"
                 )
             age_sex = age_sex.to(features.dtype)
         x = self.dropout(features)
