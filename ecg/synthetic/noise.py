@@ -44,7 +44,7 @@ def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generat
     coef[:, :, n_wander:] = mains_mv * rng.uniform(0.5, 1.0, (n, n_leads, 1)) * np.array([1.0, 0.3])[: n_freq - n_wander]
     phase = rng.uniform(0, 2 * np.pi, (n, 1, n_freq))
     sin_coef, cos_coef = coef * np.cos(phase), coef * np.sin(phase)
-    both = np.concatenate([sin_coef, cos_coef], axis=2).reshape(n * n_leads, 2 * n_freq)
+    both = np.concatenate([sin_coef, cos_coef], axis=2).reshape(n * n_leads, 2 * n_freq).astype(np.float32)
     signals += (both @ basis).reshape(n, n_leads, length)
     # Muscle: white noise, 5-40 uV rms typical. Each lead takes a random window of a small bank of Gaussian
     # noise: drawing 40,000 normal numbers per record would cost more than the rest of the generator.
