@@ -105,7 +105,8 @@ def _short_pr(h: Heart, i: np.ndarray, rng: np.random.Generator) -> None:
 
 def _right_atrial_enlargement(h: Heart, i: np.ndarray, rng: np.random.Generator) -> None:
     """P pulmonale: a tall (>= 0.25 mV in II), vertical P wave."""
-    h.p_vec[i] = direction(rng.uniform(70, 85, len(i)), rng.uniform(10, 40, len(i))) * rng.uniform(0.3, 0.42, (len(i), 1))
+    n = len(i)
+    h.p_vec[i] = direction(rng.uniform(70, 85, n), rng.uniform(10, 40, n)) * rng.uniform(0.3, 0.42, (n, 1))
 
 
 # --- intraventricular conduction -----------------------------------------------------------------------------
@@ -248,6 +249,7 @@ CRBBB, IRBBB, LBBB = ("complete right bundle branch block", "incomplete right bu
 LAD, RAD, LAFB = "left axis deviation", "right axis deviation", "left anterior fascicular block"
 AVB1, SHORT_PR = "first-degree AV block", "short PR interval"
 TWC, STC, ER = "T-wave change", "ST change", "early repolarisation"
+INFERIOR_Q, CLOCKWISE, LOW_VOLTAGE = "inferior abnormal Q wave", "clockwise rotation", "low QRS voltage"
 
 DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis(SR, "窦性心律", 9501, _sinus, rhythm=True),
@@ -257,23 +259,25 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
     Diagnosis(PACED, "起搏心律", 16, _paced, rhythm=True, age_shift=28),
     Diagnosis("sinus arrhythmia", "窦性心律不齐", 901, _sinus_arrhythmia, requires=SINUS, age_shift=-10),
     Diagnosis("rapid ventricular rate", "快心室率", 29, _rapid_ventricular_rate, requires=(AF,)),
-    Diagnosis(AVB1, "一度房室传导阻滞", 142, _first_degree_block, excludes=(AF, PACED, TACHY, SHORT_PR), age_shift=12),
+    Diagnosis(AVB1, "一度房室传导阻滞", 142, _first_degree_block, excludes=(AF, PACED, TACHY, SHORT_PR),
+              age_shift=12),
     Diagnosis(SHORT_PR, "短PR间期", 23, _short_pr, excludes=(AF, PACED)),
     Diagnosis("right atrial enlargement", "右心房扩大", 32, _right_atrial_enlargement, excludes=(AF, PACED)),
     Diagnosis(CRBBB, "完全性右束支传导阻滞", 418, _complete_rbbb, excludes=(PACED, IRBBB, LBBB), age_shift=8),
     Diagnosis(IRBBB, "不完全性右束支传导阻滞", 126, _incomplete_rbbb, excludes=(PACED, LBBB)),
-    Diagnosis(LBBB, "完全性左束支传导阻滞", 25, _complete_lbbb, excludes=(PACED, LAFB, "inferior abnormal Q wave"),
+    Diagnosis(LBBB, "完全性左束支传导阻滞", 25, _complete_lbbb, excludes=(PACED, LAFB, INFERIOR_Q),
               age_shift=18),
     Diagnosis(LAD, "电轴左偏", 1124, _left_axis, excludes=(PACED, RAD), age_shift=6),
     Diagnosis(RAD, "电轴右偏", 1124, _right_axis, excludes=(PACED,), age_shift=-10),
     Diagnosis(LAFB, "左前分支传导阻滞", 35, _left_anterior_fascicular_block, excludes=(PACED, RAD),
               implies=(LAD,), age_shift=10),
-    Diagnosis("inferior abnormal Q wave", "下壁异常Q波", 52, _inferior_q, excludes=(PACED,), age_shift=12,
+    Diagnosis(INFERIOR_Q, "下壁异常Q波", 52, _inferior_q, excludes=(PACED,), age_shift=12,
               male_shift=0.2),
-    Diagnosis("clockwise rotation", "顺钟向转位", 35, _clockwise, excludes=(PACED, LBBB)),
-    Diagnosis("counterclockwise rotation", "逆钟向转位", 60, _counterclockwise, excludes=(PACED, LBBB, "clockwise rotation")),
-    Diagnosis("low QRS voltage", "QRS低电压", 3, _low_voltage, excludes=(PACED,), age_shift=10),
-    Diagnosis("left ventricular high voltage", "左心室高电压", 414, _high_voltage, excludes=("low QRS voltage", RAD, "clockwise rotation", PACED, LBBB), male_shift=0.25),
+    Diagnosis(CLOCKWISE, "顺钟向转位", 35, _clockwise, excludes=(PACED, LBBB)),
+    Diagnosis("counterclockwise rotation", "逆钟向转位", 60, _counterclockwise, excludes=(PACED, LBBB, CLOCKWISE)),
+    Diagnosis(LOW_VOLTAGE, "QRS低电压", 3, _low_voltage, excludes=(PACED,), age_shift=10),
+    Diagnosis("left ventricular high voltage", "左心室高电压", 414, _high_voltage,
+              excludes=(LOW_VOLTAGE, RAD, CLOCKWISE, PACED, LBBB), male_shift=0.25),
     Diagnosis(TWC, "T波改变", 3479, _t_wave_change, excludes=(PACED, LBBB), age_shift=8),
     Diagnosis(STC, "ST段改变", 286, _st_change, excludes=(PACED, LBBB), age_shift=10),
     Diagnosis(ER, "早期复极化", 22, _early_repolarisation, excludes=(PACED, LBBB, STC, TWC), age_shift=-15,

@@ -90,7 +90,8 @@ def _render(labels: np.ndarray, rng: np.random.Generator, noise: float, fs: int,
     return add_noise(recorded, noise, fs, rng, unit=UNITS_PER_MV)
 
 
-def _voltage_scale(qrs: np.ndarray, directions: np.ndarray, voltage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _voltage_scale(qrs: np.ndarray, directions: np.ndarray, voltage: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
     """`[m]` factor bringing each QRS into its voltage class (measured on the noise-free template leads)."""
     leads = np.matmul(qrs, directions)  # [m, W, 8]
     i, ii = leads[:, :, 0], leads[:, :, 1]
@@ -105,7 +106,8 @@ def _voltage_scale(qrs: np.ndarray, directions: np.ndarray, voltage: np.ndarray,
     high = np.minimum.reduce([HIGH_RV5_MIN_MV / rv5, HIGH_SOKOLOW_MIN_MV / sokolow, HIGH_R_AVL_MIN_MV / r_avl])
     high = np.minimum(high * rng.uniform(1.0, 1.25, len(qrs)), HIGH_LIMB_MAX_MV / limb_pp)
     low = LOW_LIMB_MAX_MV / limb_pp * rng.uniform(0.6, 1.0, len(qrs))
-    return np.select([voltage > 0, voltage < 0], [np.maximum(high, 1.0), np.minimum(low, 1.0)], normal).astype(np.float32)
+    scale = np.select([voltage > 0, voltage < 0], [np.maximum(high, 1.0), np.minimum(low, 1.0)], normal)
+    return scale.astype(np.float32)
 
 
 def _add_fibrillation(vector: np.ndarray, heart: Heart, fs: int, rng: np.random.Generator) -> None:
@@ -118,5 +120,6 @@ def _add_fibrillation(vector: np.ndarray, heart: Heart, fs: int, rng: np.random.
     for _ in range(3):
         freq = heart.f_freq[af, None] * rng.uniform(0.85, 1.15, (len(af), 1))
         drift = rng.uniform(0.5, 2.0, (len(af), 1)) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4, (len(af), 1)) * t)
-        wave += rng.uniform(0.5, 1.0, (len(af), 1)) * np.sin(2 * np.pi * freq * t + drift + rng.uniform(0, 6.3, (len(af), 1)))
+        size = rng.uniform(0.5, 1.0, (len(af), 1))
+        wave += size * np.sin(2 * np.pi * freq * t + drift + rng.uniform(0, 6.3, (len(af), 1)))
     vector[af] += (heart.f_amp[af, None] / 2.0 * wave)[:, None, :].astype(np.float32) * F_WAVE_DIR[:, None]

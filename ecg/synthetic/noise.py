@@ -41,7 +41,8 @@ def add_noise(signals: np.ndarray, noise: float, fs: int, rng: np.random.Generat
     coef[:, :, :n_wander] = wander_mv * fall / np.sqrt((fall**2).sum()) * rng.standard_normal((n, n_leads, n_wander))
     # Mains: one phase per record (one source), lead-dependent pick-up.
     mains_mv = unit * noise * 0.03 * (rng.random((n, 1, 1)) < 0.35) * rng.uniform(0.3, 1.0, (n, 1, 1))
-    coef[:, :, n_wander:] = mains_mv * rng.uniform(0.5, 1.0, (n, n_leads, 1)) * np.array([1.0, 0.3])[: n_freq - n_wander]
+    harmonics = np.array([1.0, 0.3])[: n_freq - n_wander]  # 50 Hz, and 100 Hz where the rate allows
+    coef[:, :, n_wander:] = mains_mv * rng.uniform(0.5, 1.0, (n, n_leads, 1)) * harmonics
     phase = rng.uniform(0, 2 * np.pi, (n, 1, n_freq))
     sin_coef, cos_coef = coef * np.cos(phase), coef * np.sin(phase)
     both = np.concatenate([sin_coef, cos_coef], axis=2).reshape(n * n_leads, 2 * n_freq).astype(np.float32)

@@ -101,7 +101,9 @@ def place_beats(templates: np.ndarray, pre: int, onsets_s: np.ndarray, kinds: np
     # Sentinel beats before the first and after the last, far away, so their windows never reach the record.
     far = np.full((n, 1), -10 * length, dtype=np.int32)
     onsets = np.concatenate([far, onsets, -far], axis=1)
-    base = (np.arange(n, dtype=np.int32)[:, None] * n_kinds + np.pad(kinds, ((0, 0), (1, 1))).astype(np.int32)) * (width + 1)
+    # Flat position of each beat's template: (record, kind) row times the padded width.
+    padded_kinds = np.pad(kinds, ((0, 0), (1, 1))).astype(np.int32)
+    base = (np.arange(n, dtype=np.int32)[:, None] * n_kinds + padded_kinds) * (width + 1)
     start = (onsets - pre).ravel()
     base = base.ravel()
     last += (np.arange(n, dtype=np.int32) * onsets.shape[1])[:, None]  # flat position in the padded beat table
