@@ -9,7 +9,8 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
+from scipy.stats import rankdata
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -46,13 +47,22 @@ def binarize(probs: np.ndarray, thresholds: float | Sequence[float] | np.ndarray
 
 
 def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
-    """Mean ROC-AUC over the classes where it is defined (both labels present); NaN when no class qualifies."""
+    """Mean ROC-AUC over the classes where it is defined (both labels present); NaN when no class qualifies.
+
+    Computed for all classes at once as the Mann-Whitney statistic on tie-averaged ranks, which equals
+    scikit-learn's `roc_auc_score` (ties count one half) at a fraction of its per-class cost: this runs after
+    every epoch of every trial.
+    """
     y_true, probs = _check(y_true, probs)
-    positives = y_true.sum(axis=0)
-    defined = (positives > 0) & (positives < len(y_true))
+    positives = y_true.sum(axis=0).astype(np.float64)
+    negatives = len(y_true) - positives
+    defined = (positives > 0) & (negatives > 0)
     if not defined.any():
         return float("nan")
-    return float(roc_auc_score(y_true[:, defined], probs[:, defined], average="macro"))
+    ranks = rankdata(probs[:, defined], axis=0)
+    pos = positives[defined]
+    auc = ((ranks * y_true[:, defined]).sum(axis=0) - pos * (pos + 1) / 2) / (pos * negatives[defined])
+    return float(auc.mean())
 
 
 def evaluate(y_true: np.ndarray, probs: np.ndarray,

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from ecg.metrics import binarize, evaluate, per_class, tune_thresholds
+from ecg.metrics import binarize, evaluate, macro_auc, per_class, tune_thresholds
 
 # Two classes, four records. At 0.5: predictions [[1,0],[1,1],[0,1],[0,1]].
 # class 0: TP 1, FP 1, FN 1 -> P 0.5, R 0.5, F1 0.5;  class 1: TP 2, FP 1, FN 0 -> P 2/3, R 1, F1 0.8.
@@ -118,3 +118,13 @@ def test_bad_input_is_named():
         evaluate(Y, np.full(Y.shape, np.nan))
     with pytest.raises(ValueError, match="3 thresholds given for 2 classes"):
         evaluate(Y, P, [0.5, 0.5, 0.5])
+
+
+def test_macro_auc_equals_sklearn_including_ties_and_skips_undefined_classes():
+    rng = np.random.default_rng(2)
+    y = (rng.random((150, 7)) < 0.25).astype(int)
+    y[:, 5] = 0  # no positives: left out
+    y[:, 6] = 1  # no negatives: left out
+    p = np.round(np.clip(0.3 * y + 0.7 * rng.random((150, 7)), 0, 1), 1)  # coarse: many ties
+    expected = roc_auc_score(y[:, :5], p[:, :5], average="macro")
+    assert macro_auc(y, p) == pytest.approx(expected, abs=1e-12)
