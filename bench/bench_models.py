@@ -121,7 +121,7 @@ def bench_variant(name: str, args: argparse.Namespace) -> dict:
 
 def markdown_table(rows: list[dict], args: argparse.Namespace, total: int) -> str:
     partial = f" Partial: {len(rows)} of {total} variants so far." if len(rows) < total else ""
-    header = (f"Forward+backward, batch {args.batch}, {args.leads} x {args.length}, {args.classes} classes, "
+    header = (f"Forward+backward, batch {args.batch} (unless the row says otherwise), {args.leads} x {args.length}, {args.classes} classes, "
               f"device `{args.device}`{' (bf16 autocast)' if args.device.startswith('cuda') else ''}, "
               f"mean of {args.steps} step(s) after {args.warmup} warm-up, {time.strftime('%Y-%m-%d')}.{partial}\n\n")
     lines = ["| variant | family | parameters | samples/s | s/step | peak memory (MiB) | status |",
@@ -156,7 +156,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=34)
     parser.add_argument("--steps", type=int, default=2, help="timed steps (2-3 on CPU: ResNet-101 is slow)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--variants", default="",
+                        help="comma-separated names (default: all); re-measures those rows, keeping the others")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per variant")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -175,20 +176,20 @@ def main() -> None:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    rows: list[dict] = []
     out = ROOT / "bench" / "out" / f"models_{args.device.split(':')[0]}{'_smoke' if args.smoke else ''}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    update_docs = not args.smoke and not args.variants
+    # --variants re-measures some rows: the others are kept from the previous run's CSV.
+    results = {row["variant"]: row for row in read_csv(out)} if args.variants and out.exists() else {}
     print(" | ".join(COLUMNS), flush=True)
     for name in names:
-        row = bench_variant(name, args)
-        rows.append(row)
-        print(" | ".join(str(row.get(column, "")) for column in COLUMNS), flush=True)
+        results[name] = bench_variant(name, args)
+        print(" | ".join(str(results[name].get(column, "")) for column in COLUMNS), flush=True)
         # Written after every variant, so an interrupted run (slow CPU) still leaves its figures.
+        rows = [results[variant] for variant in VARIANTS if variant in results]
         write_csv(rows, out)
-        if update_docs:
-            write_docs(markdown_table(rows, args, total=len(names)), args.device, args.docs)
-    print(f"wrote {out.relative_to(ROOT)}" + (f" and updated {args.docs}" if update_docs else ""))
+        if not args.smoke:
+            write_docs(markdown_table(rows, args, total=len(VARIANTS)), args.device, args.docs)
+    print(f"wrote {out.relative_to(ROOT)}" + ("" if args.smoke else f" and updated {args.docs}"))
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -197,6 +198,10 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writeheader()
         writer.writerows({column: row.get(column, "") for column in COLUMNS} for row in rows)
 
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return [{**row, "params": int(row["params"]) if row["params"] else ""} for row in csv.DictReader(handle)]
 
 if __name__ == "__main__":
     main()
