@@ -1,0 +1,717 @@
+"""Search efficiency, side by side on the built-in synthetic set: ASHA against full training (FIFO), TPE against
+random sampling, Ray's overhead, trial start-up and trials per hour at 1 and 2 concurrent trials (issue 7).
+
+    python bench/bench_search.py            # full mode: 24 trials per search; ~25 min on a quiet 2-core machine
+    python bench/bench_search.py --smoke    # every section at toy size (~2-3 min); figures are noise
+    python bench/bench_search.py --device cuda   # also 1, 2 and 4 trials per GPU, nvidia-smi sampled
+
+Every search is `search.run(SearchOptions(...))` (what `launch.py` runs), same space, data, seed and trial
+count; the bench reads the run folder's trials.csv, best_configs.csv and split.csv, and Ray's own per-trial
+timings (`ExperimentAnalysis`: when each trial's actor was up; progress.csv: `time_total_s`, `time_this_iter_s`
+next to the trial's own `epoch_time_s`). Ray start is timed separately (the bench starts Ray with
+`search.cluster.start`, the function `search.run` uses), and the search's wall time is `Tuner.fit` alone.
+
+Sections and targets (figures printed, written as CSV under --out, curves as PNG, plus a README.md there):
+  1. ASHA vs FIFO (TPE both): trial-epochs, wall time, best val micro-F1; each winner retrained to the full
+     epoch budget with `ecg.train.fit` (no Ray, same split) and scored on validation.
+     Targets: ASHA trial-epochs <= 35% of FIFO's; retrained ASHA winner within 0.01 micro-F1 of FIFO's.
+     Also the Spearman rank correlation, over FIFO's trials, of F1 at the first ASHA rung with the final F1.
+  2. TPE vs random (FIFO both, same budget): best F1 after each number of trials.
+  3. Ray overhead: Tuner.fit wall time / (sum of trial compute / concurrency) - 1, trial compute being the
+     epochs' own `epoch_time_s`; for ~10 s and ~60 s trials (epochs calibrated from section 2's random search).
+     Targets <= 10% and <= 3%.
+  4. Trial start: from the moment a trial's slot is free (Tuner.fit start, or the previous occupant's last
+     report) to its first training step, split into Ray's part (actor up) and the trainable's set-up.
+     Target <= 3 s.
+  5. Concurrency: trials per hour with 1 and 2 concurrent CPU trials (the same ~10 s trials); with a GPU,
+     also 1, 2 and 4 trials per GPU (fractional GPUs) with GPU utilisation sampled by nvidia-smi.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import heapq
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+METRIC = "val_micro_f1"
+TARGETS = {"asha_epoch_ratio": 0.35, "retrained_f1_gap": 0.01, "overhead_short": 0.10, "overhead_long": 0.03,
+           "trial_start_s": 3.0}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure functions: curves, ratios, rank correlation, trial start, calibration (tests/bench/test_bench_search_helpers.py)
+# ----------------------------------------------------------------------------------------------------------
+
+def best_so_far_by_trial_epochs(events: pd.DataFrame, value: str = METRIC) -> pd.DataFrame:
+    """Best `value` found against trial-epochs spent: `events` has one row per reported epoch with its report
+    time `at`; rows are taken in report order. Columns: trial_epochs (1, 2, ...), wall_s (since the first
+    report's trial started: `at` minus the smallest `at`, plus nothing else), best."""
+    ordered = events.sort_values("at", kind="stable").reset_index(drop=True)
+    best = ordered[value].cummax()
+    return pd.DataFrame({"trial_epochs": np.arange(1, len(ordered) + 1), "wall_s": ordered["at"] - ordered["at"].min(),
+                         "best": best.to_numpy()})
+
+
+def best_so_far_by_trials(trial_best: pd.DataFrame, value: str = f"best_{METRIC}") -> pd.DataFrame:
+    """Best `value` after each number of trials, trials in creation order (`trial_number`). A trial that
+    reported nothing (NaN) counts as a trial but does not change the best. Columns: trials, best."""
+    ordered = trial_best.sort_values("trial_number", kind="stable")
+    best = ordered[value].astype(float).cummax().ffill()
+    return pd.DataFrame({"trials": np.arange(1, len(ordered) + 1), "best": best.to_numpy()})
+
+
+def best_at(curve: pd.DataFrame, x_column: str, x: float) -> float:
+    """The curve's best value once `x` units were spent (NaN before its first point)."""
+    reached = curve[curve[x_column] <= x]
+    return float(reached["best"].iloc[-1]) if len(reached) else math.nan
+
+
+def overhead(fit_time_s: float, compute_s: float, concurrency: int) -> float:
+    """Ray's overhead as a fraction: wall time against the ideal sum(compute) / concurrency."""
+    ideal = compute_s / concurrency
+    return fit_time_s / ideal - 1.0
+
+
+def trials_per_hour(n_trials: int, wall_s: float) -> float:
+    return 3600.0 * n_trials / wall_s
+
+
+def rank_correlation(epochs: pd.DataFrame, early_epoch: int, final_epoch: int, value: str = METRIC) -> tuple[float, int]:
+    """Spearman's rho, over trials that reported both epochs, of `value` at `early_epoch` with `value` at
+    `final_epoch`; and how many trials that was. NaN when fewer than 3 trials or one side is constant."""
+    from scipy.stats import spearmanr
+
+    wide = epochs.pivot_table(index="trial_id", columns="epoch", values=value, aggfunc="last")
+    if early_epoch not in wide or final_epoch not in wide:
+        return math.nan, 0
+    pairs = wide[[early_epoch, final_epoch]].dropna()
+    if len(pairs) < 3 or pairs[early_epoch].nunique() < 2 or pairs[final_epoch].nunique() < 2:
+        return math.nan, len(pairs)
+    return float(spearmanr(pairs[early_epoch], pairs[final_epoch]).statistic), len(pairs)
+
+
+def slot_free_times(fit_start: float, trial_ends: Sequence[float], concurrency: int) -> list[float]:
+    """When each trial (in creation order) got its slot: `concurrency` slots are free at `fit_start`; a trial
+    takes the slot that frees first and frees it again at its end (`trial_ends[i]`, NaN: at once)."""
+    free = [fit_start] * concurrency
+    heapq.heapify(free)
+    placed = []
+    for end in trial_ends:
+        slot = heapq.heappop(free)
+        placed.append(slot)
+        heapq.heappush(free, slot if math.isnan(end) else max(end, slot))
+    return placed
+
+
+def trial_start_times(trials: pd.DataFrame, fit_start: float, concurrency: int) -> pd.DataFrame:
+    """Per trial: `slot_free_at` (see slot_free_times), Ray's part `actor_s` (slot free -> actor running),
+    the trainable's `setup_s` (running -> first training step) and their sum `start_s`.
+
+    `trials` needs trial_number, running_at and ended_at (epoch seconds) and, from the first epoch,
+    time_total_s (Ray: from the trainable's first call to the first report) and epoch_time_s (fit: the
+    epoch's own work), so the first step came `time_total_s - epoch_time_s` after the actor was running.
+    """
+    ordered = trials.sort_values("trial_number", kind="stable").reset_index(drop=True)
+    free = slot_free_times(fit_start, ordered["ended_at"].astype(float).tolist(), concurrency)
+    out = ordered[["trial_id", "trial_number"]].copy()
+    out["slot_free_at"] = free
+    out["actor_s"] = ordered["running_at"] - out["slot_free_at"]
+    out["setup_s"] = ordered["first_time_total_s"] - ordered["first_epoch_time_s"]
+    out["start_s"] = out["actor_s"] + out["setup_s"]
+    return out
+
+
+def epochs_for(target_s: float, epoch_s: float, *, minimum: int = 1) -> int:
+    """Whole epochs that make a trial of about `target_s` seconds when one epoch takes `epoch_s`."""
+    return max(minimum, int(round(target_s / epoch_s)))
+
+
+def parse_nvidia_smi(text: str) -> pd.DataFrame:
+    """Lines of `nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader,nounits`
+    -> columns gpu, util_pct, memory_mib (lines that are not three numbers are skipped)."""
+    rows = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3:
+            continue
+        try:
+            rows.append((int(parts[0]), float(parts[1]), float(parts[2])))
+        except ValueError:
+            continue
+    return pd.DataFrame(rows, columns=["gpu", "util_pct", "memory_mib"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Running one search and reading what it left
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shared:
+    """What every search of one bench run has in common."""
+
+    space: str
+    records: int
+    seed: int
+    grace_period: int
+    reduction_factor: int
+    cpus_per_trial: float
+    gpus: int  # GPUs on this machine the bench may use (0: CPU only)
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One search: the knobs that differ between the bench's searches."""
+
+    scheduler: str
+    sampler: str
+    trials: int
+    epochs: int
+    concurrency: int
+    gpus_per_trial: float = 0.0
+
+    @property
+    def name(self) -> str:
+        where = f"{self.gpus_per_trial:g}gpu" if self.gpus_per_trial else "cpu"
+        return f"{self.scheduler}-{self.sampler}-{self.trials}x{self.epochs}ep-c{self.concurrency}-{where}"
+
+
+@dataclass
+class Search:
+    """A finished search, as the bench uses it."""
+
+    spec: Spec
+    run_dir: Path
+    ray_start_s: float
+    fit_start: float
+    fit_time_s: float
+    trials: pd.DataFrame  # trials.csv plus running_at, ended_at, first_time_total_s, first_epoch_time_s
+    events: pd.DataFrame  # one row per reported epoch: trial_id, trial_number, epoch, metrics, Ray timings, at
+    gpu_samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def trial_epochs(self) -> int:
+        return len(self.events)
+
+    @property
+    def compute_s(self) -> float:
+        return float(self.events["epoch_time_s"].sum())
+
+    @property
+    def best(self) -> float:
+        return float(self.events[METRIC].max())
+
+
+@contextlib.contextmanager
+def timed_tuner_fit(spans: list[tuple[float, float]]) -> Iterator[None]:
+    """Record (start, end) of every `ray.tune.Tuner.fit` call made inside the block.
+
+    A stopgap until run.json reports `fit_time_s` itself (see /work/notes/search-requests.md): the search's
+    wall time must exclude data loading, the split and Ray start, which run.json's `search_time_s` includes.
+    """
+    from ray import tune
+
+    original = tune.Tuner.fit
+
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.time()
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            spans.append((started, time.time()))
+
+    tune.Tuner.fit = fit
+    try:
+        yield
+    finally:
+        tune.Tuner.fit = original
+
+
+class GpuSampler:
+    """nvidia-smi every 500 ms in the background while a search runs."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen | None = None
+        self._text = ""
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> "GpuSampler":
+        self._process = subprocess.Popen(
+            ["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used", "--format=csv,noheader,nounits",
+             "-lms", "500"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        self._text = self._process.stdout.read()
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._process is not None and self._reader is not None
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+    def samples(self) -> pd.DataFrame:
+        return parse_nvidia_smi(self._text)
+
+
+def options_for(shared: Shared, spec: Spec) -> Any:
+    from search.options import SearchOptions
+
+    return SearchOptions(
+        space=shared.space, n_records=shared.records, num_samples=spec.trials, max_epochs=spec.epochs,
+        grace_period=min(shared.grace_period, spec.epochs), reduction_factor=shared.reduction_factor,
+        scheduler=spec.scheduler, sampler=spec.sampler, seed=shared.seed, cpus_per_trial=shared.cpus_per_trial,
+        gpus_per_trial=spec.gpus_per_trial, max_concurrent=spec.concurrency, top_k=1,
+        results_dir=shared.work_dir / spec.name)
+
+
+def run_search(shared: Shared, spec: Spec) -> Search:
+    """`search.run` with Ray started (and timed) beforehand; returns its trials, epochs and timings."""
+    import search
+    from search import cluster
+
+    options = options_for(shared, spec)
+    print(f"\n=== search {spec.name} ===", flush=True)
+    # Without an address, ray.init joins the newest Ray instance already running on this machine (another
+    # user's search, say) instead of starting one: "local" forces a fresh instance, as a benchmark needs.
+    os.environ["RAY_ADDRESS"] = "local"
+    started = time.perf_counter()
+    cluster.start(options)  # search.run finds Ray running and uses it (and shuts it down at its end)
+    ray_start_s = time.perf_counter() - started
+    spans: list[tuple[float, float]] = []
+    sampler = GpuSampler() if spec.gpus_per_trial else contextlib.nullcontext()
+    with timed_tuner_fit(spans), sampler:
+        run_dir = search.run(options)
+    info = json.loads((run_dir / "run.json").read_text())
+    fit_start, fit_end = spans[-1]
+    fit_time_s = float(info.get("fit_time_s", fit_end - fit_start))
+    trials, events = read_run(run_dir, Path(info["experiment_path"]))
+    found = Search(spec=spec, run_dir=run_dir, ray_start_s=ray_start_s, fit_start=fit_start, fit_time_s=fit_time_s,
+                   trials=trials, events=events,
+                   gpu_samples=sampler.samples() if isinstance(sampler, GpuSampler) else pd.DataFrame())
+    print(f"=== {spec.name}: Ray start {ray_start_s:.1f} s, Tuner.fit {fit_time_s:.1f} s, "
+          f"{len(trials)} trials, {found.trial_epochs} trial-epochs, best {METRIC} {found.best:.4f}", flush=True)
+    return found
+
+
+def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """trials.csv joined with Ray's per-trial times, and every reported epoch with its report time."""
+    from ray.tune import ExperimentAnalysis
+
+    from search.exports import read_trials
+    from spaces import FAMILY_SPACES
+
+    trials = pd.read_csv(run_dir / "trials.csv")
+    ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(experiment_path)).trials}
+    records = read_trials(experiment_path, set(FAMILY_SPACES)).records
+    numbers = dict(zip(trials["trial_id"].astype(str), trials["trial_number"]))
+    frames, times = [], []
+    for record in records:
+        meta = ray_trials[record.trial_id].run_metadata
+        running_at = meta.start_time if meta.start_time is not None else math.nan
+        epochs = record.epochs
+        first = epochs.iloc[0] if len(epochs) else None
+        times.append({"trial_id": record.trial_id, "running_at": running_at,
+                      "ended_at": meta.last_result_time if meta.last_result_time else math.nan,
+                      "first_time_total_s": float(first["time_total_s"]) if first is not None else math.nan,
+                      "first_epoch_time_s": float(first["epoch_time_s"]) if first is not None else math.nan})
+        if len(epochs):
+            frame = epochs[["epoch", METRIC, "epoch_time_s", "time_this_iter_s", "time_total_s"]].copy()
+            frame.insert(0, "trial_number", numbers[record.trial_id])
+            frame.insert(0, "trial_id", record.trial_id)
+            # Ray's time_total_s runs from the trainable's first call, which follows the actor's start at once.
+            frame["at"] = running_at + frame["time_total_s"]
+            frames.append(frame)
+    trials["trial_id"] = trials["trial_id"].astype(str)
+    trials = trials.merge(pd.DataFrame(times), on="trial_id", how="left")
+    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return trials, events
+
+
+def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
+    """The search's best config (best_configs.csv rank 1) trained for the full epoch budget with
+    `ecg.train.fit` on the run's own split (split.csv), without Ray, torch seeded with the config's seed
+    before the model is built; its best validation micro-F1."""
+    from ecg.models import create_model
+    from ecg.train import fit
+    from ecg.train.config import TrialConfig
+    from search import data as run_data
+    from search.options import SearchOptions
+
+    info = json.loads((found.run_dir / "run.json").read_text())
+    options = SearchOptions.from_dict(info["args"])  # resolved: fs and length as the search had them
+    dataset, source = run_data.load(options)
+    split = run_data.split(dataset, seed=options.seed, split_csv=found.run_dir / "split.csv", source=source)
+    row = pd.read_csv(found.run_dir / "best_configs.csv").iloc[0]
+    config = TrialConfig.from_flat(row.to_dict())
+    config.optim.epochs = found.spec.epochs
+    config.optim.threads = max(1, int(options.cpus_per_trial))
+    import torch
+
+    torch.manual_seed(config.optim.seed)  # seeded initial weights: the retraining is repeatable
+    model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
+                         length=split.train.n_samples, **config.model)
+    started = time.perf_counter()
+    result = fit(model, split.train, split.val, config.optim, device=device)
+    return {"trial_id": row["trial_id"], "search_best": float(row[f"best_{METRIC}"]),
+            "retrained_best": float(result.best_metrics[METRIC]), "retrained_best_epoch": result.best_epoch,
+            "retrained_last": float(result.history[-1][METRIC]), "retrain_s": time.perf_counter() - started}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The sections
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """The sizes of one bench run (full or smoke)."""
+
+    trials: int
+    epochs: int
+    concurrency: int
+    overhead_trials: int
+    long_trials: int
+    short_trial_s: float
+    long_trial_s: float
+    calibrate: bool  # False (smoke): the overhead searches reuse the main size instead of ~10 s / ~60 s trials
+
+
+class Bench:
+    def __init__(self, shared: Shared, plan: Plan, out: Path, device: str) -> None:
+        self.shared, self.plan, self.out, self.device = shared, plan, out, device
+        self._runs: dict[Spec, Search] = {}
+        self.summary: list[str] = []
+
+    def search(self, spec: Spec) -> Search:
+        """Each distinct search runs once per bench run (smoke mode shares searches between sections)."""
+        if spec not in self._runs:
+            self._runs[spec] = run_search(self.shared, spec)
+        return self._runs[spec]
+
+    def spec(self, scheduler: str, sampler: str, **changes: Any) -> Spec:
+        """A search of the main size with `changes`; with GPUs, trials share them `concurrency` ways."""
+        values = {"trials": self.plan.trials, "epochs": self.plan.epochs, "concurrency": self.plan.concurrency,
+                  **changes}
+        gpus_per_trial = min(1.0, self.shared.gpus / values["concurrency"]) if self.shared.gpus else 0.0
+        return Spec(scheduler=scheduler, sampler=sampler, gpus_per_trial=gpus_per_trial, **values)
+
+    def write(self, frame: pd.DataFrame, name: str, title: str) -> None:
+        frame.to_csv(self.out / name, index=False)
+        text = frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        print(f"\n{title}  ({self.out / name})\n{text}", flush=True)
+        self.summary.append(f"### {title}\n\n`{name}`\n\n```\n{text}\n```\n")
+
+    def note(self, text: str) -> None:
+        print(text, flush=True)
+        self.summary.append(text + "\n")
+
+    # 1 -------------------------------------------------------------------------------------------------
+    def asha_vs_fifo(self) -> None:
+        fifo = self.search(self.spec("fifo", "tpe"))
+        asha = self.search(self.spec("asha", "tpe"))
+        rows, curves = [], []
+        for found in (asha, fifo):
+            retrained = retrain_winner(found, device=self.device)
+            rows.append({"scheduler": found.spec.scheduler, "trials": len(found.trials),
+                         "trial_epochs": found.trial_epochs, "wall_s": found.fit_time_s,
+                         "ray_start_s": found.ray_start_s, f"best_{METRIC}": found.best,
+                         "winner": retrained["trial_id"], f"retrained_{METRIC}": retrained["retrained_best"],
+                         "retrained_best_epoch": retrained["retrained_best_epoch"],
+                         f"retrained_last_{METRIC}": retrained["retrained_last"], "retrain_s": retrained["retrain_s"]})
+            curve = best_so_far_by_trial_epochs(found.events)
+            curve.insert(0, "scheduler", found.spec.scheduler)
+            curves.append(curve)
+        table = pd.DataFrame(rows)
+        self.write(table, "asha_vs_fifo.csv", "1. ASHA vs FIFO (TPE, same space, seed, trials)")
+        curve = pd.concat(curves, ignore_index=True)
+        curve.to_csv(self.out / "asha_fifo_curve.csv", index=False)
+        plot_curves(curve, "scheduler", "trial_epochs", "trial-epochs spent", self.out / "asha_fifo_curve.png",
+                    f"best {METRIC} found: ASHA vs FIFO")
+        a, f = table.iloc[0], table.iloc[1]
+        ratio = a["trial_epochs"] / f["trial_epochs"]
+        gap = f[f"retrained_{METRIC}"] - a[f"retrained_{METRIC}"]
+        fifo_curve = curve[curve["scheduler"] == "fifo"]
+        rho, n = rank_correlation(fifo.events, self.shared.grace_period, fifo.spec.epochs)
+        pd.DataFrame([{"rung_epoch": self.shared.grace_period, "final_epoch": fifo.spec.epochs, "trials": n,
+                       "spearman_rho": rho}]).to_csv(self.out / "rung_rank_correlation.csv", index=False)
+        self.note(f"ASHA trial-epochs / FIFO: {ratio:.3f} (target <= {TARGETS['asha_epoch_ratio']}) "
+                  f"{verdict(ratio <= TARGETS['asha_epoch_ratio'])}; wall time ratio {a['wall_s'] / f['wall_s']:.3f}")
+        self.note(f"retrained winners: FIFO {f[f'retrained_{METRIC}']:.4f}, ASHA {a[f'retrained_{METRIC}']:.4f}, "
+                  f"gap {gap:+.4f} (target <= {TARGETS['retrained_f1_gap']}) {verdict(gap <= TARGETS['retrained_f1_gap'])}")
+        self.note(f"FIFO's best after ASHA's {int(a['trial_epochs'])} trial-epochs: "
+                  f"{best_at(fifo_curve, 'trial_epochs', a['trial_epochs']):.4f} (ASHA's best: {a[f'best_{METRIC}']:.4f})")
+        self.note(f"Spearman rho of F1 at the first ASHA rung (epoch {self.shared.grace_period}) with final F1 "
+                  f"(epoch {fifo.spec.epochs}), over {n} FIFO trials: {rho:.3f}")
+
+    # 2 -------------------------------------------------------------------------------------------------
+    def tpe_vs_random(self) -> None:
+        curves = []
+        for sampler in ("tpe", "random"):
+            found = self.search(self.spec("fifo", sampler))
+            curve = best_so_far_by_trials(found.trials)
+            curve.insert(0, "sampler", sampler)
+            curves.append(curve)
+        curve = pd.concat(curves, ignore_index=True)
+        wide = curve.pivot(index="trials", columns="sampler", values="best").reset_index()
+        self.write(wide, "tpe_vs_random.csv", f"2. TPE vs random (FIFO): best {METRIC} after n trials")
+        plot_curves(curve, "sampler", "trials", "trials", self.out / "tpe_random_curve.png",
+                    f"best {METRIC} found: TPE vs random")
+
+    # 3, 4, 5 -------------------------------------------------------------------------------------------
+    def overhead_start_concurrency(self) -> None:
+        plan = self.plan
+        short = self._overhead_spec(plan.short_trial_s, plan.overhead_trials)
+        # Concurrency levels of section 5: 1 and 2 CPU trials, or 1, 2 and 4 trials per GPU.
+        levels = [1, 2, 4] if self.shared.gpus else sorted({1, plan.concurrency})
+        by_level = {c: self.search(self.spec("fifo", "random", trials=short.trials, epochs=short.epochs,
+                                             concurrency=c * max(1, self.shared.gpus)))
+                    for c in levels}
+        searches = {f"short trials, {found.spec.concurrency} at a time": found for found in by_level.values()}
+        if plan.calibrate:
+            long = self._overhead_spec(plan.long_trial_s, plan.long_trials)
+            searches["long trials, 1 at a time"] = self.search(self.spec("fifo", "random", trials=long.trials,
+                                                                          epochs=long.epochs, concurrency=1))
+        for spec, found in self._runs.items():
+            if all(found is not other for other in searches.values()):
+                searches[f"{spec.name} (sections 1-2)"] = found
+        starts = {label: trial_start_times(found.trials, found.fit_start, found.spec.concurrency)
+                  for label, found in searches.items()}
+        self._overhead(searches, starts)
+        self._trial_start(starts)
+        self._concurrency(by_level)
+
+    def _overhead(self, searches: dict[str, Search], starts: dict[str, pd.DataFrame]) -> None:
+        rows = []
+        for label, found in searches.items():
+            conc = found.spec.concurrency
+            reports = found.events[found.events["epoch"] > 1]
+            report_s = reports["time_this_iter_s"] - reports["epoch_time_s"]
+            ideal = found.compute_s / conc
+            # Where the time beyond the ideal went, per slot: trial starts, per-epoch reports (result and
+            # best-checkpoint), and the rest (slots idle at the end, Tune's own bookkeeping).
+            start_s = float(starts[label]["start_s"].sum()) / conc
+            rows.append({"search": label, "concurrency": conc, "trials": len(found.trials),
+                         "epochs": found.spec.epochs, "mean_trial_compute_s": found.compute_s / len(found.trials),
+                         "ideal_s": ideal, "fit_wall_s": found.fit_time_s,
+                         "overhead_pct": 100 * overhead(found.fit_time_s, found.compute_s, conc),
+                         "starts_s": start_s, "reports_s": float(report_s.sum()) / conc,
+                         "rest_s": found.fit_time_s - ideal - start_s - float(report_s.sum()) / conc,
+                         "mean_report_s": float(report_s.mean()) if len(reports) else math.nan,
+                         "ray_start_s": found.ray_start_s})
+        table = pd.DataFrame(rows)
+        self.write(table, "overhead.csv", "3. Ray overhead: Tuner.fit wall vs sum(epoch compute) / concurrency; "
+                                          "the excess split per slot into trial starts, per-epoch reports "
+                                          "(result + best checkpoint) and the rest")
+        targets = {"short trials": TARGETS["overhead_short"], "long trials": TARGETS["overhead_long"]}
+        for _, row in table.iterrows():
+            for prefix, target in targets.items():
+                if row["search"].startswith(prefix):
+                    self.note(f"overhead, {row['search']} (mean trial compute {row['mean_trial_compute_s']:.1f} s): "
+                              f"{row['overhead_pct']:.1f}% (target <= {100 * target:.0f}%) "
+                              f"{verdict(row['overhead_pct'] <= 100 * target)}")
+
+    def _trial_start(self, starts: dict[str, pd.DataFrame]) -> None:
+        start = pd.concat([frame.assign(search=label) for label, frame in starts.items()], ignore_index=True)
+        start = start[["search", *[c for c in start.columns if c != "search"]]]
+        start.to_csv(self.out / "trial_start_per_trial.csv", index=False)
+        summary = start.groupby("search", sort=False).agg(
+            trials=("start_s", "size"), median_start_s=("start_s", "median"), max_start_s=("start_s", "max"),
+            median_actor_s=("actor_s", "median"), median_setup_s=("setup_s", "median")).reset_index()
+        self.write(summary, "trial_start.csv", "4. Trial start: slot free -> first training step "
+                                               "(actor_s: Ray, until the actor runs; setup_s: trainable, until step 1)")
+        worst = float(summary["median_start_s"].max())
+        self.note(f"trial start, worst median over the searches: {worst:.2f} s (target <= {TARGETS['trial_start_s']:g} s) "
+                  f"{verdict(worst <= TARGETS['trial_start_s'])}")
+
+    def _concurrency(self, by_level: dict[int, Search]) -> None:
+        rows = []
+        for level, found in by_level.items():
+            row: dict[str, Any] = {"device": "cuda" if found.spec.gpus_per_trial else "cpu",
+                                   "concurrent_trials": found.spec.concurrency}
+            if found.spec.gpus_per_trial:
+                row["trials_per_gpu"] = level
+            row.update(trials=len(found.trials), wall_s=found.fit_time_s,
+                       trials_per_hour=trials_per_hour(len(found.trials), found.fit_time_s))
+            if found.spec.gpus_per_trial:
+                util = found.gpu_samples
+                row.update(gpu_util_mean_pct=util["util_pct"].mean() if len(util) else math.nan,
+                           gpu_mem_max_mib=util["memory_mib"].max() if len(util) else math.nan)
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        table["speedup"] = table["trials_per_hour"] / float(table["trials_per_hour"].iloc[0])
+        self.write(table, "concurrency.csv", "5. Concurrency: trials per hour (the same short trials)")
+        if not self.shared.gpus:
+            self.note("5. GPU rows (1, 2, 4 trials per GPU, nvidia-smi sampled): not run, no GPU on this machine")
+
+    def _overhead_spec(self, target_s: float, trials: int) -> Spec:
+        """A FIFO + random search of `trials` trials of about `target_s` each: epochs calibrated from section 2's
+        random search (same space, seed and data, hence the same first configs). Smoke: section 2's size."""
+        if not self.plan.calibrate:
+            return self.spec("fifo", "random")
+        reference = self.search(self.spec("fifo", "random"))
+        epoch_s = reference.compute_s / reference.trial_epochs
+        return self.spec("fifo", "random", trials=trials, epochs=epochs_for(target_s, epoch_s))
+
+    def runs_table(self) -> pd.DataFrame:
+        rows = [{"search": spec.name, "run_dir": str(found.run_dir), "ray_start_s": found.ray_start_s,
+                 "fit_wall_s": found.fit_time_s, "trials": len(found.trials), "trial_epochs": found.trial_epochs}
+                for spec, found in self._runs.items()]
+        return pd.DataFrame(rows)
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def plot_curves(curve: pd.DataFrame, group: str, x: str, xlabel: str, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, part in curve.groupby(group, sort=False):
+        ax.step(part[x], part["best"], where="post", label=str(name))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"best {METRIC}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def machine() -> dict[str, Any]:
+    import ray
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return {"cpu": cpu, "cores": os.cpu_count(), "gpus": gpus or "none", "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "ray": ray.__version__,
+            "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]}
+
+
+def write_readme(out: Path, bench: Bench, started: dict[str, Any], ended: dict[str, Any], args: argparse.Namespace,
+                 wall_s: float) -> None:
+    command = "python bench/bench_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    lines = [
+        "# Search benchmark (issue 7): latest figures",
+        "",
+        f"Made by `{command.strip()}` on {time.strftime('%Y-%m-%d %H:%M %Z')}, {'smoke' if args.smoke else 'full'} "
+        f"mode, {wall_s / 60:.1f} min in all.",
+        "",
+        f"Machine: {started['cpu']}, {started['cores']} cores, GPUs: {started['gpus']}; {started['platform']}; "
+        f"Python {started['python']}, torch {started['torch']}, Ray {started['ray']}.",
+        f"Load average (1/5/15 min) at start {started['load_average_1_5_15']}, at end {ended['load_average_1_5_15']}"
+        + (f". Note: {args.note}" if args.note else "") + ".",
+        "",
+        f"Settings: space `{bench.shared.space}`, {bench.shared.records} synthetic records, seed {bench.shared.seed}, "
+        f"{bench.plan.trials} trials x {bench.plan.epochs} epochs, ASHA grace period {bench.shared.grace_period}, "
+        f"reduction factor {bench.shared.reduction_factor}, {bench.plan.concurrency} concurrent trials of "
+        f"{bench.shared.cpus_per_trial:g} CPU.",
+        "",
+        "How each figure is made: see the docstring of bench/bench_search.py. Plots: `asha_fifo_curve.png`, "
+        "`tpe_random_curve.png`.",
+        "",
+        *bench.summary,
+    ]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--smoke", action="store_true", help="toy sizes for CI: checks every section runs; figures are noise")
+    p.add_argument("--space", default="gru",
+                   help="search space (the default is the cheapest family on CPU: an ECGNet epoch costs 10-50x more)")
+    p.add_argument("--records", type=int, default=600, help="synthetic records (split 7:1:2)")
+    p.add_argument("--trials", type=int, default=24, help="trials per search (ASHA, FIFO, TPE, random alike)")
+    p.add_argument("--epochs", type=int, default=12, help="the full epoch budget (ASHA's max_t)")
+    p.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung (epochs)")
+    p.add_argument("--reduction-factor", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=2, help="concurrent trials of sections 1-2 and the 2nd row of 5")
+    p.add_argument("--overhead-trials", type=int, default=8, help="trials of the ~10 s searches (sections 3-5)")
+    p.add_argument("--long-trials", type=int, default=3, help="trials of the ~60 s search (section 3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="cuda: trials get GPU shares and section 5 also runs 1, 2, 4 trials per GPU")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the CSV, PNG and README.md go (default: bench/results/search, or "
+                        "bench/out/search-smoke with --smoke)")
+    p.add_argument("--keep-runs", action="store_true",
+                   help="keep the searches' run folders (under bench/out/search-runs/, which git ignores)")
+    p.add_argument("--note", default="", help="a remark for the README (e.g. 'machine shared with other jobs')")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.records, args.trials, args.epochs, args.overhead_trials = min(args.records, 120), 4, 3, 4
+    root = Path(__file__).resolve().parent
+    if args.out is None:
+        args.out = root / ("out/search-smoke" if args.smoke else "results/search")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    import torch
+
+    gpus = torch.cuda.device_count() if args.device in ("auto", "cuda") else 0
+    if args.device == "cuda" and not gpus:
+        raise SystemExit("--device cuda: torch sees no GPU on this machine")
+    device = "cuda" if gpus else "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.keep_runs:
+        work_dir = Path(__file__).resolve().parent / "out" / "search-runs" / time.strftime("%Y%m%d-%H%M%S")
+    else:
+        work_dir = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    shared = Shared(space=args.space, records=args.records, seed=args.seed, grace_period=args.grace_period,
+                    reduction_factor=args.reduction_factor, cpus_per_trial=1.0, gpus=gpus, work_dir=work_dir)
+    plan = Plan(trials=args.trials, epochs=args.epochs, concurrency=args.concurrency,
+                overhead_trials=args.overhead_trials, long_trials=args.long_trials, short_trial_s=10.0,
+                long_trial_s=60.0, calibrate=not args.smoke)
+    started_at, started = time.perf_counter(), machine()
+    bench = Bench(shared, plan, args.out, device)
+    try:
+        bench.asha_vs_fifo()
+        bench.tpe_vs_random()
+        bench.overhead_start_concurrency()
+        bench.runs_table().to_csv(args.out / "searches.csv", index=False)
+        write_readme(args.out, bench, started, machine(), args, time.perf_counter() - started_at)
+    finally:
+        if not args.keep_runs:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print(f"\nfigures, plots and README.md in {args.out} ({(time.perf_counter() - started_at) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()

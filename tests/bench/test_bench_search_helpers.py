@@ -1,0 +1,120 @@
+"""The pure functions of bench/bench_search.py on hand-made numbers: curves, ratios, rank correlation,
+trial-start arithmetic, epoch calibration and nvidia-smi parsing. No Ray, no training."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_search.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_search", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_best_by_trial_epochs_follows_report_order_not_row_order(bench):
+    # Two trials interleaved in time; rows given out of order.
+    events = pd.DataFrame({
+        "trial_id": ["b", "a", "a", "b", "a"],
+        "at": [12.0, 10.0, 11.0, 15.0, 13.0],
+        "val_micro_f1": [0.5, 0.2, 0.4, 0.7, 0.3],
+    })
+    curve = bench.best_so_far_by_trial_epochs(events)
+    # Report order: a 0.2 (t10), a 0.4 (t11), b 0.5 (t12), a 0.3 (t13), b 0.7 (t15)
+    assert curve["trial_epochs"].tolist() == [1, 2, 3, 4, 5]
+    assert curve["best"].tolist() == [0.2, 0.4, 0.5, 0.5, 0.7]
+    assert curve["wall_s"].tolist() == [0.0, 1.0, 2.0, 3.0, 5.0]
+    assert bench.best_at(curve, "trial_epochs", 3) == 0.5
+    assert bench.best_at(curve, "trial_epochs", 4.5) == 0.5
+    assert math.isnan(bench.best_at(curve, "trial_epochs", 0))
+
+
+def test_best_by_trials_uses_creation_order_and_skips_nan(bench):
+    trials = pd.DataFrame({"trial_number": [3, 1, 2, 4], "best_val_micro_f1": [0.6, 0.3, np.nan, 0.5]})
+    curve = bench.best_so_far_by_trials(trials)
+    assert curve["trials"].tolist() == [1, 2, 3, 4]
+    assert curve["best"].tolist() == [0.3, 0.3, 0.6, 0.6]
+
+
+def test_overhead_and_trials_per_hour(bench):
+    # 100 s of epoch compute on 2 slots: ideally 50 s; 55 s of wall time is 10% overhead.
+    assert bench.overhead(55.0, 100.0, 2) == pytest.approx(0.10)
+    assert bench.overhead(50.0, 100.0, 2) == pytest.approx(0.0)
+    assert bench.overhead(103.0, 100.0, 1) == pytest.approx(0.03)
+    assert bench.trials_per_hour(8, 240.0) == pytest.approx(120.0)
+
+
+def test_rank_correlation_hand_made(bench):
+    def epochs(early, final):
+        rows = []
+        for i, (e, f) in enumerate(zip(early, final)):
+            rows += [{"trial_id": f"t{i}", "epoch": 1, "val_micro_f1": e},
+                     {"trial_id": f"t{i}", "epoch": 2, "val_micro_f1": (e + f) / 2},
+                     {"trial_id": f"t{i}", "epoch": 3, "val_micro_f1": f}]
+        return pd.DataFrame(rows)
+
+    assert bench.rank_correlation(epochs([0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]), 1, 3) == (pytest.approx(1.0), 4)
+    assert bench.rank_correlation(epochs([0.1, 0.2, 0.3, 0.4], [0.8, 0.7, 0.6, 0.5]), 1, 3) == (pytest.approx(-1.0), 4)
+    # Ranks early (1, 2, 3, 4, 5) against final (2, 1, 4, 3, 5): d^2 = 1+1+1+1+0 = 4, rho = 1 - 6*4/(5*24) = 0.8
+    rho, n = bench.rank_correlation(epochs([0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.5, 0.8, 0.7, 0.9]), 1, 3)
+    assert (rho, n) == (pytest.approx(0.8), 5)
+
+
+def test_rank_correlation_needs_trials_that_reached_both_epochs(bench):
+    # A trial stopped at epoch 1 has no final value and is left out; two pairs are too few.
+    frame = pd.DataFrame({"trial_id": ["a", "a", "b", "b", "c"], "epoch": [1, 3, 1, 3, 1],
+                          "val_micro_f1": [0.1, 0.5, 0.2, 0.6, 0.3]})
+    rho, n = bench.rank_correlation(frame, 1, 3)
+    assert math.isnan(rho) and n == 2
+    constant = pd.DataFrame({"trial_id": list("abcabc"), "epoch": [1, 1, 1, 3, 3, 3],
+                             "val_micro_f1": [0.0, 0.0, 0.0, 0.1, 0.2, 0.3]})
+    assert math.isnan(bench.rank_correlation(constant, 1, 3)[0])
+
+
+def test_slot_free_times_with_two_slots(bench):
+    # Fit starts at 100; trials end at 130, 110, 150, 140 (creation order). Slots: {100, 100}.
+    # t1 -> 100 (frees 130), t2 -> 100 (frees 110), t3 -> 110 (frees 150), t4 -> 130.
+    assert bench.slot_free_times(100.0, [130.0, 110.0, 150.0, 140.0], 2) == [100.0, 100.0, 110.0, 130.0]
+    # One slot: each trial waits for the previous one's end; a trial with no end frees its slot at once.
+    assert bench.slot_free_times(0.0, [5.0, math.nan, 9.0], 1) == [0.0, 5.0, 5.0]
+
+
+def test_trial_start_times_split_ray_and_setup(bench):
+    trials = pd.DataFrame({
+        "trial_id": ["b", "a"], "trial_number": [2, 1],
+        "running_at": [14.5, 3.0], "ended_at": [20.0, 13.0],
+        "first_time_total_s": [2.0, 4.0], "first_epoch_time_s": [1.5, 2.5],
+    })
+    out = bench.trial_start_times(trials, fit_start=1.0, concurrency=1)
+    assert out["trial_id"].tolist() == ["a", "b"]
+    assert out["slot_free_at"].tolist() == [1.0, 13.0]
+    assert out["actor_s"].tolist() == pytest.approx([2.0, 1.5])
+    assert out["setup_s"].tolist() == pytest.approx([1.5, 0.5])
+    assert out["start_s"].tolist() == pytest.approx([3.5, 2.0])
+
+
+def test_epochs_for_calibration(bench):
+    assert bench.epochs_for(10.0, 0.8) == 12  # 12.5 rounds to even
+    assert bench.epochs_for(60.0, 0.8) == 75
+    assert bench.epochs_for(10.0, 30.0) == 1  # never below one epoch
+
+
+def test_parse_nvidia_smi(bench):
+    text = "0, 87, 10240\n1, 12, 512\nNVIDIA-SMI has failed\n\n0, 93, 10300\n"
+    samples = bench.parse_nvidia_smi(text)
+    assert samples["gpu"].tolist() == [0, 1, 0]
+    assert samples["util_pct"].tolist() == [87.0, 12.0, 93.0]
+    assert samples.groupby("gpu")["util_pct"].mean().to_dict() == {0: 90.0, 1: 12.0}
+    assert samples["memory_mib"].max() == 10300.0
