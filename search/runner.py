@@ -108,8 +108,13 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
                        info: dict[str, Any], started: float) -> Path:
     try:
         search_tuner.fit()
-    finally:
-        search_time = time.time() - started
+    except ValueError as err:
+        if "dynamic value space" not in str(err) and "different distribution" not in str(err):
+            raise
+        # Optuna refuses a parameter whose choices differ from those the stored study recorded.
+        raise OptionError(f"the search space {options.space!r} differs from the one this run's study was made "
+                          f"with (a different code version?); resume with the commit in {run_dir / 'run.json'}") from err
+    search_time = time.time() - started
     table = exports.read_trials(tuning.experiment_path(options, run_dir), set(FAMILY_SPACES))
     finished = [r for r in table.records if r.status in ("TERMINATED", "ERROR")]
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)
