@@ -63,8 +63,8 @@ TARGETS = {"asha_epoch_ratio": 0.35, "retrained_f1_gap": 0.01, "overhead_short":
 
 def best_so_far_by_trial_epochs(events: pd.DataFrame, value: str = METRIC) -> pd.DataFrame:
     """Best `value` found against trial-epochs spent: `events` has one row per reported epoch with its report
-    time `at`; rows are taken in report order. Columns: trial_epochs (1, 2, ...), wall_s (since the first
-    report's trial started: `at` minus the smallest `at`, plus nothing else), best."""
+    time `at`; rows are taken in report order. Columns: trial_epochs (1, 2, ...), wall_s (seconds since the
+    first report), best."""
     ordered = events.sort_values("at", kind="stable").reset_index(drop=True)
     best = ordered[value].cummax()
     return pd.DataFrame({"trial_epochs": np.arange(1, len(ordered) + 1), "wall_s": ordered["at"] - ordered["at"].min(),
@@ -103,10 +103,11 @@ def rank_correlation(epochs: pd.DataFrame, early_epoch: int, final_epoch: int, v
     wide = epochs.pivot_table(index="trial_id", columns="epoch", values=value, aggfunc="last")
     if early_epoch not in wide or final_epoch not in wide:
         return math.nan, 0
-    pairs = wide[[early_epoch, final_epoch]].dropna()
-    if len(pairs) < 3 or pairs[early_epoch].nunique() < 2 or pairs[final_epoch].nunique() < 2:
-        return math.nan, len(pairs)
-    return float(spearmanr(pairs[early_epoch], pairs[final_epoch]).statistic), len(pairs)
+    both = wide[early_epoch].notna() & wide[final_epoch].notna()
+    early, final = wide.loc[both, early_epoch], wide.loc[both, final_epoch]
+    if len(early) < 3 or early.nunique() < 2 or final.nunique() < 2:
+        return math.nan, len(early)
+    return float(spearmanr(early, final).statistic), len(early)
 
 
 def slot_free_times(fit_start: float, trial_ends: Sequence[float], concurrency: int) -> list[float]:
@@ -225,8 +226,8 @@ class Search:
 def timed_tuner_fit(spans: list[tuple[float, float]]) -> Iterator[None]:
     """Record (start, end) of every `ray.tune.Tuner.fit` call made inside the block.
 
-    A stopgap until run.json reports `fit_time_s` itself (see /work/notes/search-requests.md): the search's
-    wall time must exclude data loading, the split and Ray start, which run.json's `search_time_s` includes.
+    A stopgap until run.json reports `fit_time_s` itself (asked of the search): the search's wall time must
+    exclude data loading, the split and Ray start, which run.json's `search_time_s` includes.
     """
     from ray import tune
 
@@ -354,6 +355,8 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     """The search's best config (best_configs.csv rank 1) trained for the full epoch budget with
     `ecg.train.fit` on the run's own split (split.csv), without Ray, torch seeded with the config's seed
     before the model is built; its best validation micro-F1."""
+    import torch
+
     from ecg.models import create_model
     from ecg.train import fit
     from ecg.train.config import TrialConfig
@@ -368,15 +371,12 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     config = TrialConfig.from_flat(row.to_dict())
     config.optim.epochs = found.spec.epochs
     config.optim.threads = max(1, int(options.cpus_per_trial))
-    import torch
-
     torch.manual_seed(config.optim.seed)  # seeded initial weights: the retraining is repeatable
     model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
                          length=split.train.n_samples, **config.model)
     started = time.perf_counter()
     result = fit(model, split.train, split.val, config.optim, device=device)
-    return {"trial_id": row["trial_id"], "search_best": float(row[f"best_{METRIC}"]),
-            "retrained_best": float(result.best_metrics[METRIC]), "retrained_best_epoch": result.best_epoch,
+    return {"trial_id": row["trial_id"], "retrained_best": float(result.best_metrics[METRIC]), "retrained_best_epoch": result.best_epoch,
             "retrained_last": float(result.history[-1][METRIC]), "retrain_s": time.perf_counter() - started}
 
 
@@ -454,8 +454,12 @@ class Bench:
         gap = f[f"retrained_{METRIC}"] - a[f"retrained_{METRIC}"]
         fifo_curve = curve[curve["scheduler"] == "fifo"]
         rho, n = rank_correlation(fifo.events, self.shared.grace_period, fifo.spec.epochs)
-        pd.DataFrame([{"rung_epoch": self.shared.grace_period, "final_epoch": fifo.spec.epochs, "trials": n,
-                       "spearman_rho": rho}]).to_csv(self.out / "rung_rank_correlation.csv", index=False)
+        # Every epoch, not only the rung: where FIFO's ranking settles is where a grace period is safe.
+        by_epoch = pd.DataFrame([(e, *rank_correlation(fifo.events, e, fifo.spec.epochs), e == self.shared.grace_period)
+                                 for e in range(1, fifo.spec.epochs + 1)],
+                                columns=["epoch", "spearman_rho_with_final", "trials", "is_first_rung"])
+        self.write(by_epoch, "rung_rank_correlation.csv",
+                   f"1b. FIFO trials: Spearman rho of {METRIC} at each epoch with the final epoch's")
         self.note(f"ASHA trial-epochs / FIFO: {ratio:.3f} (target <= {TARGETS['asha_epoch_ratio']}) "
                   f"{verdict(ratio <= TARGETS['asha_epoch_ratio'])}; wall time ratio {a['wall_s'] / f['wall_s']:.3f}")
         self.note(f"retrained winners: FIFO {f[f'retrained_{METRIC}']:.4f}, ASHA {a[f'retrained_{METRIC}']:.4f}, "
@@ -528,9 +532,12 @@ class Bench:
         for _, row in table.iterrows():
             for prefix, target in targets.items():
                 if row["search"].startswith(prefix):
+                    excess = row["fit_wall_s"] - row["ideal_s"]
                     self.note(f"overhead, {row['search']} (mean trial compute {row['mean_trial_compute_s']:.1f} s): "
                               f"{row['overhead_pct']:.1f}% (target <= {100 * target:.0f}%) "
-                              f"{verdict(row['overhead_pct'] <= 100 * target)}")
+                              f"{verdict(row['overhead_pct'] <= 100 * target)}; of the {excess:.1f} s excess, "
+                              f"trial starts {100 * row['starts_s'] / excess:.0f}%, per-epoch reports "
+                              f"{100 * row['reports_s'] / excess:.0f}%, the rest {100 * row['rest_s'] / excess:.0f}%")
 
     def _trial_start(self, starts: dict[str, pd.DataFrame]) -> None:
         start = pd.concat([frame.assign(search=label) for label, frame in starts.items()], ignore_index=True)
@@ -636,6 +643,14 @@ def write_readme(out: Path, bench: Bench, started: dict[str, Any], ended: dict[s
         f"Load average (1/5/15 min) at start {started['load_average_1_5_15']}, at end {ended['load_average_1_5_15']}"
         + (f". Note: {args.note}" if args.note else "") + ".",
         "",
+        "Same figures again (every setting spelled out): `python bench/bench_search.py "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in (
+            ("space", bench.shared.space), ("records", bench.shared.records), ("trials", bench.plan.trials),
+            ("epochs", bench.plan.epochs), ("grace_period", bench.shared.grace_period),
+            ("reduction_factor", bench.shared.reduction_factor), ("concurrency", bench.plan.concurrency),
+            ("overhead_trials", bench.plan.overhead_trials), ("long_trials", bench.plan.long_trials),
+            ("seed", bench.shared.seed))) + (" --smoke" if args.smoke else "") + "`.",
+        "",
         f"Settings: space `{bench.shared.space}`, {bench.shared.records} synthetic records, seed {bench.shared.seed}, "
         f"{bench.plan.trials} trials x {bench.plan.epochs} epochs, ASHA grace period {bench.shared.grace_period}, "
         f"reduction factor {bench.shared.reduction_factor}, {bench.plan.concurrency} concurrent trials of "
@@ -657,9 +672,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="search space (the default is the cheapest family on CPU: an ECGNet epoch costs 10-50x more)")
     p.add_argument("--records", type=int, default=600, help="synthetic records (split 7:1:2)")
     p.add_argument("--trials", type=int, default=24, help="trials per search (ASHA, FIFO, TPE, random alike)")
-    p.add_argument("--epochs", type=int, default=12, help="the full epoch budget (ASHA's max_t)")
-    p.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung (epochs)")
-    p.add_argument("--reduction-factor", type=int, default=3)
+    # ASHA's rungs at 3 and 12 of 18 epochs: ideally 31% of FIFO's trial-epochs. A 12-epoch run with a grace
+    # period of 1 used 29% but lost the winner: F1 at epoch 1 ranks trials poorly (rho 0.26 with the final
+    # F1), from epoch 3 on the final top 3 already lead (see bench/results/search/README.md).
+    p.add_argument("--epochs", type=int, default=18, help="the full epoch budget (ASHA's max_t)")
+    p.add_argument("--grace-period", type=int, default=3, help="ASHA's first rung (epochs)")
+    p.add_argument("--reduction-factor", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=2, help="concurrent trials of sections 1-2 and the 2nd row of 5")
     p.add_argument("--overhead-trials", type=int, default=8, help="trials of the ~10 s searches (sections 3-5)")
     p.add_argument("--long-trials", type=int, default=3, help="trials of the ~60 s search (section 3)")
@@ -675,6 +693,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.records, args.trials, args.epochs, args.overhead_trials = min(args.records, 120), 4, 3, 4
+        args.grace_period = 1
     root = Path(__file__).resolve().parent
     if args.out is None:
         args.out = root / ("out/search-smoke" if args.smoke else "results/search")

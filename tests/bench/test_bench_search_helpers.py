@@ -70,6 +70,8 @@ def test_rank_correlation_hand_made(bench):
     # Ranks early (1, 2, 3, 4, 5) against final (2, 1, 4, 3, 5): d^2 = 1+1+1+1+0 = 4, rho = 1 - 6*4/(5*24) = 0.8
     rho, n = bench.rank_correlation(epochs([0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.5, 0.8, 0.7, 0.9]), 1, 3)
     assert (rho, n) == (pytest.approx(0.8), 5)
+    # The final epoch against itself (the last row of the per-epoch table) is a perfect ranking.
+    assert bench.rank_correlation(epochs([0.1, 0.2, 0.3, 0.4, 0.5], [0.6, 0.5, 0.8, 0.7, 0.9]), 3, 3) == (pytest.approx(1.0), 5)
 
 
 def test_rank_correlation_needs_trials_that_reached_both_epochs(bench):
