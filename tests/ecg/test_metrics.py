@@ -97,7 +97,7 @@ def test_tune_thresholds_hand_computed():
     # class 2: the tie at 0.7 cannot be split: k=2 gives 0.667, k=3 0.5 -> cut between 0.7 and 0.1
     y = np.array([[1, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 0]])
     p = np.array([[0.9, 0.3, 0.7], [0.8, 0.2, 0.7], [0.3, 0.9, 0.1], [0.2, 0.1, 0.05]])
-    t = tune_thresholds(y, p)
+    t = tune_thresholds(y, p, min_positives=1)
     assert t.tolist() == pytest.approx([0.25, 0.5, 0.4])
     assert per_class(y, p, t)["f1"].tolist() == pytest.approx([0.8, 0.0, 2 / 3])
 
@@ -106,9 +106,23 @@ def test_tuned_thresholds_beat_every_grid_threshold_on_the_tuning_data():
     rng = np.random.default_rng(1)
     y = (rng.random((300, 5)) < 0.2).astype(int)
     p = np.clip(0.3 * y + 0.8 * rng.random((300, 5)), 0, 1).astype(np.float32)
-    tuned = per_class(y, p, tune_thresholds(y, p))["f1"].to_numpy()
+    tuned = per_class(y, p, tune_thresholds(y, p, min_positives=1))["f1"].to_numpy()
     for grid_t in np.linspace(0.01, 0.99, 99):
         assert (tuned >= per_class(y, p, grid_t)["f1"].to_numpy() - 1e-12).all()
+
+
+def test_classes_with_few_validation_positives_keep_the_default_threshold():
+    # class 0 has 2 positives (below 5): its F1-optimal cut would be 0.15, but it keeps 0.5;
+    # class 1 has 5 positives and is tuned: the cut sits between 0.4 (last positive) and 0.3.
+    y = np.zeros((10, 2), dtype=int)
+    y[[0, 1], 0] = 1
+    y[:5, 1] = 1
+    p = np.full((10, 2), 0.1)
+    p[[0, 1], 0] = 0.2
+    p[:5, 1] = [0.9, 0.8, 0.7, 0.6, 0.4]
+    p[5:, 1] = [0.3, 0.2, 0.2, 0.1, 0.1]
+    assert tune_thresholds(y, p).tolist() == pytest.approx([0.5, 0.35])
+    assert tune_thresholds(y, p, min_positives=1).tolist() == pytest.approx([0.15, 0.35])
 
 
 def test_bad_input_is_named():
