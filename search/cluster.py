@@ -10,6 +10,9 @@ from search.options import OptionError, SearchOptions
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Whether `start` started Ray itself: `stop` shuts down only what it started, so a notebook, a benchmark or
+# a caller already connected to a cluster keeps its Ray across several searches.
+_started_here = False
 
 
 def start(options: SearchOptions) -> str | None:
@@ -18,6 +21,7 @@ def start(options: SearchOptions) -> str | None:
     The dashboard binds to 127.0.0.1 unless `--dashboard-host` says otherwise: it can run jobs on the
     cluster, so exposing it is warned about. Ray's token authentication is left as Ray configures it.
     """
+    global _started_here
     if ray.is_initialized():
         return None
     # Workers inherit the driver's environment on a local instance; passing the test hook explicitly keeps
@@ -29,11 +33,14 @@ def start(options: SearchOptions) -> str | None:
             log.warning("the Ray dashboard will listen on %s: anyone who can reach it can run code on this "
                         "machine; keep it on 127.0.0.1 and use an SSH tunnel unless this network is trusted",
                         options.dashboard_host)
-        context = ray.init(include_dashboard=True, dashboard_host=options.dashboard_host,
+        # address="local": without it Ray joins the newest instance already running on this machine (another
+        # user's launch.py, say) instead of starting this search's own.
+        context = ray.init(address="local", include_dashboard=True, dashboard_host=options.dashboard_host,
                            runtime_env=runtime_env, configure_logging=True, logging_level=logging.WARNING,
                            log_to_driver=True)
     else:
         context = ray.init(address=options.address, runtime_env=runtime_env, logging_level=logging.WARNING)
+    _started_here = True
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
@@ -61,5 +68,8 @@ def check_capacity(options: SearchOptions) -> None:
 
 
 def stop() -> None:
-    if ray.is_initialized():
+    """Shut Ray down if `start` started it; leave a Ray instance the caller started alone."""
+    global _started_here
+    if _started_here and ray.is_initialized():
         ray.shutdown()
+    _started_here = False

@@ -48,9 +48,11 @@ def run(options: SearchOptions) -> Path:
 
         options = options.resolved(torch.cuda.device_count())
         run_dir = runinfo.new_run_dir(options.results_dir, options.space)
-        dashboard = None
+        dashboard, ray_start_s = None, 0.0
     else:
+        ray_started = time.time()
         dashboard = cluster.start(options)
+        ray_start_s = time.time() - ray_started
         cluster.check_capacity(options)
         options = options.resolved(cluster.gpu_capacity()[0])
         run_dir = runinfo.new_run_dir(options.results_dir, options.space)
@@ -68,11 +70,14 @@ def run(options: SearchOptions) -> Path:
     }
     runinfo.write(run_dir, info)
     if options.address is None:
+        ray_started = time.time()
         dashboard = cluster.start(options)
+        ray_start_s = time.time() - ray_started
     if dashboard:
         print(f"Ray dashboard: {dashboard}")
     info["hardware"] = runinfo.hardware()
     info["dashboard"] = dashboard
+    info["ray_start_s"] = round(ray_start_s, 2)
     runinfo.write(run_dir, info)
     search_tuner = tuning.make_tuner(options, run_dir, split.trial_data)
     return _search_and_export(search_tuner, options, run_dir, split, info, started)
@@ -106,6 +111,7 @@ def _resume(run_dir: Path) -> Path:
 
 def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path, split: run_data.SplitData,
                        info: dict[str, Any], started: float) -> Path:
+    fit_started = time.time()
     try:
         search_tuner.fit()
     except ValueError as err:
@@ -115,6 +121,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
         raise OptionError(f"the search space {options.space!r} differs from the one this run's study was made "
                           f"with (a different code version?); resume with the commit in {run_dir / 'run.json'}") from err
     search_time = time.time() - started
+    info["fit_time_s"] = round(time.time() - fit_started, 2)
     table = exports.read_trials(tuning.experiment_path(options, run_dir), set(FAMILY_SPACES))
     finished = [r for r in table.records if r.status in ("TERMINATED", "ERROR")]
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)

@@ -7,6 +7,7 @@ resumes from it. The data comes from the object store (`tune.with_parameters`), 
 from __future__ import annotations
 
 import tempfile
+import time
 from typing import Any
 
 import ray
@@ -26,6 +27,7 @@ def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
 
 def train_trial(config: dict[str, Any], data: TrialData) -> None:
     """The Ray Tune function trainable (see the module docstring)."""
+    entered = time.time()
     context = ray.tune.get_context()
     storage = context.get_storage()
     folder = TrialFolder(storage.storage_filesystem, storage.trial_fs_path)
@@ -41,6 +43,9 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
     optim = train_config(config, threads=cpus)
+    # Seed before building: the initial weights are then a function of the config, so the same config gives
+    # the same trial in any process (and a winner retrained with ecg.train reproduces its trial).
+    torch.manual_seed(optim.seed)
     model = create_model(config["family"], n_leads=data.n_leads, n_classes=data.n_classes, length=data.length,
                          **config.get("model", {}))
     resume = None
@@ -49,6 +54,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
 
+    setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
     injector = FaultInjector(configured_fault(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
 
@@ -56,6 +62,10 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         injector.at_epoch_end(epoch.epoch)
         metrics = {k: float(v) for k, v in epoch.metrics.items()}
         metrics["epoch"] = epoch.epoch
+        nonlocal setup_s
+        if setup_s is not None:
+            metrics["setup_s"] = setup_s
+            setup_s = None
         metrics["node_id"] = node_id  # which machine ran the epoch (epochs.csv; the two-node test reads it)
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
@@ -64,6 +74,8 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         else:
             ray.tune.report(metrics)
 
+    # Trial start-up: entering the trainable to the start of training (checkpoint, model build, fault marker).
+    setup_s = time.time() - entered
     try:
         fit(model, data.train, data.val, optim, on_epoch=report, device=device, resume=resume)
     except NonFiniteLossError as err:

@@ -73,7 +73,10 @@ def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = N
 def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None) -> tune.Tuner:
     tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
-                                  metric=options.metric, mode=options.metric_mode)
+                                  metric=options.metric, mode=options.metric_mode,
+                                  # A new trial reuses a finished trial's worker process: without this every
+                                  # trial pays a Python + torch start (5-7 s measured here, bench/bench_search.py).
+                                  reuse_actors=True)
     return tune.Tuner(trainable(options, data), tune_config=tune_config,
                       run_config=run_config(options, run_dir, callbacks))
 
