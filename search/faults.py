@@ -15,6 +15,8 @@ purpose, e.g. `ECG_SEARCH_FAULT="raise@2"` or `"nan@1;trials=1,3"` or `"raise@2;
     trials=  trial numbers it applies to (1-based, in creation order: the number after the trial id in
              Ray's trial folder name, the `trial_number` column of trials.csv); all trials when absent
     times=   how many attempts of a trial fail (then the retry succeeds); unlimited when absent
+Several faults in one run are separated by `|`, e.g. `"raise@2;trials=1;times=1 | nan@1;trials=2"`; a trial
+gets the first one that applies to it (so one Ray run can show several faults: tests/search/test_faults.py).
 It is read only by `search.trainable` and `search.runner`; nothing else looks at it.
 """
 from __future__ import annotations
@@ -68,9 +70,9 @@ class FaultSpec:
         return self.trials is None or trial_number in self.trials
 
 
-def configured_fault() -> FaultSpec | None:
-    text = os.environ.get(FAULT_ENV, "").strip()
-    return FaultSpec.parse(text) if text else None
+def configured_faults() -> list[FaultSpec]:
+    """The faults `ECG_SEARCH_FAULT` asks for (`|`-separated); empty when it is unset."""
+    return [FaultSpec.parse(part) for part in os.environ.get(FAULT_ENV, "").split("|") if part.strip()]
 
 
 def trial_number(trial_dir_name: str, trial_id: str) -> int:
@@ -103,8 +105,8 @@ class TrialFolder:
 class FaultInjector:
     """Fires the configured fault in this trial at the end of its epoch (called from the epoch callback)."""
 
-    def __init__(self, spec: FaultSpec | None, number: int, folder: TrialFolder) -> None:
-        self.spec = spec if spec is not None and spec.applies_to(number) else None
+    def __init__(self, specs: list[FaultSpec], number: int, folder: TrialFolder) -> None:
+        self.spec = next((spec for spec in specs if spec.applies_to(number)), None)
         self.folder = folder
 
     def at_epoch_end(self, epoch: int) -> None:
@@ -135,12 +137,10 @@ class FaultInjector:
 def corrupt_checkpoints(table) -> list[str]:
     """Test hook `ECG_SEARCH_FAULT=corrupt@0;trials=...`: overwrite those trials' best checkpoints with
     garbage after the search, so the winners' evaluation meets a corrupt file. Returns the trial ids hit."""
-    spec = configured_fault()
-    if spec is None or spec.kind != "corrupt":
-        return []
+    specs = [spec for spec in configured_faults() if spec.kind == "corrupt"]
     hit = []
     for record in table.records:
-        if record.checkpoint is not None and spec.applies_to(record.number):
+        if record.checkpoint is not None and any(spec.applies_to(record.number) for spec in specs):
             for path in record.checkpoint.glob("*.safetensors"):
                 path.write_bytes(b"not a safetensors file")
             hit.append(record.trial_id)

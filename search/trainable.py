@@ -17,7 +17,7 @@ import torch
 from ecg.models import create_model
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
-from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_fault, trial_number
+from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, trial_number
 
 
 def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
@@ -56,7 +56,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
 
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
-    injector = FaultInjector(configured_fault(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
+    injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
 
     def report(epoch: EpochReport) -> None:
         injector.at_epoch_end(epoch.epoch)
