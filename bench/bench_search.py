@@ -8,8 +8,8 @@ random sampling, Ray's overhead, trial start-up and trials per hour at 1 and 2 c
 Every search is `search.run(SearchOptions(...))` (what `launch.py` runs), same space, data, seed and trial
 count; the bench reads the run folder's trials.csv, best_configs.csv and split.csv, and Ray's own per-trial
 timings (`ExperimentAnalysis`: when each trial's actor was up; progress.csv: `time_total_s`, `time_this_iter_s`
-next to the trial's own `epoch_time_s`). Ray start is timed separately (the bench starts Ray with
-`search.cluster.start`, the function `search.run` uses), and the search's wall time is `Tuner.fit` alone.
+next to the trial's own `epoch_time_s`). Ray start (`ray_start_s`) and the search's wall time
+(`fit_time_s`, Tuner.fit alone) come from run.json.
 
 Sections and targets (figures printed, written as CSV under --out, curves as PNG, plus a README.md there):
   1. ASHA vs FIFO (TPE both): trial-epochs, wall time, best val micro-F1; each winner retrained to the full
@@ -141,6 +141,13 @@ def trial_start_times(trials: pd.DataFrame, fit_start: float, concurrency: int) 
     return out
 
 
+def mean_epoch_s(events: pd.DataFrame, *, first_trials: int) -> float:
+    """Mean `epoch_time_s` of the first `first_trials` trials (creation order): the configs a random search
+    with the same seed draws first, whose cost can differ from the whole search's mean several-fold."""
+    first = events[events["trial_number"] <= first_trials]
+    return float(first["epoch_time_s"].mean())
+
+
 def epochs_for(target_s: float, epoch_s: float, *, minimum: int = 1) -> int:
     """Whole epochs that make a trial of about `target_s` seconds when one epoch takes `epoch_s`."""
     return max(minimum, int(round(target_s / epoch_s)))
@@ -226,8 +233,8 @@ class Search:
 def timed_tuner_fit(spans: list[tuple[float, float]]) -> Iterator[None]:
     """Record (start, end) of every `ray.tune.Tuner.fit` call made inside the block.
 
-    A stopgap until run.json reports `fit_time_s` itself (asked of the search): the search's wall time must
-    exclude data loading, the split and Ray start, which run.json's `search_time_s` includes.
+    run.json gives `fit_time_s` (the search's wall time without data loading, split and Ray start), but not
+    the moment Tuner.fit started, from which the first trials' start-up is measured (section 4).
     """
     from ray import tune
 
@@ -289,18 +296,11 @@ def options_for(shared: Shared, spec: Spec) -> Any:
 
 
 def run_search(shared: Shared, spec: Spec) -> Search:
-    """`search.run` with Ray started (and timed) beforehand; returns its trials, epochs and timings."""
+    """`search.run` as launch.py calls it; returns its trials, epochs and timings."""
     import search
-    from search import cluster
 
     options = options_for(shared, spec)
     print(f"\n=== search {spec.name} ===", flush=True)
-    # Without an address, ray.init joins the newest Ray instance already running on this machine (another
-    # user's search, say) instead of starting one: "local" forces a fresh instance, as a benchmark needs.
-    os.environ["RAY_ADDRESS"] = "local"
-    started = time.perf_counter()
-    cluster.start(options)  # search.run finds Ray running and uses it (and shuts it down at its end)
-    ray_start_s = time.perf_counter() - started
     spans: list[tuple[float, float]] = []
     sampler = GpuSampler() if spec.gpus_per_trial else contextlib.nullcontext()
     with timed_tuner_fit(spans), sampler:
@@ -308,6 +308,7 @@ def run_search(shared: Shared, spec: Spec) -> Search:
     info = json.loads((run_dir / "run.json").read_text())
     fit_start, fit_end = spans[-1]
     fit_time_s = float(info.get("fit_time_s", fit_end - fit_start))
+    ray_start_s = float(info.get("ray_start_s", math.nan))  # search.run starts (and stops) its own Ray
     trials, events = read_run(run_dir, Path(info["experiment_path"]))
     found = Search(spec=spec, run_dir=run_dir, ray_start_s=ray_start_s, fit_start=fit_start, fit_time_s=fit_time_s,
                    trials=trials, events=events,
@@ -578,8 +579,8 @@ class Bench:
         if not self.plan.calibrate:
             return self.spec("fifo", "random")
         reference = self.search(self.spec("fifo", "random"))
-        epoch_s = reference.compute_s / reference.trial_epochs
-        return self.spec("fifo", "random", trials=trials, epochs=epochs_for(target_s, epoch_s))
+        return self.spec("fifo", "random", trials=trials,
+                         epochs=epochs_for(target_s, mean_epoch_s(reference.events, first_trials=trials)))
 
     def runs_table(self) -> pd.DataFrame:
         rows = [{"search": spec.name, "run_dir": str(found.run_dir), "ray_start_s": found.ray_start_s,

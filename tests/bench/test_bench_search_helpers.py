@@ -107,6 +107,13 @@ def test_trial_start_times_split_ray_and_setup(bench):
     assert out["start_s"].tolist() == pytest.approx([3.5, 2.0])
 
 
+def test_mean_epoch_of_the_first_trials(bench):
+    # Trials 1-2 are cheap, trial 3 is expensive: calibrating 2-trial searches must ignore trial 3.
+    events = pd.DataFrame({"trial_number": [1, 1, 2, 2, 3, 3], "epoch_time_s": [0.2, 0.4, 0.3, 0.3, 6.0, 6.0]})
+    assert bench.mean_epoch_s(events, first_trials=2) == pytest.approx(0.3)
+    assert bench.mean_epoch_s(events, first_trials=3) == pytest.approx(13.2 / 6)
+
+
 def test_epochs_for_calibration(bench):
     assert bench.epochs_for(10.0, 0.8) == 12  # 12.5 rounds to even
     assert bench.epochs_for(60.0, 0.8) == 75
