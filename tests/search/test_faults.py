@@ -1,0 +1,407 @@
+"""Faults the search survives, each injected on purpose (docs/reliability.md lists them with these tests),
+modelled on Ray's python/ray/tune/tests/test_cluster.py and test_tuner_restore.py. Tiny generated data
+(120 records at 250 Hz x 2,500 samples, the small ECGNet space); one Ray start per test at most.
+
+Faults 1-3 and 7 share one search (the module fixture `faulty_run`): `ECG_SEARCH_FAULT` (search/faults.py)
+gives each trial its own fault, so one Ray run shows a retried trial, a trial that keeps failing, a NaN loss,
+an out-of-memory error and corrupt winners' checkpoints side by side. Fault 4 (driver SIGKILL) is
+tests/search/test_search_runs.py::test_resume_after_the_driver_is_killed_reruns_no_finished_trial.
+Run the group: PYTHONPATH=. python -m pytest tests/search -m faults -s
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from search import exports
+from search.faults import FAULT_ENV
+from search.options import OptionError, SearchOptions
+from search.runner import resume_command
+
+pytestmark = pytest.mark.faults
+
+# Trial numbers (creation order, `trial_number` in trials.csv) and the fault each one meets.
+RETRIED, KEEPS_FAILING, NAN, OOM = 1, 2, 3, 4
+CORRUPT = (5, 6)  # with trial 1 the only intact finished trial and --top-k 2, a corrupt one is always in the top 2
+FAULTS = (f"raise@2;trials={RETRIED};times=1 | raise@1;trials={KEEPS_FAILING} | nan@1;trials={NAN} | "
+          f"oom@1;trials={OOM} | corrupt@0;trials={','.join(map(str, CORRUPT))}")
+NUM_SAMPLES, MAX_EPOCHS, MAX_FAILURES = 6, 2, 2
+
+
+def report(fault: str, trials: pd.DataFrame, num_samples: int) -> None:
+    """The per-fault figures docs/reliability.md quotes (shown with pytest -s)."""
+    finished = int((trials["status"] == "TERMINATED").sum())
+    errored = int((trials["status"] == "ERROR").sum())
+    print(f"\n{fault}: trials {len(trials)} of {num_samples}, finished {finished}, errored {errored}, "
+          f"lost {num_samples - len(trials)}")
+
+
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory, cli):
+    results = tmp_path_factory.mktemp("faulty")
+    proc = cli.launch(*cli.small, "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(MAX_EPOCHS),
+                      "--scheduler", "fifo", "--top-k", "2", "--max-failures", str(MAX_FAILURES),
+                      "--results-dir", str(results), env=cli.env(**{FAULT_ENV: FAULTS}))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = cli.only_run(results)
+    trials = cli.read_csv(run_dir / "trials.csv").set_index("trial_number")
+    return proc, run_dir, trials
+
+
+def study_trial_of(cli, run_dir: Path, row: pd.Series) -> optuna.trial.FrozenTrial:
+    """The Optuna trial that proposed trials.csv's `row` (matched on its sampled learning rate and width)."""
+    matches = [t for t in cli.study_trials(run_dir)
+               if math.isclose(t.params["optim/lr"], row["optim/lr"], rel_tol=1e-9)
+               and t.params["model/width"] == row["model/width"]]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def raw_epochs(cli, run_dir: Path, trial_id: str) -> list[int]:
+    """Every epoch the trial reported, in order, retries included (Ray's progress.csv appends)."""
+    (trial_dir,) = (run_dir / "tune").glob(f"train_trial_{trial_id}_*")
+    progress = trial_dir / "progress.csv"
+    if not progress.exists() or progress.stat().st_size == 0:
+        return []  # nothing reported (a trial that failed in its first epoch)
+    return cli.read_csv(progress)["epoch"].astype(int).tolist()
+
+
+@pytest.mark.slow
+def test_1_a_trial_that_raises_is_retried_from_its_checkpoint(faulty_run, cli) -> None:
+    _, run_dir, trials = faulty_run
+    row = trials.loc[RETRIED]
+    assert row["status"] == "TERMINATED" and row["epochs_run"] == MAX_EPOCHS
+    assert (row["failures"], row["retries"]) == (1, 1)
+    assert "fault injected by ECG_SEARCH_FAULT at epoch 2 (attempt 1)" in row["error"]
+    # It failed at the end of epoch 2 and resumed from epoch 1's checkpoint: epoch 1 was reported once.
+    assert raw_epochs(cli, run_dir, row["trial_id"]) == [1, 2]
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    assert epochs.loc[epochs["trial_id"] == row["trial_id"], "epoch"].tolist() == [1, 2]
+    report("fault 1 (raise, retried)", trials, NUM_SAMPLES)
+
+
+@pytest.mark.slow
+def test_1_a_trial_that_keeps_failing_ends_errored_and_the_others_finish(faulty_run, cli) -> None:
+    proc, run_dir, trials = faulty_run
+    row = trials.loc[KEEPS_FAILING]
+    assert row["status"] == "ERROR"
+    assert (row["failures"], row["retries"]) == (MAX_FAILURES + 1, MAX_FAILURES)
+    assert f"at epoch 1 (attempt {MAX_FAILURES + 1})" in row["error"]
+    assert len(trials) == NUM_SAMPLES  # every trial ran; none lost
+    assert set(trials.loc[[RETRIED, *CORRUPT], "status"]) == {"TERMINATED"}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_2_a_nan_loss_fails_the_trial_with_its_reason_and_optuna_records_fail(faulty_run, cli) -> None:
+    _, run_dir, trials = faulty_run
+    row = trials.loc[NAN]
+    assert row["status"] == "ERROR" and row["error"].startswith("non-finite loss: loss is nan")
+    # Retries stop at once (the fatal marker): no attempt trained a second epoch 1.
+    assert raw_epochs(cli, run_dir, row["trial_id"]) == []
+    study_trial = study_trial_of(cli, run_dir, row)
+    assert study_trial.state == optuna.trial.TrialState.FAIL and study_trial.value is None
+    states = [t.state for t in cli.study_trials(run_dir)]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3 and states.count(optuna.trial.TrialState.FAIL) == 3
+    report("fault 2 (NaN loss)", trials, NUM_SAMPLES)
+
+
+@pytest.mark.slow
+def test_3_out_of_memory_fails_the_trial_and_suggests_a_fix(faulty_run, cli) -> None:
+    _, run_dir, trials = faulty_run
+    row = trials.loc[OOM]
+    assert row["status"] == "ERROR"
+    assert row["error"].startswith(f"out of memory at batch size {int(row['optim/batch_size'])}: use a smaller "
+                                   "optim/batch_size or give each trial a larger GPU share (--gpus-per-trial")
+    assert "CUDA out of memory" in row["error"]
+    assert study_trial_of(cli, run_dir, row).state == optuna.trial.TrialState.FAIL
+    report("fault 3 (out of memory)", trials, NUM_SAMPLES)
+
+
+@pytest.mark.slow
+def test_7_corrupt_winner_checkpoints_are_skipped_for_the_next_best(faulty_run, cli) -> None:
+    proc, run_dir, trials = faulty_run
+    corrupt_ids = set(trials.loc[list(CORRUPT), "trial_id"])
+    ranked = trials[trials["status"] == "TERMINATED"].sort_values("best_val_micro_f1", ascending=False)
+    info = json.loads((run_dir / "run.json").read_text())
+    # Both corrupt trials are met (one is always in the top 2) and skipped; the intact one is evaluated.
+    assert [s["trial_id"] for s in info["skipped_winners"]] == [t for t in ranked["trial_id"] if t in corrupt_ids]
+    assert info["winners"] == [trials.loc[RETRIED, "trial_id"]]
+    for skipped in info["skipped_winners"]:
+        assert f"of trial {skipped['trial_id']} is unusable" in skipped["reason"]
+        assert f"of trial {skipped['trial_id']} is unusable" in proc.stdout
+    assert "evaluating the next-best trial instead" in proc.stdout
+    test = cli.read_csv(run_dir / "test_results.csv")
+    assert test["model"].tolist() == ["rank1", "rank1"] and set(test["trial_id"]) == set(info["winners"])
+    assert cli.read_csv(run_dir / "best_configs.csv")["trial_id"].tolist() == info["winners"]
+    assert len(trials) == NUM_SAMPLES  # nothing else lost
+    report("fault 7 (corrupt checkpoints)", trials, NUM_SAMPLES)
+
+
+@pytest.mark.slow
+def test_5_sigint_stops_within_seconds_and_the_printed_command_resumes(tmp_path, cli) -> None:
+    # The results folder's name has shell syntax in it: the printed command must quote it (nothing runs).
+    results = tmp_path / "runs; touch PWNED"
+    args = [*cli.small, "--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "1",
+            "--max-concurrent", "1", "--results-dir", str(results)]
+    # Slow epochs (3 s pause each) in the later trials, so the signal lands mid-trial.
+    logs = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:  # files, not pipes: a full pipe would block
+        driver = cli.start(*args, env=cli.env(**{FAULT_ENV: "sleep@1;trials=2,3"}), stdout=stdout, stderr=stderr)
+    finished: set[str] = set()
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and driver.poll() is None and not finished:
+            time.sleep(1)
+            if results.exists() and any(results.iterdir()):
+                finished = cli.finished_trials(cli.only_run(results), 2)
+        assert finished, "no trial finished before the deadline"
+        time.sleep(2)  # into the next trial
+        signalled = time.time()
+        os.kill(driver.pid, signal.SIGINT)  # the driver, as Ctrl-C in a terminal reaches the foreground job
+        driver.wait(timeout=120)
+        stopped_in = time.time() - signalled
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    out, err = (log.read_text() for log in logs)
+    assert driver.returncode == 130, err[-3000:]
+    assert stopped_in < 60  # a behaviour bound ("within seconds"), not a speed figure
+    run_dir = cli.only_run(results)
+    trials = cli.read_csv(run_dir / "trials.csv")
+    done = trials[trials["status"] == "TERMINATED"]
+    assert finished <= set(done["trial_id"]) and (done["epochs_run"] == 2).all()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+    command = resume_command(run_dir)
+    assert f"Resume with:\n  {command}\n" in out
+    assert shlex.split(command)[-1] == str(run_dir.resolve())
+    print(f"\nfault 5 (SIGINT): exit {stopped_in:.1f} s after the signal; finished at the signal {len(done)}")
+
+    # The printed command, run by a shell exactly as printed (with this interpreter first on PATH).
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    proc = subprocess.run(command, shell=True, cwd=cli.root, env=cli.env(PATH=path), text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (cli.root / "PWNED").exists() and not (tmp_path / "PWNED").exists()
+    after = cli.read_csv(run_dir / "trials.csv")
+    assert len(after) == 3 and set(after["status"]) == {"TERMINATED"}
+    assert set(done["trial_id"]) <= set(after["trial_id"])
+    for trial_id in done["trial_id"]:  # a finished trial is not rerun
+        assert raw_epochs(cli, run_dir, trial_id) == [1, 2]
+    assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    report("fault 5 (SIGINT) after resume", after, 3)
+
+
+@pytest.mark.slow
+def test_6_a_worker_node_that_disappears_has_its_trials_rescheduled(tmp_path, monkeypatch, cli) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from search import run
+
+    monkeypatch.setenv(FAULT_ENV, "sleep@1")  # 3 s more per epoch: time to remove the node mid-trial
+    # Quick node-death detection (Ray's test_cluster.py does the same), else the GCS waits ~30 s.
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
+    worker = cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    shared = tmp_path / "shared"
+    removed: dict[str, str] = {}
+
+    def remove_worker_mid_trial() -> None:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            for progress in shared.glob("*/tune/train_trial_*/progress.csv"):
+                try:
+                    frame = cli.read_csv(progress)
+                except (pd.errors.EmptyDataError, pd.errors.ParserError):
+                    continue
+                if len(frame) and frame["node_id"].iloc[-1] == worker.node_id and frame["epoch"].max() < 3:
+                    removed["trial_id"] = str(frame["trial_id"].iloc[0])
+                    cluster.remove_node(worker)
+                    return
+            time.sleep(0.5)
+
+    remover = threading.Thread(target=remove_worker_mid_trial, daemon=True)
+    try:
+        options = SearchOptions(space="ecgnet", n_records=120, num_samples=2, max_epochs=3, scheduler="fifo",
+                                top_k=1, results_dir=tmp_path / "results", storage_path=shared,
+                                address=cluster.address)
+        remover.start()
+        run_dir = run(options)
+        remover.join(timeout=5)
+        head_id = cluster.head_node.node_id
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert removed, "no trial reported from the worker node"
+    trials = cli.read_csv(run_dir / "trials.csv").set_index("trial_id")
+    assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"} and (trials["epochs_run"] == 3).all()
+    moved = trials.loc[removed["trial_id"]]
+    assert moved["failures"] >= 1  # the node's death counted as a failure and was retried
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    mine = epochs[epochs["trial_id"] == removed["trial_id"]]
+    assert mine["epoch"].tolist() == [1, 2, 3] and mine["node_id"].iloc[-1] == head_id  # finished on the head
+    progress = next((shared / run_dir.name / "tune").glob(f"train_trial_{removed['trial_id']}_*/progress.csv"))
+    assert cli.read_csv(progress)["epoch"].tolist().count(1) == 1  # resumed from its checkpoint, not from scratch
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    report("fault 6 (node removed)", trials.reset_index(), 2)
+
+
+def test_8_a_results_folder_that_cannot_be_written_is_refused_before_the_search(tmp_path) -> None:
+    import ray
+
+    from search import run
+
+    # A path under a regular file (test_launch_cli.py checks the same through launch.py's exit code 2).
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(OptionError, match="is a file, not a folder"):
+        run(SearchOptions(results_dir=blocker / "results", n_records=20, num_samples=1, max_epochs=1))
+    assert not ray.is_initialized() and blocker.read_text() == ""  # refused before Ray or any file
+    # Tests run as root, for whom chmod 555 does not stop writes; /sys is a folder the kernel refuses
+    # files in even for root (EACCES), so the check meets a real refusal, not a mock.
+    if _can_create_in(Path("/sys")):
+        pytest.skip("/sys accepts new files on this machine: no unwritable folder for the second case")
+    with pytest.raises(OptionError, match=r"^--results-dir /sys/ecg-results: /sys is not writable \("):
+        run(SearchOptions(results_dir=Path("/sys/ecg-results"), n_records=20, num_samples=1, max_epochs=1))
+    assert not ray.is_initialized()
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def test_8_disk_full_at_export_keeps_the_csvs_already_written(tmp_path, monkeypatch) -> None:
+    trials = exports.write_csv(pd.DataFrame({"trial_id": ["a", "b"], "status": ["TERMINATED", "ERROR"]}),
+                               tmp_path / "trials.csv")
+    exports.write_json({"status": "complete"}, tmp_path / "run.json")
+    written = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    def disk_full_midway(frame, path, *args, **kwargs):
+        with open(path, "w") as half:
+            half.write("trial_id,sta")  # half a file, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    real_write_text = Path.write_text
+
+    def json_disk_full_midway(self, data, *args, **kwargs):
+        real_write_text(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    # At the pandas and file boundary: the writers under write_atomic fail after writing half their data.
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full_midway)
+    monkeypatch.setattr(Path, "write_text", json_disk_full_midway)
+    with pytest.raises(OSError, match="No space left"):
+        exports.write_csv(pd.DataFrame({"trial_id": ["a", "b", "c"]}), trials)
+    with pytest.raises(OSError, match="No space left"):
+        exports.write_json({"status": "changed"}, tmp_path / "run.json")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == written  # intact, no temporary file left
+
+
+def test_safe_dashboard_binds_to_loopback_and_warns_when_exposed(monkeypatch, caplog) -> None:
+    import ray
+
+    from search import cluster
+
+    calls = []
+
+    class Context:
+        dashboard_url = "127.0.0.1:8265"
+
+    monkeypatch.setattr(cluster, "_started_here", False)  # restored after the test
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs) or Context())
+    assert SearchOptions().dashboard_host == "127.0.0.1"
+    with caplog.at_level(logging.WARNING, logger="search.cluster"):
+        cluster.start(SearchOptions())
+        assert calls[-1]["dashboard_host"] == "127.0.0.1" and not caplog.records
+        cluster.start(SearchOptions(dashboard_host="0.0.0.0"))
+    assert calls[-1]["dashboard_host"] == "0.0.0.0"
+    assert "the Ray dashboard will listen on 0.0.0.0: anyone who can reach it can run code" in caplog.text
+
+
+class Payload:
+    """Unpickling this would create a file: the proof that a checkpoint ran code."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_safe_checkpoints_refuse_pickled_objects(tmp_path) -> None:
+    from ecg.models import create_model
+    from ecg.train import load_checkpoint, save_checkpoint
+    from search.exports import TrialRecord
+    from search.winners import CheckpointUnusable, load_winner
+    from ecg.synthetic import generate
+
+    model_options = {"version": "v3", "width": 4, "width_1d": 16, "blocks_2d": 1, "blocks_1d": 4, "stem_kernel": 15}
+    model = create_model("ecgnet", n_leads=8, n_classes=26, length=2500, **model_options)
+    directory = save_checkpoint({"model": model.state_dict(), "meta": {"epoch": 1}}, tmp_path / "ckpt")
+    marker = tmp_path / "code_ran"
+    # A training_state.pt that carries an arbitrary object, as a tampered or foreign checkpoint could.
+    torch.save({"optimizer": Payload(marker)}, directory / "training_state.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        load_checkpoint(directory)
+    record = TrialRecord("evil", 1, "TERMINATED", {"family": "ecgnet", **{f"model/{k}": v
+                                                                          for k, v in model_options.items()}},
+                         pd.DataFrame({"epoch": [1]}), checkpoint=directory)
+    with pytest.raises(CheckpointUnusable, match="of trial evil is unusable: UnpicklingError"):
+        load_winner(record, generate(4, seed=0, fs=250, length=2500))
+    assert not marker.exists()
+
+
+def test_safe_paths_are_quoted_and_never_run(tmp_path, monkeypatch, capsys) -> None:
+    import importlib.util
+
+    weird = tmp_path / "run; rm -rf ~ $(touch PWNED) `touch PWNED2`"
+    command = resume_command(weird)
+    assert shlex.split(command) == ["python", "launch.py", "--resume", str(weird)]
+    # A --resume path with shell syntax is a path: refused as "not a run folder", nothing is executed.
+    spec = importlib.util.spec_from_file_location("launch", Path(__file__).resolve().parents[2] / "launch.py")
+    launch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch)
+    monkeypatch.chdir(tmp_path)
+    assert launch.main(["--resume", str(weird)]) == 2
+    assert f"--resume {weird}: no run.json there" in capsys.readouterr().err
+    assert not list(tmp_path.glob("PWNED*"))
+
+
+def test_the_fault_hook_gives_each_trial_its_own_fault(monkeypatch) -> None:
+    from search.faults import FaultInjector, configured_faults
+
+    monkeypatch.setenv(FAULT_ENV, FAULTS)
+    specs = configured_faults()
+    assert [s.kind for s in specs] == ["raise", "raise", "nan", "oom", "corrupt"]
+    picked = {n: FaultInjector(specs, n, folder=None).spec for n in range(1, 8)}
+    assert (picked[RETRIED].kind, picked[RETRIED].epoch, picked[RETRIED].times) == ("raise", 2, 1)
+    assert (picked[KEEPS_FAILING].kind, picked[KEEPS_FAILING].times) == ("raise", None)
+    assert picked[NAN].kind == "nan" and picked[OOM].kind == "oom" and picked[6].kind == "corrupt"
+    assert picked[7] is None
+    monkeypatch.delenv(FAULT_ENV)
+    assert configured_faults() == []
