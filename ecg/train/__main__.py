@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ecg.data.dataset import HEFEI_LEADS, N_SAMPLES, ECGDataset
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.weights import class_weights
 from ecg.metrics import evaluate, per_class, tune_thresholds
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
     data.add_argument("--leads", default=",".join(HEFEI_LEADS), help="comma-separated leads (default the Hefei 8)")
     data.add_argument("--length", type=int, default=N_SAMPLES, help=f"samples per record (default {N_SAMPLES})")
+    data.add_argument("--fs", type=int, default=FS,
+                      help=f"sampling rate in Hz (default {FS}); a search on CPU uses the synthetic set at 250 Hz x 2,500")
     data.add_argument("--n-records", type=int, default=2000, help="size of the synthetic set (without --data)")
     data.add_argument("--split", type=Path, help="split.csv of an earlier run (default: a new stratified split)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of a new split (default 0)")
@@ -90,10 +92,10 @@ def load_data(args: argparse.Namespace) -> ECGDataset:
     if args.data is None:
         from ecg.synthetic import load_synthetic
 
-        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads, length=args.length)
+        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads, fs=args.fs, length=args.length)
     from ecg.data import load_dataset
 
-    return load_dataset(args.data, labels=args.labels, leads=leads, length=args.length)
+    return load_dataset(args.data, labels=args.labels, leads=leads, fs=args.fs, length=args.length)
 
 
 def split_data(dataset: ECGDataset, args: argparse.Namespace, out: Path) -> dict[str, ECGDataset]:
