@@ -1,0 +1,56 @@
+"""CI runs every benchmark's smoke mode: the scripts must keep working and print their figures.
+
+The figures of a smoke run are noise (toy sizes on a shared CPU); these tests check that each bench runs to
+the end, prints the figures it promises and writes its files, never how fast anything was.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(script: str, *args: str, timeout: int = 600, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--smoke", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    assert result.returncode == 0, f"{script} --smoke failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_bench_data_smoke_prints_parse_rate_and_cached_load(tmp_path) -> None:
+    out = run_bench("bench_data.py", env={"ECG_CACHE_DIR": str(tmp_path)})
+    assert "first parse" in out and "r/s" in out and "scaled to 20,000 records" in out
+
+
+@pytest.mark.slow
+def test_bench_synthetic_smoke_prints_speed_and_f1_against_baselines(tmp_path) -> None:
+    out = run_bench("bench_synthetic.py", env={"ECG_CACHE_DIR": str(tmp_path)})
+    assert "records/s" in out and "micro" in out.lower() and "prevalence" in out.lower()
+
+
+@pytest.mark.slow
+def test_bench_train_smoke_prints_fit_to_bare_ratio() -> None:
+    out = run_bench("bench_train.py")
+    assert "ratio" in out.lower() or "fit/bare" in out.lower()
+
+
+@pytest.mark.slow
+def test_bench_models_smoke_on_two_variants_prints_params_and_speed(tmp_path) -> None:
+    out = run_bench("bench_models.py", "--variants", "ecgnet_v3,gru_v3_50x100", "--docs", str(tmp_path / "models.md"))
+    assert "ecgnet_v3" in out and "gru_v3_50x100" in out
+
+
+@pytest.mark.slow
+def test_bench_search_smoke_writes_every_figure(tmp_path) -> None:
+    out_dir = tmp_path / "search"
+    run_bench("bench_search.py", "--out", str(out_dir), env={"ECG_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    for name in ("asha_vs_fifo.csv", "tpe_vs_random.csv", "overhead.csv", "trial_start.csv", "concurrency.csv",
+                 "asha_fifo_curve.png", "tpe_random_curve.png", "README.md"):
+        assert (out_dir / name).stat().st_size > 0, name
