@@ -58,6 +58,23 @@ def splits() -> tuple[ECGDataset, ECGDataset]:
     return make_dataset(384, seed=1), make_dataset(128, seed=2)
 
 
+class Frozen(nn.Module):
+    """Fixed features, and one parameter that gets zero gradient: validation F1 is the same every epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
+        return x[:, :1, :3].mean(dim=1) + 0.0 * self.unused
+
+
+@pytest.fixture
+def frozen_model() -> type[Frozen]:
+    """A model whose validation F1 never changes (early stopping, plateau schedule)."""
+    return Frozen
+
+
 @pytest.fixture
 def tiny_model():
     def build(seed: int = 0) -> TinyNet:

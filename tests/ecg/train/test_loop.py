@@ -124,23 +124,12 @@ def test_exploding_learning_rate_ends_with_non_finite_loss(splits, tiny_model):
         fit(tiny_model(), train, val, TrainConfig(lr=1e30, epochs=5, batch_size=32, class_weights="none"))
 
 
-class Frozen(nn.Module):
-    """Fixed features, and one parameter that gets zero gradient: validation F1 never changes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(3))
-
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
-        return x[:, :1, :3].mean(dim=1) + 0.0 * self.unused
-
-
-def test_early_stopping_after_patience_epochs_without_improvement(splits):
+def test_early_stopping_after_patience_epochs_without_improvement(splits, frozen_model):
     train, val = splits
-    result = fit(Frozen(), train, val, TrainConfig(epochs=20, patience=3, schedule="none"))
+    result = fit(frozen_model(), train, val, TrainConfig(epochs=20, patience=3, schedule="none"))
     assert result.best_epoch == 1
     assert result.epochs_run == 4 and result.stopped_early
-    off = fit(Frozen(), train, val, TrainConfig(epochs=6, patience=0, schedule="none"))
+    off = fit(frozen_model(), train, val, TrainConfig(epochs=6, patience=0, schedule="none"))
     assert off.epochs_run == 6 and not off.stopped_early
 
 

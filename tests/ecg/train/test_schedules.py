@@ -10,17 +10,6 @@ from torch import nn
 from ecg.train import TrainConfig, fit
 
 
-class Frozen(nn.Module):
-    """Fixed features, one parameter with zero gradient: validation F1 is the same every epoch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.unused = nn.Parameter(torch.zeros(3))
-
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
-        return x[:, :1, :3].mean(dim=1) + 0.0 * self.unused
-
-
 def lrs(splits, model: nn.Module, **config) -> list[float]:
     result = fit(model, *splits, TrainConfig(**config))
     return [h["lr"] for h in result.history]
@@ -31,11 +20,11 @@ def test_step_multiplies_by_a_tenth_after_each_milestone(splits, tiny_model):
     assert got == pytest.approx([1e-2, 1e-2, 1e-3, 1e-3, 1e-4])
 
 
-def test_plateau_reduces_after_ten_epochs_without_improvement_down_to_the_floor(splits):
+def test_plateau_reduces_after_ten_epochs_without_improvement_down_to_the_floor(splits, frozen_model):
     # Epoch 1 sets the best F1; epochs 2..12 are 11 epochs without improvement (> patience 10).
-    got = lrs(splits, Frozen(), lr=1e-3, epochs=13, batch_size=128, schedule="plateau")
+    got = lrs(splits, frozen_model(), lr=1e-3, epochs=13, batch_size=128, schedule="plateau")
     assert got == pytest.approx([1e-3] * 12 + [1e-4])
-    floor = lrs(splits, Frozen(), lr=5e-8, epochs=13, batch_size=128, schedule="plateau")
+    floor = lrs(splits, frozen_model(), lr=5e-8, epochs=13, batch_size=128, schedule="plateau")
     assert floor[-1] == pytest.approx(1e-8)
 
 
