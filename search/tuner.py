@@ -2,6 +2,7 @@
 per-trial resources, best-checkpoint-only retention and retries."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,19 @@ def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = N
     )
 
 
+def _allow_forced_snapshots() -> None:
+    """Silence Ray's "snapshotting triggered multiple times" warning, which would print on most epochs.
+
+    With `num_to_keep=1` every new best checkpoint deletes the previous one, so Ray saves the experiment state
+    right away to keep it pointing at a checkpoint that exists: that is what lets `--resume` continue every
+    trial from its best epoch. The snapshot is deliberate here (a few ms, bench/bench_search.py), not a
+    misconfiguration, so the warning is switched off unless the user set the variable.
+    """
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
 def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None) -> tune.Tuner:
+    _allow_forced_snapshots()
     tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.metric, mode=options.metric_mode,
@@ -88,6 +101,7 @@ def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
 def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tune.Tuner:
     """`Tuner.restore` of the run's experiment: finished trials kept, errored ones restarted, unfinished ones
     resumed from their checkpoints; the searcher comes back from the experiment's saved state."""
+    _allow_forced_snapshots()
     return tune.Tuner.restore(str(experiment_path(options, run_dir)), trainable=trainable(options, data),
                               resume_unfinished=True, resume_errored=False, restart_errored=False)
 
