@@ -51,10 +51,6 @@ def gpu_capacity() -> tuple[float, float]:
     return float(sum(per_node)), float(max(per_node, default=0.0))
 
 
-def cpu_capacity() -> float:
-    return float(ray.cluster_resources().get("CPU", 0.0))
-
-
 def check_capacity(options: SearchOptions) -> None:
     """A trial must fit on one node: refuse `--gpus-per-trial`/`--cpus-per-trial` larger than any node has."""
     _, gpus_on_largest = gpu_capacity()

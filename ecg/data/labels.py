@@ -96,10 +96,3 @@ class LabelsCSV:
         for labels, _, _ in self.rows.values():
             seen.update(dict.fromkeys(labels))
         return list(seen)
-
-    def lookup(self, record: str) -> tuple[list[str], float, float]:
-        """Labels, age and sex of `record` (matched by its name without folder or extension)."""
-        key = Path(record).name
-        if key not in self.rows:
-            raise DataError(f"{self.path}: no row for record {key!r}")
-        return self.rows[key]
