@@ -6,6 +6,7 @@ resumes from it. The data comes from the object store (`tune.with_parameters`), 
 """
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from ecg.models import create_model
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
+from search.options import best_so_far
 from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, trial_number
 
 
@@ -25,8 +27,26 @@ def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
     return TrainConfig(**{**config.get("optim", {}), "threads": threads})
 
 
-def train_trial(config: dict[str, Any], data: TrialData) -> None:
-    """The Ray Tune function trainable (see the module docstring)."""
+class RunningBest:
+    """The best value of `metric` ("max" or "min" mode) over the epochs seen so far; NaN epochs are skipped."""
+
+    def __init__(self, metric: str, mode: str, history: list[dict[str, float]] = ()) -> None:
+        self.metric, self.sign = metric, 1.0 if mode == "max" else -1.0
+        self.value = math.nan
+        for metrics in history:
+            self.update(metrics)
+
+    def update(self, metrics: dict[str, float]) -> float:
+        """Take one epoch's metrics into account; the best value so far."""
+        value = float(metrics.get(self.metric, math.nan))
+        if not math.isnan(value) and (math.isnan(self.value) or self.sign * value > self.sign * self.value):
+            self.value = value
+        return self.value
+
+
+def train_trial(config: dict[str, Any], data: TrialData, metric: str = "val_micro_f1", mode: str = "max") -> None:
+    """The Ray Tune function trainable (see the module docstring). Each epoch also reports the trial's best
+    `metric` so far (`best_so_far(metric)`), which ASHA and the sampler compare."""
     entered = time.time()
     context = ray.tune.get_context()
     storage = context.get_storage()
@@ -53,6 +73,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
+    running = RunningBest(metric, mode, resume["meta"]["history"] if resume is not None else [])
 
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
@@ -62,6 +83,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         injector.at_epoch_end(epoch.epoch)
         metrics = {k: float(v) for k, v in epoch.metrics.items()}
         metrics["epoch"] = epoch.epoch
+        metrics[best_so_far(metric)] = running.update(metrics)
         nonlocal setup_s
         if setup_s is not None:
             metrics["setup_s"] = setup_s

@@ -31,7 +31,8 @@ def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searche
     ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
                else optuna.samplers.TPESampler(seed=options.seed))
-    searcher: Searcher = OptunaSearch(space=build_space(options.space, ctx), metric=options.metric,
+    # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
+    searcher: Searcher = OptunaSearch(space=build_space(options.space, ctx), metric=options.trial_metric,
                                       mode=options.metric_mode, sampler=sampler, study_name=STUDY_NAME,
                                       storage=study_storage(run_dir))
     if options.max_concurrent:
@@ -42,7 +43,8 @@ def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searche
 def make_scheduler(options: SearchOptions) -> TrialScheduler:
     if options.scheduler == "fifo":
         return FIFOScheduler()
-    # The epoch is ASHA's time unit: one `tune.report` per epoch, so training_iteration == epoch.
+    # The epoch is ASHA's time unit: one `tune.report` per epoch, so training_iteration == epoch. Its rungs
+    # compare the trial metric of TuneConfig: each trial's best so far.
     return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
                          grace_period=options.grace_period, reduction_factor=options.reduction_factor)
 
@@ -50,7 +52,8 @@ def make_scheduler(options: SearchOptions) -> TrialScheduler:
 def trainable(options: SearchOptions, data: TrialData) -> Any:
     """`train_trial` with its resources and the data placed once in the object store."""
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial or 0}
-    return tune.with_resources(tune.with_parameters(train_trial, data=data), resources)
+    trainable_with_data = tune.with_parameters(train_trial, data=data, metric=options.metric, mode=options.metric_mode)
+    return tune.with_resources(trainable_with_data, resources)
 
 
 def storage_root(options: SearchOptions, run_dir: Path) -> Path:
@@ -86,7 +89,7 @@ def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks
     _allow_forced_snapshots()
     tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
-                                  metric=options.metric, mode=options.metric_mode,
+                                  metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every
                                   # trial pays a Python + torch start (5-7 s measured here, bench/bench_search.py).
                                   reuse_actors=True)

@@ -39,7 +39,13 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     epochs = cli.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == trials["epochs_run"].sum()
     assert {"trial_id", "epoch", "train_loss", "val_loss", "val_micro_f1", "val_macro_f1", "val_macro_auc",
-            "lr", "epoch_time_s", "node_id"} <= set(epochs.columns)
+            "lr", "epoch_time_s", "node_id", "best_so_far_val_micro_f1"} <= set(epochs.columns)
+    # What ASHA and TPE compare: each trial's running best, which Optuna records as the trial's value.
+    for trial_id, trial_epochs in epochs.sort_values("epoch").groupby("trial_id"):
+        assert trial_epochs["best_so_far_val_micro_f1"].tolist() == pytest.approx(
+            trial_epochs["val_micro_f1"].cummax().tolist())
+    study_values = sorted(t.value for t in cli.study_trials(run_dir))
+    assert study_values == pytest.approx(sorted(trials["best_val_micro_f1"]))
 
     best = cli.read_csv(run_dir / "best_configs.csv")
     assert list(best["rank"]) == [1, 2]
