@@ -15,7 +15,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from ecg.data.dataset import UNITS_PER_MV
 
@@ -39,6 +38,10 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: int) -> np.ndarray:
     if fs_in == fs_out:
         return signal
     ratio = Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
+    # Imported here: scipy.signal takes ~0.6 s to import, which every search worker would pay at start-up
+    # for a function only the data loading in the driver calls.
+    from scipy.signal import resample_poly
+
     return resample_poly(np.asarray(signal, dtype=np.float64), ratio.numerator, ratio.denominator, axis=-1)
 
 
