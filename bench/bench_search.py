@@ -1,7 +1,7 @@
 """Search efficiency, side by side on the built-in synthetic set: ASHA against full training (FIFO), TPE against
 random sampling, Ray's overhead, trial start-up and trials per hour at 1 and 2 concurrent trials (issue 7).
 
-    python bench/bench_search.py            # full mode: 24 trials per search; ~25 min on a quiet 2-core machine
+    python bench/bench_search.py            # full mode: 24 trials per search; ~20 min on a quiet 2-core machine
     python bench/bench_search.py --smoke    # every section at toy size (~2-3 min); figures are noise
     python bench/bench_search.py --device cuda   # also 1, 2 and 4 trials per GPU, nvidia-smi sampled
 
@@ -12,13 +12,20 @@ next to the trial's own `epoch_time_s`). Ray start (`ray_start_s`) and the searc
 (`fit_time_s`, Tuner.fit alone) come from run.json.
 
 Sections and targets (figures printed, written as CSV under --out, curves as PNG, plus a README.md there):
-  1. ASHA vs FIFO (TPE both): trial-epochs, wall time, best val micro-F1; each winner retrained to the full
-     epoch budget with `ecg.train.fit` (no Ray, same split) and scored on validation.
+  1. ASHA vs FIFO: trial-epochs, wall time, best val micro-F1; each winner retrained to the full epoch budget
+     with `ecg.train.fit` (no Ray, same split) and scored on validation. Twice: with the random sampler, whose
+     seeded draws ignore results, so ASHA and FIFO try the same configs and only early stopping differs (the
+     targets are judged on this pair); and with TPE, what launch.py runs (reported: ASHA changes what TPE
+     learns from, so the two searches soon try different configs and the gap mixes in the sampler's luck).
      Targets: ASHA trial-epochs <= 35% of FIFO's; retrained ASHA winner within 0.01 micro-F1 of FIFO's.
-     Also the Spearman rank correlation, over FIFO's trials, of F1 at the first ASHA rung with the final F1.
+     1b: Spearman rho, over all FIFO trials, of the F1 at each epoch (the epoch's own, and the best so far,
+     which the rungs compare) with the trial's final best. 1c: ASHA replayed on those FIFO trials for 300
+     resampled searches, per grace period and reduction factor: trial-epoch ratio and how often the winner
+     survives. That is how the default rungs were chosen.
   2. TPE vs random (FIFO both, same budget): best F1 after each number of trials.
   3. Ray overhead: Tuner.fit wall time / (sum of trial compute / concurrency) - 1, trial compute being the
-     epochs' own `epoch_time_s`; for ~10 s and ~60 s trials (epochs calibrated from section 2's random search).
+     epochs' own `epoch_time_s`; for ~10 s trials (epochs calibrated from section 2's random search) and
+     ~60 s trials (as many epochs, on proportionally more records).
      Targets <= 10% and <= 3%.
   4. Trial start: from the moment a trial's slot is free (Tuner.fit start, or the previous occupant's last
      report) to its first training step, split into Ray's part (actor up) and the trainable's set-up.
@@ -53,6 +60,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 METRIC = "val_micro_f1"
+REPLAY_DRAWS = 300  # resampled searches per setting in section 1c
 TARGETS = {"asha_epoch_ratio": 0.35, "retrained_f1_gap": 0.01, "overhead_short": 0.10, "overhead_long": 0.03,
            "trial_start_s": 3.0}
 
@@ -108,6 +116,69 @@ def rank_correlation(epochs: pd.DataFrame, early_epoch: int, final_epoch: int, v
     if len(early) < 3 or early.nunique() < 2 or final.nunique() < 2:
         return math.nan, len(early)
     return float(spearmanr(early, final).statistic), len(early)
+
+
+def replay_asha(curves: Sequence[tuple[np.ndarray, np.ndarray]], *, grace_period: int, reduction_factor: int,
+                max_t: int, concurrency: int, by_best_so_far: bool) -> tuple[int, int]:
+    """Ray's asynchronous ASHA (`ASHAScheduler`: at each rung a trial stops when its value is below the
+    (1 - 1/rf) percentile of the values recorded there so far) replayed on finished FIFO trials: `curves`
+    holds each trial's per-epoch F1 and epoch seconds, in creation order; trials start in that order on
+    `concurrency` slots. Rungs compare the epoch's F1, or the trial's best F1 so far. Returns the trial-epochs
+    spent and the index of the trial with the best F1 seen (ASHA's winner)."""
+    rungs: dict[int, list[float]] = {}
+    rung = grace_period
+    while rung < max_t:
+        rungs[rung] = []
+        rung *= reduction_factor
+    events: list[tuple[float, int, int]] = []
+    waiting = list(range(len(curves)))[::-1]
+    for _ in range(min(concurrency, len(curves))):
+        trial = waiting.pop()
+        heapq.heappush(events, (float(curves[trial][1][0]), trial, 1))
+    spent, seen = 0, {}
+    while events:
+        now, trial, epoch = heapq.heappop(events)
+        f1 = np.asarray(curves[trial][0], dtype=float)
+        spent += 1
+        seen[trial] = float(np.nanmax(f1[:epoch]))
+        value = seen[trial] if by_best_so_far else float(f1[epoch - 1])
+        stop = epoch >= min(max_t, len(f1))
+        if epoch in rungs:
+            recorded = rungs[epoch]
+            if recorded and value < np.nanpercentile(recorded, 100 * (1 - 1 / reduction_factor)):
+                stop = True
+            recorded.append(value)
+        if stop and waiting:
+            nxt = waiting.pop()
+            heapq.heappush(events, (now + float(curves[nxt][1][0]), nxt, 1))
+        elif not stop:
+            heapq.heappush(events, (now + float(curves[trial][1][epoch]), trial, epoch + 1))
+    return spent, max(seen, key=seen.get)
+
+
+def resampled_replays(curves: Sequence[tuple[np.ndarray, np.ndarray]], *, draws: int, size: int, seed: int,
+                      **asha: Any) -> dict[str, float]:
+    """`replay_asha` on `draws` random draws of `size` of `curves` (random order each time): the median and
+    90th percentile of ASHA's trial-epochs / FIFO's, and the share of draws whose ASHA winner's final best F1
+    is within 0.01 of the draw's best (what FIFO would find)."""
+    rng = np.random.default_rng(seed)
+    ratios, kept = [], []
+    for _ in range(draws):
+        drawn = [curves[i] for i in rng.choice(len(curves), size=min(size, len(curves)), replace=False)]
+        spent, winner = replay_asha(drawn, **asha)
+        full = sum(min(asha["max_t"], len(f1)) for f1, _ in drawn)
+        ratios.append(spent / full)
+        best = max(float(np.nanmax(f1)) for f1, _ in drawn)
+        kept.append(best - float(np.nanmax(drawn[winner][0])) <= TARGETS["retrained_f1_gap"])
+    return {"median_epoch_ratio": float(np.median(ratios)), "p90_epoch_ratio": float(np.quantile(ratios, 0.9)),
+            "winner_kept_share": float(np.mean(kept))}
+
+
+def trial_curves(events: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per trial, in creation order: (F1 by epoch, epoch seconds by epoch), as `replay_asha` takes them."""
+    ordered = events.sort_values(["trial_number", "epoch"])
+    return [(group[METRIC].to_numpy(), group["epoch_time_s"].to_numpy())
+            for _, group in ordered.groupby("trial_number", sort=True)]
 
 
 def slot_free_times(fit_start: float, trial_ends: Sequence[float], concurrency: int) -> list[float]:
@@ -196,11 +267,13 @@ class Spec:
     epochs: int
     concurrency: int
     gpus_per_trial: float = 0.0
+    records: int | None = None  # None: the bench's --records
 
     @property
     def name(self) -> str:
         where = f"{self.gpus_per_trial:g}gpu" if self.gpus_per_trial else "cpu"
-        return f"{self.scheduler}-{self.sampler}-{self.trials}x{self.epochs}ep-c{self.concurrency}-{where}"
+        size = f"-{self.records}rec" if self.records else ""
+        return f"{self.scheduler}-{self.sampler}-{self.trials}x{self.epochs}ep{size}-c{self.concurrency}-{where}"
 
 
 @dataclass
@@ -288,7 +361,7 @@ def options_for(shared: Shared, spec: Spec) -> Any:
     from search.options import SearchOptions
 
     return SearchOptions(
-        space=shared.space, n_records=shared.records, num_samples=spec.trials, max_epochs=spec.epochs,
+        space=shared.space, n_records=spec.records or shared.records, num_samples=spec.trials, max_epochs=spec.epochs,
         grace_period=min(shared.grace_period, spec.epochs), reduction_factor=shared.reduction_factor,
         scheduler=spec.scheduler, sampler=spec.sampler, seed=shared.seed, cpus_per_trial=shared.cpus_per_trial,
         gpus_per_trial=spec.gpus_per_trial, max_concurrent=spec.concurrency, top_k=1,
@@ -430,45 +503,84 @@ class Bench:
 
     # 1 -------------------------------------------------------------------------------------------------
     def asha_vs_fifo(self) -> None:
-        fifo = self.search(self.spec("fifo", "tpe"))
-        asha = self.search(self.spec("asha", "tpe"))
-        rows, curves = [], []
-        for found in (asha, fifo):
-            retrained = retrain_winner(found, device=self.device)
-            rows.append({"scheduler": found.spec.scheduler, "trials": len(found.trials),
-                         "trial_epochs": found.trial_epochs, "wall_s": found.fit_time_s,
-                         "ray_start_s": found.ray_start_s, f"best_{METRIC}": found.best,
-                         "winner": retrained["trial_id"], f"retrained_{METRIC}": retrained["retrained_best"],
-                         "retrained_best_epoch": retrained["retrained_best_epoch"],
-                         f"retrained_last_{METRIC}": retrained["retrained_last"], "retrain_s": retrained["retrain_s"]})
-            curve = best_so_far_by_trial_epochs(found.events)
-            curve.insert(0, "scheduler", found.spec.scheduler)
-            curves.append(curve)
+        """ASHA against FIFO twice: with the random sampler, whose seeded draws do not depend on results, so
+        both searches try the same configs in the same order and only early stopping differs (the targets
+        are judged here); and with TPE (what launch.py runs), where ASHA changes what the sampler learns
+        from, so the two searches soon try different configs."""
+        rows, curves, found_by = [], [], {}
+        for sampler in ("random", "tpe"):
+            for scheduler in ("asha", "fifo"):
+                found = found_by[scheduler, sampler] = self.search(self.spec(scheduler, sampler))
+                retrained = retrain_winner(found, device=self.device)
+                rows.append({"sampler": sampler, "scheduler": scheduler, "trials": len(found.trials),
+                             "trial_epochs": found.trial_epochs, "wall_s": found.fit_time_s,
+                             "ray_start_s": found.ray_start_s, f"best_{METRIC}": found.best,
+                             "winner": retrained["trial_id"], f"retrained_{METRIC}": retrained["retrained_best"],
+                             "retrained_best_epoch": retrained["retrained_best_epoch"],
+                             f"retrained_last_{METRIC}": retrained["retrained_last"],
+                             "retrain_s": retrained["retrain_s"]})
+                curve = best_so_far_by_trial_epochs(found.events)
+                curve.insert(0, "search", f"{scheduler}, {sampler}")
+                curves.append(curve)
         table = pd.DataFrame(rows)
-        self.write(table, "asha_vs_fifo.csv", "1. ASHA vs FIFO (TPE, same space, seed, trials)")
+        self.write(table, "asha_vs_fifo.csv", "1. ASHA vs FIFO (same space, seed, trials; random sampler: the same "
+                                              "configs in both; TPE: what launch.py runs)")
         curve = pd.concat(curves, ignore_index=True)
         curve.to_csv(self.out / "asha_fifo_curve.csv", index=False)
-        plot_curves(curve, "scheduler", "trial_epochs", "trial-epochs spent", self.out / "asha_fifo_curve.png",
+        plot_curves(curve, "search", "trial_epochs", "trial-epochs spent", self.out / "asha_fifo_curve.png",
                     f"best {METRIC} found: ASHA vs FIFO")
-        a, f = table.iloc[0], table.iloc[1]
-        ratio = a["trial_epochs"] / f["trial_epochs"]
-        gap = f[f"retrained_{METRIC}"] - a[f"retrained_{METRIC}"]
-        fifo_curve = curve[curve["scheduler"] == "fifo"]
-        rho, n = rank_correlation(fifo.events, self.shared.grace_period, fifo.spec.epochs)
-        # Every epoch, not only the rung: where FIFO's ranking settles is where a grace period is safe.
-        by_epoch = pd.DataFrame([(e, *rank_correlation(fifo.events, e, fifo.spec.epochs), e == self.shared.grace_period)
-                                 for e in range(1, fifo.spec.epochs + 1)],
-                                columns=["epoch", "spearman_rho_with_final", "trials", "is_first_rung"])
-        self.write(by_epoch, "rung_rank_correlation.csv",
-                   f"1b. FIFO trials: Spearman rho of {METRIC} at each epoch with the final epoch's")
-        self.note(f"ASHA trial-epochs / FIFO: {ratio:.3f} (target <= {TARGETS['asha_epoch_ratio']}) "
-                  f"{verdict(ratio <= TARGETS['asha_epoch_ratio'])}; wall time ratio {a['wall_s'] / f['wall_s']:.3f}")
-        self.note(f"retrained winners: FIFO {f[f'retrained_{METRIC}']:.4f}, ASHA {a[f'retrained_{METRIC}']:.4f}, "
-                  f"gap {gap:+.4f} (target <= {TARGETS['retrained_f1_gap']}) {verdict(gap <= TARGETS['retrained_f1_gap'])}")
-        self.note(f"FIFO's best after ASHA's {int(a['trial_epochs'])} trial-epochs: "
-                  f"{best_at(fifo_curve, 'trial_epochs', a['trial_epochs']):.4f} (ASHA's best: {a[f'best_{METRIC}']:.4f})")
-        self.note(f"Spearman rho of F1 at the first ASHA rung (epoch {self.shared.grace_period}) with final F1 "
-                  f"(epoch {fifo.spec.epochs}), over {n} FIFO trials: {rho:.3f}")
+        for sampler in ("random", "tpe"):
+            a = table[(table["sampler"] == sampler) & (table["scheduler"] == "asha")].iloc[0]
+            f = table[(table["sampler"] == sampler) & (table["scheduler"] == "fifo")].iloc[0]
+            ratio = a["trial_epochs"] / f["trial_epochs"]
+            gap = f[f"retrained_{METRIC}"] - a[f"retrained_{METRIC}"]
+            judged = sampler == "random"
+            mark = (lambda ok: verdict(ok)) if judged else (lambda ok: "(reported, not judged)")
+            fifo_curve = curve[curve["search"] == f"fifo, {sampler}"]
+            self.note(f"{sampler}: ASHA trial-epochs / FIFO: {ratio:.3f} (target <= {TARGETS['asha_epoch_ratio']}) "
+                      f"{mark(ratio <= TARGETS['asha_epoch_ratio'])}; wall time ratio {a['wall_s'] / f['wall_s']:.3f}")
+            self.note(f"{sampler}: retrained winners: FIFO {f[f'retrained_{METRIC}']:.4f}, ASHA "
+                      f"{a[f'retrained_{METRIC}']:.4f}, gap {gap:+.4f} (target <= {TARGETS['retrained_f1_gap']}) "
+                      f"{mark(gap <= TARGETS['retrained_f1_gap'])}")
+            self.note(f"{sampler}: FIFO's best after ASHA's {int(a['trial_epochs'])} trial-epochs: "
+                      f"{best_at(fifo_curve, 'trial_epochs', a['trial_epochs']):.4f} (ASHA's best: "
+                      f"{a[f'best_{METRIC}']:.4f})")
+        self._rung_correlation([found_by["fifo", "random"], found_by["fifo", "tpe"]])
+
+    def _rung_correlation(self, fifos: list[Search]) -> None:
+        """Over both FIFO searches' trials: Spearman rho of each epoch's F1, and of the best F1 so far (what
+        the search's rungs compare), with the trial's final best; then ASHA replayed on those trials."""
+        events = pd.concat([f.events for f in fifos], ignore_index=True).sort_values(["trial_id", "epoch"])
+        last = self.plan.epochs
+        # best_so_far at the last epoch is the trial's final best; epoch_f1 pairs each epoch's own F1 with it.
+        events["best_so_far"] = events.groupby("trial_id")[METRIC].cummax()
+        events["epoch_f1"] = events[METRIC].where(events["epoch"] < last, events["best_so_far"])
+        rows = []
+        for epoch in range(1, last + 1):
+            rho_best, n = rank_correlation(events, epoch, last, value="best_so_far")
+            rows.append({"epoch": epoch, "rho_best_so_far": rho_best,
+                         "rho_epoch_f1": rank_correlation(events, epoch, last, value="epoch_f1")[0], "trials": n,
+                         "is_first_rung": epoch == self.shared.grace_period})
+        self.write(pd.DataFrame(rows), "rung_rank_correlation.csv",
+                   f"1b. FIFO trials (random and TPE searches): Spearman rho with each trial's final best {METRIC}")
+        first = rows[self.shared.grace_period - 1]
+        self.note(f"Spearman rho at the first ASHA rung (epoch {self.shared.grace_period}) with the final best, over "
+                  f"{first['trials']} FIFO trials: {first['rho_best_so_far']:.3f} by the best so far (what the rungs "
+                  f"compare), {first['rho_epoch_f1']:.3f} by the epoch's own F1")
+        curves = [c for f in fifos for c in trial_curves(f.events)]
+        replays = []
+        for grace, rf in sorted({(self.shared.grace_period, self.shared.reduction_factor), (2, 4), (3, 4)}):
+            for by_best in (False, True):
+                replays.append({"grace_period": grace, "reduction_factor": rf,
+                                "rungs_compare": "best so far" if by_best else "epoch F1",
+                                **resampled_replays(curves, draws=REPLAY_DRAWS, size=self.plan.trials,
+                                                    seed=self.shared.seed, grace_period=grace, reduction_factor=rf,
+                                                    max_t=last, concurrency=self.plan.concurrency,
+                                                    by_best_so_far=by_best)})
+        self.write(pd.DataFrame(replays), "asha_replay.csv",
+                   f"1c. ASHA replayed on the FIFO trials: {REPLAY_DRAWS} draws of {self.plan.trials} trials in random "
+                   f"order; trial-epochs / FIFO's and how often ASHA keeps a winner within "
+                   f"{TARGETS['retrained_f1_gap']} of the draw's best")
 
     # 2 -------------------------------------------------------------------------------------------------
     def tpe_vs_random(self) -> None:
@@ -495,9 +607,8 @@ class Bench:
                     for c in levels}
         searches = {f"short trials, {found.spec.concurrency} at a time": found for found in by_level.values()}
         if plan.calibrate:
-            long = self._overhead_spec(plan.long_trial_s, plan.long_trials)
-            searches["long trials, 1 at a time"] = self.search(self.spec("fifo", "random", trials=long.trials,
-                                                                          epochs=long.epochs, concurrency=1))
+            long = self._long_spec(short)
+            searches["long trials, 1 at a time"] = self.search(long)
         for spec, found in self._runs.items():
             if all(found is not other for other in searches.values()):
                 searches[f"{spec.name} (sections 1-2)"] = found
@@ -581,6 +692,17 @@ class Bench:
         reference = self.search(self.spec("fifo", "random"))
         return self.spec("fifo", "random", trials=trials,
                          epochs=epochs_for(target_s, mean_epoch_s(reference.events, first_trials=trials)))
+
+    def _long_spec(self, short: Spec) -> Spec:
+        """~`long_trial_s` trials one at a time: as many epochs as the short trials, each on proportionally
+        more records. A longer trial of a real search has longer epochs, not more of them; stretching the
+        epoch count instead (272 epochs of 0.23 s in an earlier version) measured Ray's per-report cost
+        rather than a 60 s trial's overhead."""
+        reference = self.search(self.spec("fifo", "random"))
+        epoch_s = mean_epoch_s(reference.events, first_trials=self.plan.long_trials)
+        scale = self.plan.long_trial_s / (short.epochs * epoch_s)
+        return self.spec("fifo", "random", trials=self.plan.long_trials, epochs=short.epochs, concurrency=1,
+                         records=int(round(self.shared.records * scale)))
 
     def runs_table(self) -> pd.DataFrame:
         rows = [{"search": spec.name, "run_dir": str(found.run_dir), "ray_start_s": found.ray_start_s,
@@ -673,14 +795,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="search space (the default is the cheapest family on CPU: an ECGNet epoch costs 10-50x more)")
     p.add_argument("--records", type=int, default=600, help="synthetic records (split 7:1:2)")
     p.add_argument("--trials", type=int, default=24, help="trials per search (ASHA, FIFO, TPE, random alike)")
-    # ASHA's rungs at 3 and 12 of 18 epochs: ideally 31% of FIFO's trial-epochs. A 12-epoch run with a grace
-    # period of 1 used 29% but lost the winner: F1 at epoch 1 ranks trials poorly (rho 0.26 with the final
-    # F1), from epoch 3 on the final top 3 already lead (see bench/results/search/README.md).
+    # ASHA's rungs at 1, 4 and 16 of 18 epochs, compared on each trial's best F1 so far. Chosen by section 1c
+    # (ASHA replayed on 300 resampled 24-trial searches from the FIFO trials of a full run): spending a median
+    # 26% of FIFO's trial-epochs (90th percentile 37%) and keeping a winner within 0.01 of the best in 95% of
+    # draws. Rungs from epoch 3 (ratio ~0.42) cannot reach 35% with 24 trials; a rung at epoch 2 judged on the
+    # epoch's own F1 lost the winner in 3 draws of 4 (many trials predict no label at all at epoch 2).
     p.add_argument("--epochs", type=int, default=18, help="the full epoch budget (ASHA's max_t)")
-    p.add_argument("--grace-period", type=int, default=3, help="ASHA's first rung (epochs)")
+    p.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung (epochs)")
     p.add_argument("--reduction-factor", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=2, help="concurrent trials of sections 1-2 and the 2nd row of 5")
-    p.add_argument("--overhead-trials", type=int, default=8, help="trials of the ~10 s searches (sections 3-5)")
+    p.add_argument("--overhead-trials", type=int, default=16, help="trials of the ~10 s searches (sections 3-5)")
     p.add_argument("--long-trials", type=int, default=3, help="trials of the ~60 s search (section 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -127,3 +127,45 @@ def test_parse_nvidia_smi(bench):
     assert samples["util_pct"].tolist() == [87.0, 12.0, 93.0]
     assert samples.groupby("gpu")["util_pct"].mean().to_dict() == {0: 90.0, 1: 12.0}
     assert samples["memory_mib"].max() == 10300.0
+
+
+def _curves(*f1s):
+    return [(np.array(f1), np.ones(len(f1))) for f1 in f1s]
+
+
+def test_replay_asha_hand_made(bench):
+    # Rungs at epochs 1 and 2 (rf 2, max_t 4), one slot. t0 runs alone through both rungs (nothing recorded
+    # yet). t1 scores 0.2 < 0.5 at rung 1: stopped after 1 epoch. t2 passes rung 1 (0.6 >= the median 0.35 of
+    # [0.5, 0.2]); at rung 2 its epoch F1 0.1 < 0.5 stops it, while its best so far 0.6 keeps it going.
+    curves = _curves([0.5, 0.5, 0.5, 0.5], [0.2, 0.2, 0.2, 0.2], [0.6, 0.1, 0.7, 0.8])
+    asha = dict(grace_period=1, reduction_factor=2, max_t=4, concurrency=1)
+    assert bench.replay_asha(curves, by_best_so_far=False, **asha) == (4 + 1 + 2, 2)
+    assert bench.replay_asha(curves, by_best_so_far=True, **asha) == (4 + 1 + 4, 2)
+
+
+def test_replay_asha_with_two_slots_follows_report_time(bench):
+    # Two slots: t0 (5 s epochs) and t1 (1 s) start together. t1 reaches rung 1 first, with nothing recorded,
+    # continues and ends at max_t (t = 2); t2 takes its slot and passes rung 1 at t = 3 (0.95 >= 0.9); t0
+    # reaches rung 1 last (t = 5), below the 75th percentile of [0.9, 0.95], and stops after one epoch.
+    curves = [(np.array([0.3, 0.3]), np.array([5.0, 5.0])), (np.array([0.9, 0.9]), np.array([1.0, 1.0])),
+              (np.array([0.95, 0.95]), np.array([1.0, 1.0]))]
+    spent, winner = bench.replay_asha(curves, grace_period=1, reduction_factor=4, max_t=2, concurrency=2,
+                                      by_best_so_far=True)
+    assert (spent, winner) == (1 + 2 + 2, 2)
+
+
+def test_resampled_replays_of_identical_trials(bench):
+    # Every trial the same curve: a tie with the cutoff passes, so ASHA stops nothing, spends all of FIFO's
+    # epochs and always keeps a winner as good as the best.
+    curves = _curves(*[[0.5, 0.6, 0.7, 0.8]] * 6)
+    out = bench.resampled_replays(curves, draws=5, size=4, seed=0, grace_period=1, reduction_factor=2, max_t=4,
+                                  concurrency=2, by_best_so_far=True)
+    assert out == {"median_epoch_ratio": 1.0, "p90_epoch_ratio": 1.0, "winner_kept_share": 1.0}
+
+
+def test_trial_curves_in_creation_order(bench):
+    events = pd.DataFrame({"trial_number": [2, 1, 1, 2], "epoch": [1, 2, 1, 2], "val_micro_f1": [0.3, 0.2, 0.1, 0.4],
+                           "epoch_time_s": [1.0, 2.0, 3.0, 4.0]})
+    (f1_a, s_a), (f1_b, s_b) = bench.trial_curves(events)
+    assert f1_a.tolist() == [0.1, 0.2] and s_a.tolist() == [3.0, 2.0]
+    assert f1_b.tolist() == [0.3, 0.4] and s_b.tolist() == [1.0, 4.0]
