@@ -46,6 +46,10 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
             trial_epochs["val_micro_f1"].cummax().tolist())
     study_values = sorted(t.value for t in cli.study_trials(run_dir))
     assert study_values == pytest.approx(sorted(trials["best_val_micro_f1"]))
+    # Trials ASHA stopped are PRUNED for TPE (ranked below every complete trial), the rest COMPLETE.
+    states = {t.number + 1: t.state.name for t in cli.study_trials(run_dir)}
+    expected = {int(row.trial_number): "PRUNED" if row.stopped_by_asha else "COMPLETE" for row in trials.itertuples()}
+    assert states == expected
 
     best = cli.read_csv(run_dir / "best_configs.csv")
     assert list(best["rank"]) == [1, 2]
