@@ -394,6 +394,12 @@ def run_search(shared: Shared, spec: Spec) -> Search:
     return found
 
 
+def read_trials_csv(run_dir: Path) -> pd.DataFrame:
+    """The run's trials.csv with trial ids as text: Ray's 8 hex digits may read as a number ("9884e585" is
+    9884 x 10^585, a float)."""
+    return pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
+
+
 def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """trials.csv joined with Ray's per-trial times, and every reported epoch with its report time."""
     from ray.tune import ExperimentAnalysis
@@ -401,7 +407,7 @@ def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.Dat
     from search.exports import read_trials
     from spaces import FAMILY_SPACES
 
-    trials = pd.read_csv(run_dir / "trials.csv")
+    trials = read_trials_csv(run_dir)
     ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(experiment_path)).trials}
     records = read_trials(experiment_path, set(FAMILY_SPACES)).records
     numbers = dict(zip(trials["trial_id"].astype(str), trials["trial_number"]))
@@ -444,7 +450,7 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     options = SearchOptions.from_dict(info["args"])  # resolved: fs and length as the search had them
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=found.run_dir / "split.csv", source=source)
-    row = pd.read_csv(found.run_dir / "best_configs.csv").iloc[0]
+    row = pd.read_csv(found.run_dir / "best_configs.csv", dtype={"trial_id": str}).iloc[0]
     config = TrialConfig.from_flat(row.to_dict())
     config.optim.epochs = found.spec.epochs
     config.optim.threads = max(1, int(options.cpus_per_trial))
@@ -621,7 +627,7 @@ class Bench:
             searches["long trials, 1 at a time"] = self.search(long)
         for spec, found in self._runs.items():
             if all(found is not other for other in searches.values()):
-                searches[f"{spec.name} (sections 1-2)"] = found
+                searches[f"{spec.name} (another search of this run)"] = found
         starts = {label: trial_start_times(found.trials, found.fit_start, found.spec.concurrency)
                   for label, found in searches.items()}
         self._overhead(searches, starts)
@@ -707,12 +713,20 @@ class Bench:
         """~`long_trial_s` trials one at a time: as many epochs as the short trials, each on proportionally
         more records. A longer trial of a real search has longer epochs, not more of them; stretching the
         epoch count instead (272 epochs of 0.23 s in an earlier version) measured Ray's per-report cost
-        rather than a 60 s trial's overhead."""
+        rather than a 60 s trial's overhead. Epoch time grows faster than the record count (23x the records
+        took 35x as long per epoch here), so a one-epoch pilot search at the first guess sets the final size."""
         reference = self.search(self.spec("fifo", "random"))
-        epoch_s = mean_epoch_s(reference.events, first_trials=self.plan.long_trials)
-        scale = self.plan.long_trial_s / (short.epochs * epoch_s)
+        guess = self._records_for(self.shared.records, mean_epoch_s(reference.events, first_trials=self.plan.long_trials),
+                                  short.epochs)
+        pilot = self.search(self.spec("fifo", "random", trials=self.plan.long_trials, epochs=1, concurrency=1,
+                                      records=guess))
+        records = self._records_for(guess, mean_epoch_s(pilot.events, first_trials=self.plan.long_trials), short.epochs)
         return self.spec("fifo", "random", trials=self.plan.long_trials, epochs=short.epochs, concurrency=1,
-                         records=int(round(self.shared.records * scale)))
+                         records=records)
+
+    def _records_for(self, records: int, epoch_s: float, epochs: int) -> int:
+        """Records that make `epochs` epochs last about `long_trial_s`, when `records` take `epoch_s` an epoch."""
+        return int(round(records * self.plan.long_trial_s / (epochs * epoch_s)))
 
     def runs_table(self) -> pd.DataFrame:
         rows = [{"search": spec.name, "run_dir": str(found.run_dir), "ray_start_s": found.ray_start_s,
@@ -819,7 +833,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tpe-grace-period", type=int, default=3,
                    help="section 1 also runs ASHA with TPE from this first rung (same reduction factor)")
     p.add_argument("--concurrency", type=int, default=2, help="concurrent trials of sections 1-2 and the 2nd row of 5")
-    p.add_argument("--overhead-trials", type=int, default=16, help="trials of the ~10 s searches (sections 3-5)")
+    p.add_argument("--overhead-trials", type=int, default=24,
+                   help="trials of the ~10 s searches (sections 3-5); 24 like every full-mode search")
     p.add_argument("--long-trials", type=int, default=3, help="trials of the ~60 s search (section 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -158,7 +158,7 @@ def _read_progress(path: Path) -> pd.DataFrame:
     """Ray's progress.csv; a retry appends the epochs it repeats, and the last attempt's row wins."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["epoch"])
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, dtype={"trial_id": str})  # 8 hex digits such as "9884e585" parse as a float
     if "epoch" not in frame:
         return pd.DataFrame(columns=["epoch"])
     frame = frame.dropna(subset=["epoch"])

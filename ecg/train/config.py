@@ -206,7 +206,7 @@ class TrialConfig:
         import pandas as pd
 
         path = Path(path)
-        table = pd.read_csv(path)
+        table = pd.read_csv(path, dtype={"trial_id": str})
         if not 0 <= row < len(table):
             raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
         try:

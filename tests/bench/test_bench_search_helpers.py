@@ -169,3 +169,10 @@ def test_trial_curves_in_creation_order(bench):
     (f1_a, s_a), (f1_b, s_b) = bench.trial_curves(events)
     assert f1_a.tolist() == [0.1, 0.2] and s_a.tolist() == [3.0, 2.0]
     assert f1_b.tolist() == [0.3, 0.4] and s_b.tolist() == [1.0, 4.0]
+
+
+def test_trials_csv_keeps_trial_ids_that_look_like_numbers(bench, tmp_path):
+    # "9884e585" parses as a float (inf) unless read as text; the bench then lost the trial's epochs.
+    pd.DataFrame({"trial_id": ["9884e585", "1adfe880"], "trial_number": [1, 2]}).to_csv(tmp_path / "trials.csv",
+                                                                                      index=False)
+    assert bench.read_trials_csv(tmp_path)["trial_id"].tolist() == ["9884e585", "1adfe880"]

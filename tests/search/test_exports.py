@@ -97,3 +97,11 @@ def test_fault_spec_and_trial_numbers() -> None:
     assert trial_number("train_trial_ba62ee55_3_family=ecgnet,width=8_2026-11-25_17-37-24", "ba62ee55") == 3
     assert trial_number("something else", "ba62ee55") == 0
     assert math.isnan(record("e", 5, "PENDING", []).best_value("val_micro_f1", "max"))
+
+
+def test_progress_csv_keeps_trial_ids_that_look_like_numbers(tmp_path) -> None:
+    from search.exports import _read_progress
+
+    path = tmp_path / "progress.csv"
+    pd.DataFrame({"epoch": [1, 2], "val_micro_f1": [0.1, 0.2], "trial_id": ["9884e585"] * 2}).to_csv(path, index=False)
+    assert _read_progress(path)["trial_id"].tolist() == ["9884e585", "9884e585"]
