@@ -21,7 +21,8 @@ class TrainConfig:
 
     `bf16`: None (the default) means bf16 autocast on CUDA and off on CPU (where it is slower); True or False
     forces it either way on any device. `grad_clip` 0 and `patience` 0 switch clipping and early stopping off.
-    `threads` None leaves torch's CPU thread count as it is.
+    `threads` None leaves torch's CPU thread count as it is. `flush_denormals` (CPU only) treats denormal
+    floats as zero from the first `fit` on (see `ecg.train.device.set_flush_denormals`).
     """
 
     lr: float = 1e-3
@@ -38,6 +39,7 @@ class TrainConfig:
     bf16: bool | None = None
     seed: int = 0
     threads: int | None = None
+    flush_denormals: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):

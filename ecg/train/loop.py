@@ -22,7 +22,8 @@ from ecg.data.weights import class_weights
 from ecg.metrics import evaluate
 from ecg.train.checkpoint import load_checkpoint
 from ecg.train.config import TrainConfig
-from ecg.train.device import DeviceSplit, autocast, bf16_enabled, resolve_device, set_threads
+from ecg.train.device import (DeviceSplit, autocast, bf16_enabled, resolve_device, set_flush_denormals,
+                              set_threads)
 from ecg.train.optim import make_loss, make_optimizer, make_schedule
 from ecg.train.predict import infer_logits
 
@@ -122,6 +123,7 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
     _check_splits(train, val)
     device = resolve_device(device)
     set_threads(config.threads)
+    set_flush_denormals(device, config.flush_denormals)
     use_bf16 = bf16_enabled(device, config.bf16)
 
     model.to(device)

@@ -216,6 +216,23 @@ def test_threads_setting_is_applied(splits, tiny_model):
         torch.set_num_threads(before)
 
 
+def _denormal_survives() -> bool:
+    # With flush-to-zero on, a denormal double reads back as 0 (torch.set_flush_denormal's own example).
+    return bool(torch.tensor([1e-323], dtype=torch.float64)[0] != 0)
+
+
+def test_flush_denormals_is_switched_on_by_fit_on_cpu_unless_turned_off(splits, tiny_model):
+    train, val = splits
+    try:
+        torch.set_flush_denormal(False)
+        fit(tiny_model(), train, val, TrainConfig(epochs=1, batch_size=64, flush_denormals=False))
+        assert _denormal_survives()
+        fit(tiny_model(), train, val, TrainConfig(epochs=1, batch_size=64))
+        assert not _denormal_survives()
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_mismatched_splits_are_refused(splits, tiny_model):
     train, val = splits
     other = val.subset(np.arange(4))
