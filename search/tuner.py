@@ -42,7 +42,8 @@ class OptunaSearchTellingStops(OptunaSearch):
         self._max_epochs = max_epochs
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        stopped_early = bool(result) and not error and result.get("training_iteration", self._max_epochs) < self._max_epochs
+        epochs_run = (result or {}).get("training_iteration", self._max_epochs)
+        stopped_early = bool(result) and not error and epochs_run < self._max_epochs
         if stopped_early:
             # The result that made the scheduler stop the trial was never passed to on_trial_result; report it
             # as the last intermediate value, which Optuna keeps as a pruned trial's value.
