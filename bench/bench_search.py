@@ -394,20 +394,14 @@ def run_search(shared: Shared, spec: Spec) -> Search:
     return found
 
 
-def read_trials_csv(run_dir: Path) -> pd.DataFrame:
-    """The run's trials.csv with trial ids as text: Ray's 8 hex digits may read as a number ("9884e585" is
-    9884 x 10^585, a float)."""
-    return pd.read_csv(run_dir / "trials.csv", dtype={"trial_id": str})
-
-
 def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """trials.csv joined with Ray's per-trial times, and every reported epoch with its report time."""
     from ray.tune import ExperimentAnalysis
 
-    from search.exports import read_trials
+    from search.exports import read_run_csv, read_trials
     from spaces import FAMILY_SPACES
 
-    trials = read_trials_csv(run_dir)
+    trials = read_run_csv(run_dir / "trials.csv")
     ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(experiment_path)).trials}
     records = read_trials(experiment_path, set(FAMILY_SPACES)).records
     numbers = dict(zip(trials["trial_id"].astype(str), trials["trial_number"]))
@@ -444,13 +438,14 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     from ecg.train import fit
     from ecg.train.config import TrialConfig
     from search import data as run_data
+    from search.exports import read_run_csv
     from search.options import SearchOptions
 
     info = json.loads((found.run_dir / "run.json").read_text())
     options = SearchOptions.from_dict(info["args"])  # resolved: fs and length as the search had them
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=found.run_dir / "split.csv", source=source)
-    row = pd.read_csv(found.run_dir / "best_configs.csv", dtype={"trial_id": str}).iloc[0]
+    row = read_run_csv(found.run_dir / "best_configs.csv").iloc[0]
     config = TrialConfig.from_flat(row.to_dict())
     config.optim.epochs = found.spec.epochs
     config.optim.threads = max(1, int(options.cpus_per_trial))
@@ -823,13 +818,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # (ASHA replayed on 300 resampled 24-trial searches from the FIFO trials of a full run): spending a median
     # 26% of FIFO's trial-epochs (90th percentile 37%) and keeping a winner within 0.01 of the best in 95% of
     # draws. Rungs from epoch 3 (ratio ~0.42) cannot reach 35% with 24 trials; a rung at epoch 2 judged on the
-    # epoch's own F1 lost the winner in 3 draws of 4 (many trials predict no label at all at epoch 2).
+    # epoch's own F1 lost the winner in 73% of draws (many trials predict no label at all at epoch 2).
     p.add_argument("--epochs", type=int, default=18, help="the full epoch budget (ASHA's max_t)")
     p.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung (epochs)")
     p.add_argument("--reduction-factor", type=int, default=4)
-    # With TPE a rung at epoch 1 or 2 derails the search: the best of the first random configs (one-cycle, still
-    # warming up) is stopped there and TPE then samples around the early survivors (best 0.61 and 0.50 against
-    # FIFO's 0.91 in 24 trials); from a rung at epoch 3 (rho ~0.8) ASHA with TPE found 0.91.
+    # With TPE a first rung at epoch 1 can derail the search: the best of the first random configs (one-cycle,
+    # still warming up) is stopped there and TPE then samples around the early survivors (best 0.61 in two full
+    # runs, 0.87 in a third, against FIFO's 0.86-0.91); from a rung at epoch 3 (rho ~0.8) it found 0.91 in all three.
     p.add_argument("--tpe-grace-period", type=int, default=3,
                    help="section 1 also runs ASHA with TPE from this first rung (same reduction factor)")
     p.add_argument("--concurrency", type=int, default=2, help="concurrent trials of sections 1-2 and the 2nd row of 5")

@@ -154,11 +154,17 @@ def read_trials(experiment_path: Path, families: set[str]) -> TrialTable:
     return TrialTable(records)
 
 
+def read_run_csv(path: Path) -> pd.DataFrame:
+    """A CSV of a run (trials.csv, best_configs.csv, Ray's progress.csv) with trial ids as text: Ray's 8 hex
+    digits may read as a number ("9884e585" is 9884 x 10^585, a float)."""
+    return pd.read_csv(path, dtype={"trial_id": str})
+
+
 def _read_progress(path: Path) -> pd.DataFrame:
     """Ray's progress.csv; a retry appends the epochs it repeats, and the last attempt's row wins."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["epoch"])
-    frame = pd.read_csv(path, dtype={"trial_id": str})  # 8 hex digits such as "9884e585" parse as a float
+    frame = read_run_csv(path)
     if "epoch" not in frame:
         return pd.DataFrame(columns=["epoch"])
     frame = frame.dropna(subset=["epoch"])

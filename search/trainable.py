@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import ray
 import ray.tune
@@ -30,7 +30,7 @@ def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
 class RunningBest:
     """The best value of `metric` ("max" or "min" mode) over the epochs seen so far; NaN epochs are skipped."""
 
-    def __init__(self, metric: str, mode: str, history: list[dict[str, float]] = ()) -> None:
+    def __init__(self, metric: str, mode: str, history: Iterable[dict[str, float]] = ()) -> None:
         self.metric, self.sign = metric, 1.0 if mode == "max" else -1.0
         self.value = math.nan
         for metrics in history:

@@ -175,4 +175,6 @@ def test_trials_csv_keeps_trial_ids_that_look_like_numbers(bench, tmp_path):
     # "9884e585" parses as a float (inf) unless read as text; the bench then lost the trial's epochs.
     pd.DataFrame({"trial_id": ["9884e585", "1adfe880"], "trial_number": [1, 2]}).to_csv(tmp_path / "trials.csv",
                                                                                       index=False)
-    assert bench.read_trials_csv(tmp_path)["trial_id"].tolist() == ["9884e585", "1adfe880"]
+    from search.exports import read_run_csv
+
+    assert read_run_csv(tmp_path / "trials.csv")["trial_id"].tolist() == ["9884e585", "1adfe880"]
