@@ -1,12 +1,15 @@
-"""The driver's side of the data: load once, split once, write split.csv before any trial starts."""
+"""The driver's side of the data: load once, split once, write split.csv before any trial starts.
+
+The steps themselves are `ecg.data.source` (shared with `python -m ecg.train`); this module turns the search
+options into a `DataSpec` and packs what the trials receive.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ecg.data import ECGDataset
+from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
 from search.options import SearchOptions
 
 
@@ -45,28 +48,23 @@ class TrialData:
         return self.train.n_samples
 
 
-def load(options: SearchOptions) -> tuple[ECGDataset, str]:
-    """The records the options name (a path, or the built-in synthetic set), and a description of them."""
+def data_spec(options: SearchOptions) -> DataSpec:
+    """The records a search reads: the synthetic set at the hardware's size, or `--data` at 500 Hz x 5,000."""
     if options.data is None:
-        from ecg.synthetic import load_synthetic
+        return DataSpec(n_records=options.n_records, seed=options.seed, fs=options.fs, length=options.length)
+    return DataSpec(data=options.data, labels=options.labels)
 
-        dataset = load_synthetic(n=options.n_records, seed=options.seed, fs=options.fs, length=options.length)
-        return dataset, f"synthetic(n={options.n_records}, seed={options.seed}, fs={options.fs}, length={options.length})"
-    from ecg.data import load_dataset
 
-    return load_dataset(options.data, labels=options.labels), str(options.data)
+def load(options: SearchOptions) -> tuple[ECGDataset, str]:
+    """The records the options name, and a one-line description of them."""
+    spec = data_spec(options)
+    return load_spec(spec), spec.describe()
 
 
 def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str) -> SplitData:
     """Stratified 7:1:2 split with `seed` (or the one already in `split_csv` when resuming), saved to `split_csv`."""
-    from ecg.data import fingerprint
-    from ecg.data.split import load_split, make_split, save_split
-
-    if split_csv.exists():
-        assignment = load_split(split_csv, dataset.record_ids)
-    else:
-        assignment = make_split(dataset.labels, seed=seed)
-        save_split(split_csv, dataset.record_ids, assignment)
-    assignment = np.asarray(assignment)
-    parts = {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
-    return SplitData(**parts, fingerprint=fingerprint(dataset), source=source)
+    existing = split_csv if split_csv.exists() else None
+    parts = split_dataset(dataset, seed=seed, existing=existing)
+    if existing is None:
+        parts.save(split_csv)
+    return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source)

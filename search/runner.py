@@ -62,7 +62,8 @@ def run(options: SearchOptions) -> Path:
     info: dict[str, Any] = {
         "status": "running", "space": options.space, "seed": options.seed, "args": options.to_dict(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": runinfo.versions(), "git": runinfo.git_commit(),
-        "data": {"source": source, "fingerprint": split.fingerprint, "records": len(dataset),
+        "data": {"source": source, "spec": run_data.data_spec(options).to_dict(),
+                 "fingerprint": split.fingerprint, "records": len(dataset),
                  "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
                  "classes": dataset.n_classes, "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")}},
         "experiment_path": str(tuning.experiment_path(options, run_dir)),

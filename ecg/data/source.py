@@ -1,0 +1,106 @@
+"""The records a run names and their split: one step shared by a search (`launch.py`) and `python -m ecg.train`.
+
+    spec = DataSpec(data=None, n_records=1000, fs=250, length=2500)     # the built-in synthetic set
+    splits = split(load(spec), seed=0)                                   # or split(..., existing="split.csv")
+    splits.save(run_dir / "split.csv")
+
+A run records its `DataSpec` in run.json (`spec.to_dict()`), so a winner retrained from its run folder reads
+exactly the records its trial saw, in the same split.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a run's records come from. `data` None means the built-in synthetic set, made from `n_records`
+    and `seed`; `fs` and `length` are the rate and samples per record every source is brought to."""
+
+    data: Path | None = None
+    labels: Path | None = None
+    n_records: int = 1000
+    fs: int = FS
+    length: int = N_SAMPLES
+    seed: int = 0
+    leads: tuple[str, ...] = HEFEI_LEADS
+
+    def __post_init__(self) -> None:
+        for name in ("data", "labels"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value).expanduser())
+        object.__setattr__(self, "leads", tuple(self.leads))
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data is None
+
+    def describe(self) -> str:
+        """One line naming the records, as run.json and the CLIs print it."""
+        if self.synthetic:
+            return f"synthetic(n={self.n_records}, seed={self.seed}, fs={self.fs}, length={self.length})"
+        return str(self.data) if self.labels is None else f"{self.data} (labels {self.labels})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: paths as strings, leads as a list."""
+        values = dataclasses.asdict(self)
+        values.update({k: (None if v is None else str(v)) for k, v in values.items() if k in ("data", "labels")})
+        values["leads"] = list(self.leads)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DataSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def load(spec: DataSpec) -> ECGDataset:
+    """The records `spec` names: the synthetic set (generated once, then cached) or a path through the readers."""
+    if spec.synthetic:
+        from ecg.synthetic import load_synthetic
+
+        return load_synthetic(n=spec.n_records, seed=spec.seed, leads=spec.leads, fs=spec.fs, length=spec.length)
+    from ecg.data.loader import load_dataset
+
+    return load_dataset(spec.data, labels=spec.labels, leads=spec.leads, fs=spec.fs, length=spec.length)
+
+
+@dataclass
+class Splits:
+    """A dataset's train/val/test parts, the assignment they come from, and the dataset's fingerprint."""
+
+    train: ECGDataset
+    val: ECGDataset
+    test: ECGDataset
+    assignment: np.ndarray
+    record_ids: list[str]
+    fingerprint: str
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("train", "val", "test")}
+
+    def save(self, path: Path) -> Path:
+        """Write split.csv (`record_id,split`)."""
+        from ecg.data.split import save_split
+
+        return save_split(path, self.record_ids, self.assignment)
+
+
+def split(dataset: ECGDataset, *, seed: int, existing: Path | None = None) -> Splits:
+    """The stratified 7:1:2 split made with `seed`, or the one saved at `existing` (every record listed once)."""
+    from ecg.data.cache import fingerprint
+    from ecg.data.split import load_split, make_split
+
+    assignment = load_split(existing, dataset.record_ids) if existing is not None else make_split(dataset.labels, seed=seed)
+    assignment = np.asarray(assignment)
+    parts = {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
+    return Splits(**parts, assignment=assignment, record_ids=list(dataset.record_ids),
+                  fingerprint=fingerprint(dataset))
