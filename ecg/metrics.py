@@ -5,7 +5,7 @@ scalar or one per class; a record is predicted positive for a class when `prob >
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,8 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray,
     """Micro/macro F1, precision and recall, exact match (subset accuracy) and macro ROC-AUC as plain floats.
 
     Classes with no positives and no predictions count as 0 in the macro averages (scikit-learn,
-    `zero_division=0`). `loss`, when given, is passed through so one dict describes the evaluation.
+    `zero_division=0`): `macro_f1` averages over every class, `macro_f1_present` only over the classes with
+    at least one positive record here (a rare class absent from a small test split cannot score above 0). `loss`, when given, is passed through so one dict describes the evaluation.
     """
     y_true, probs = _check(y_true, probs)
     preds = binarize(probs, thresholds, at_least_one=at_least_one)
@@ -83,6 +84,7 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray,
         out[f"{average}_precision"] = float(p)
         out[f"{average}_recall"] = float(r)
     out["exact_match"] = float(accuracy_score(y_true, preds))
+    out["macro_f1_present"] = macro_f1_present(y_true, preds)
     out["macro_auc"] = macro_auc(y_true, probs)
     if loss is not None:
         out["loss"] = float(loss)
@@ -142,3 +144,104 @@ def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, *, min_positives: int
     enough = positives >= max(1, min_positives)
     thresholds[enough] = tuned[enough]
     return thresholds
+
+
+def macro_f1_present(y_true: np.ndarray, preds: np.ndarray) -> float:
+    """Mean F1 over the classes with at least one positive in `y_true` (NaN when there is none)."""
+    y_true, preds = np.asarray(y_true, dtype=bool), np.asarray(preds, dtype=bool)
+    present = y_true.any(axis=0)
+    if not present.any():
+        return float("nan")
+    tp = (y_true & preds).sum(axis=0)[present]
+    denominator = y_true.sum(axis=0)[present] + preds.sum(axis=0)[present]
+    return float(np.mean(2 * tp / denominator))
+
+
+# --- Scores as functions, so that threshold rules and ensemble selection optimise the search metric itself.
+# A LabelScore rates 0/1 predictions, a ProbScore probabilities; both are "higher is better".
+LabelScore = Callable[[np.ndarray, np.ndarray], float]
+ProbScore = Callable[[np.ndarray, np.ndarray], float]
+
+
+def micro_f1(y_true: np.ndarray, preds: np.ndarray) -> float:
+    """F1 of the pooled counts of every class."""
+    return micro_f1_counts(*label_counts(y_true, preds))
+
+
+def macro_f1(y_true: np.ndarray, preds: np.ndarray) -> float:
+    """Mean per-class F1 over every class (a class with no positives and no predictions scores 0)."""
+    return macro_f1_counts(*label_counts(y_true, preds))
+
+
+def exact_match(y_true: np.ndarray, preds: np.ndarray) -> float:
+    return float(np.mean(np.all(np.asarray(y_true, bool) == np.asarray(preds, bool), axis=1)))
+
+
+def label_counts(y_true: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class true positives, false positives and false negatives."""
+    y_true, preds = np.asarray(y_true, dtype=bool), np.asarray(preds, dtype=bool)
+    return ((y_true & preds).sum(axis=0), (~y_true & preds).sum(axis=0), (y_true & ~preds).sum(axis=0))
+
+
+def micro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
+    """Micro-F1 from per-class counts along the last axis (so [candidates, classes] gives one per candidate)."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64).sum(axis=-1) for a in (tp, fp, fn))
+    denominator = 2 * tp + fp + fn
+    score = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(score) if score.ndim == 0 else score
+
+
+def macro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
+    """Macro-F1 from per-class counts along the last axis."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    denominator = 2 * tp + fp + fn
+    score = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0).mean(axis=-1)
+    return float(score) if np.ndim(score) == 0 else score
+
+
+# Search metrics (without their "val_" prefix) that depend on the 0/1 predictions. Another module registers
+# its own with `register_label_score` (a metric the thresholds and the ensemble then optimise).
+LABEL_SCORES: dict[str, LabelScore] = {"micro_f1": micro_f1, "macro_f1": macro_f1, "exact_match": exact_match}
+# Label scores that are a function of per-class counts: thresholds are then fitted on counts, far faster.
+COUNT_FORMS: dict[LabelScore, Callable[..., np.ndarray | float]] = {micro_f1: micro_f1_counts,
+                                                                   macro_f1: macro_f1_counts}
+# Metrics that do not depend on thresholds; thresholds are then fitted for the study's criterion, micro-F1.
+THRESHOLD_FREE = ("macro_auc", "loss")
+
+
+def register_label_score(name: str, score: LabelScore) -> None:
+    """Make `val_<name>` a search metric that thresholds and ensembles can be chosen for."""
+    LABEL_SCORES[name] = score
+
+
+def _base(metric: str) -> str:
+    return metric.removeprefix("val_")
+
+
+def label_score(metric: str) -> LabelScore:
+    """The LabelScore that thresholds are chosen for under the search metric `metric` (e.g. "val_micro_f1")."""
+    name = _base(metric)
+    if name in THRESHOLD_FREE:
+        return micro_f1
+    if name not in LABEL_SCORES:
+        raise ValueError(f"no label score for metric {metric!r}; known: {', '.join(LABEL_SCORES)}")
+    return LABEL_SCORES[name]
+
+
+def mean_bce(y_true: np.ndarray, probs: np.ndarray) -> float:
+    """Unweighted binary cross-entropy averaged over records and classes."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1 - 1e-7)
+    y = np.asarray(y_true, dtype=np.float64)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def probability_score(metric: str) -> ProbScore:
+    """The search metric as a function of probabilities, higher is better: label scores at 0.5 (as each trial
+    is ranked), macro AUC as it is, the loss negated (unweighted BCE: the class weights are the trial's own)."""
+    name = _base(metric)
+    if name == "macro_auc":
+        return macro_auc
+    if name == "loss":
+        return lambda y_true, probs: -mean_bce(y_true, probs)
+    score = label_score(metric)
+    return lambda y_true, probs: score(y_true, binarize(probs, DEFAULT_THRESHOLD))
