@@ -399,11 +399,10 @@ def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.Dat
     from ray.tune import ExperimentAnalysis
 
     from search.exports import read_run_csv, read_trials
-    from spaces import FAMILY_SPACES
 
     trials = read_run_csv(run_dir / "trials.csv")
     ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(experiment_path)).trials}
-    records = read_trials(experiment_path, set(FAMILY_SPACES)).records
+    records = read_trials(experiment_path).records
     numbers = dict(zip(trials["trial_id"].astype(str), trials["trial_number"]))
     frames, times = [], []
     for record in records:

@@ -97,16 +97,13 @@ class TrialTable:
         return sorted(scored, key=lambda r: r.best_value(metric, mode), reverse=(mode == "max"))
 
 
-def flatten(config: dict[str, Any], families: set[str], prefix: str = "") -> dict[str, Any]:
-    """Nested Ray config -> `family`, `model/...`, `optim/...`. The `all` space's family-qualified copies
-    ("gru/model/hidden") are dropped: the same values are present under their plain names."""
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested Ray config -> `family`, `model/...`, `optim/...`."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
-        if not prefix and key in families:
-            continue
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flatten(value, families, prefix=f"{name}/"))
+            flat.update(flatten(value, prefix=f"{name}/"))
         else:
             flat[name] = value
     return flat
@@ -122,7 +119,7 @@ def _last_error(error_file: Path | None) -> str | None:
     return lines[-1][:500] if lines else None
 
 
-def read_trials(experiment_path: Path, families: set[str]) -> TrialTable:
+def read_trials(experiment_path: Path) -> TrialTable:
     """Every trial of the Ray experiment at `experiment_path`, with its per-epoch results."""
     from ray.tune import ExperimentAnalysis
 
@@ -143,7 +140,7 @@ def read_trials(experiment_path: Path, families: set[str]) -> TrialTable:
             trial_id=trial.trial_id,
             number=trial_number(trial_dir.name, trial.trial_id) if trial_dir else 0,
             status=str(trial.status),
-            config=flatten(trial.config, families),
+            config=flatten(trial.config),
             epochs=epochs,
             failures=int(trial.run_metadata.num_failures),
             error=error,

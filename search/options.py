@@ -13,20 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecg.selection import SELECTION_METRICS, best_so_far, metric_mode
+
 SCHEDULERS = ("asha", "fifo")
 SAMPLERS = ("tpe", "random")
-METRICS = ("val_micro_f1", "val_macro_f1", "val_macro_auc", "val_exact_match", "val_loss")
-
-
-def best_so_far(metric: str) -> str:
-    """The name under which each epoch reports the trial's best `metric` up to that epoch.
-
-    fit keeps a trial's best epoch, so that value is what the trial is worth at any epoch. The single
-    epoch's value is noisy on small validation splits (a model that predicts no label at all for an epoch
-    scores 0): judged on it, ASHA with rungs from epoch 2 stopped the eventual winner in 73% of resampled
-    24-trial searches, judged on the best so far in under 1% (bench/bench_search.py section 1c).
-    """
-    return f"best_so_far_{metric}"
+# The selection metric's choices and its min/max rule live with the training loop that obeys them.
+METRICS = SELECTION_METRICS
 
 
 class OptionError(ValueError):
@@ -128,7 +120,7 @@ class SearchOptions:
     @property
     def metric_mode(self) -> str:
         """"min" for the loss, "max" for every score."""
-        return "min" if self.metric.endswith("loss") else "max"
+        return metric_mode(self.metric)
 
     @property
     def trial_metric(self) -> str:

@@ -11,7 +11,6 @@ from typing import Any
 from search import cluster, data as run_data, exports, faults, runinfo, tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.winners import evaluate_winners, format_table
-from spaces import FAMILY_SPACES
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
                           f"with (a different code version?); resume with the commit in {run_dir / 'run.json'}") from err
     search_time = time.time() - started
     info["fit_time_s"] = round(time.time() - fit_started, 2)
-    table = exports.read_trials(tuning.experiment_path(options, run_dir), set(FAMILY_SPACES))
+    table = exports.read_trials(tuning.experiment_path(options, run_dir))
     finished = [r for r in table.records if r.status in ("TERMINATED", "ERROR")]
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)
     trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,

@@ -18,7 +18,7 @@ import torch
 from ecg.models import create_model
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
-from search.options import best_so_far
+from ecg.selection import best_so_far, metric_mode
 from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, trial_number
 
 
@@ -44,9 +44,10 @@ class RunningBest:
         return self.value
 
 
-def train_trial(config: dict[str, Any], data: TrialData, metric: str = "val_micro_f1", mode: str = "max") -> None:
+def train_trial(config: dict[str, Any], data: TrialData) -> None:
     """The Ray Tune function trainable (see the module docstring). Each epoch also reports the trial's best
-    `metric` so far (`best_so_far(metric)`), which ASHA and the sampler compare."""
+    selection metric so far (`best_so_far(optim.metric)`), which ASHA and the sampler compare; the same metric
+    picks the epoch `fit` keeps and checkpoints."""
     entered = time.time()
     context = ray.tune.get_context()
     storage = context.get_storage()
@@ -73,7 +74,8 @@ def train_trial(config: dict[str, Any], data: TrialData, metric: str = "val_micr
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
-    running = RunningBest(metric, mode, resume["meta"]["history"] if resume is not None else [])
+    metric = optim.metric
+    running = RunningBest(metric, metric_mode(metric), resume["meta"]["history"] if resume is not None else [])
 
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()

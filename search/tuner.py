@@ -41,6 +41,11 @@ class OptunaSearchTellingStops(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
 
+    def _suggest_from_define_by_run_func(self, func: Any, ot_trial: optuna.Trial) -> dict:
+        # Our spaces return the trial's whole flat config (spaces.Space). Ray's version would add every Optuna
+        # parameter name as well, and in `all` those are family-qualified study names, not config names.
+        return func(ot_trial)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         epochs_run = (result or {}).get("training_iteration", self._max_epochs)
         stopped_early = bool(result) and not error and epochs_run < self._max_epochs
@@ -53,7 +58,8 @@ class OptunaSearchTellingStops(OptunaSearch):
 
 
 def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searcher:
-    ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed)
+    ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed,
+                       metric=options.metric)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
                else optuna.samplers.TPESampler(seed=options.seed))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
@@ -77,7 +83,7 @@ def make_scheduler(options: SearchOptions) -> TrialScheduler:
 def trainable(options: SearchOptions, data: TrialData) -> Any:
     """`train_trial` with its resources and the data placed once in the object store."""
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial or 0}
-    trainable_with_data = tune.with_parameters(train_trial, data=data, metric=options.metric, mode=options.metric_mode)
+    trainable_with_data = tune.with_parameters(train_trial, data=data)
     return tune.with_resources(trainable_with_data, resources)
 
 

@@ -2,7 +2,7 @@
 
     from spaces import SPACES, SpaceContext, build_space
     space = build_space("ecgnet", SpaceContext(gpu=False, length=2500, max_epochs=6))
-    config = space(optuna_trial)        # samples "model/...", "optim/..."; returns the constants
+    config = space(optuna_trial)        # the trial's whole flat config: sampled values and constants
 
 Parameter names use `/` nesting ("model/width" -> config["model"]["width"]) so a sampled config rebuilds its
 model with `ecg.models.create_model(config["family"], ..., **config["model"])`. Space functions do no real
@@ -10,12 +10,11 @@ work: they only suggest values. Ranges depend on the hardware (`SpaceContext.gpu
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
-from spaces.all import SpaceFn, make_all
+from spaces.all import AllFamilies, RecordingTrial, SpaceFn
 from spaces.cnn import ecgnet, resnet, resnext, seresnet
 from spaces.context import SpaceContext
 from spaces.recurrent import gru, hybrid, lstm
@@ -29,16 +28,33 @@ FAMILY_SPACES: dict[str, SpaceFn] = {
     "gru": gru,
     "hybrid": hybrid,
 }
-SPACES: dict[str, SpaceFn] = {**FAMILY_SPACES, "all": make_all(FAMILY_SPACES)}
+SPACES: dict[str, SpaceFn] = {**FAMILY_SPACES, "all": AllFamilies(FAMILY_SPACES)}
 
 
-def build_space(name: str, ctx: SpaceContext) -> Callable[[optuna.Trial], dict[str, Any]]:
-    """The space `name` bound to `ctx`: a function of one Optuna trial, as `OptunaSearch` wants it."""
-    if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}")
-    space = functools.partial(SPACES[name], ctx=ctx)
-    functools.update_wrapper(space, SPACES[name])
-    return space
+class Space:
+    """A space bound to its context: a callable of one Optuna trial that returns the trial's whole flat config
+    (every sampled value under the name the trial uses, plus the space's constants).
+
+    A module-level class, so it pickles: Ray saves the searcher with its space in the experiment state.
+    """
+
+    def __init__(self, name: str, ctx: SpaceContext) -> None:
+        if name not in SPACES:
+            raise ValueError(f"unknown search space {name!r}; known: {', '.join(SPACES)}")
+        self.name, self.ctx = name, ctx
+
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
+        recorder = RecordingTrial(trial)
+        constants = SPACES[self.name](recorder, self.ctx)
+        return {**recorder.values, **constants}
+
+    def __repr__(self) -> str:
+        return f"Space({self.name!r}, {self.ctx})"
+
+
+def build_space(name: str, ctx: SpaceContext) -> Space:
+    """The space `name` bound to `ctx`, as `OptunaSearch` wants it (see `Space`)."""
+    return Space(name, ctx)
 
 
 def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[str, str]]:
@@ -54,11 +70,11 @@ def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[
     ranges: dict[str, set[str]] = {}
     for _ in range(n_draws):
         trial = study.ask()
-        constants = space(trial)
+        config = space(trial)
         for param, dist in trial.distributions.items():
             ranges.setdefault(param, set()).add(_format(dist))
-        for key, value in constants.items():
-            # In `all`, model options come back under their plain names too: list them once, qualified.
+        for key, value in config.items():
+            # Sampled values come back too, in `all` under their plain names: list them once, as sampled.
             if key not in trial.distributions and not any(p.endswith("/" + key) for p in trial.distributions):
                 ranges.setdefault(key, set()).add(f"= {value}")
         study.tell(trial, 0.0)
@@ -73,4 +89,4 @@ def _format(dist: optuna.distributions.BaseDistribution) -> str:
     return f"[{dist.low:g}, {dist.high:g}]{scale}{step}"
 
 
-__all__ = ["FAMILY_SPACES", "SPACES", "SpaceContext", "build_space", "describe"]
+__all__ = ["FAMILY_SPACES", "SPACES", "Space", "SpaceContext", "build_space", "describe"]

@@ -2,9 +2,10 @@
 
 Optuna needs one distribution per parameter name across a study, and the families give the same option
 name different choices (`model/version` is v1..v3 for ECGNet and v1..v3 with v2.1/v2.2 for the GRU). So here
-each family's parameters are sampled under a family-qualified Optuna name ("gru/model/version") and returned
-again under the plain name ("model/version"), which is what the trial builds its model from; TPE then models
-each family's parameters separately. Training settings (`optim/...`) are shared by all families.
+each family's model options are sampled under a family-qualified Optuna name ("gru/model/version") and go
+into the trial's config under the plain name ("model/version"), which is what the trial builds its model
+from; TPE then models each family's parameters separately. Training settings (`optim/...`) are shared by all
+families. The qualified names live in the study only: this module is the one place that knows them.
 """
 from __future__ import annotations
 
@@ -17,20 +18,27 @@ from spaces.context import SpaceContext
 SpaceFn = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
 
 
-class FamilyTrial:
-    """A view of an Optuna trial that qualifies `model/...` names with the family and remembers the values."""
+class RecordingTrial:
+    """A view of an Optuna trial that records every suggested value under the name the trial's config uses.
 
-    def __init__(self, trial: optuna.Trial, family: str) -> None:
+    With a `family`, model options are suggested under "<family>/model/..." in the study and still recorded
+    as "model/...".
+    """
+
+    def __init__(self, trial: optuna.Trial, values: dict[str, Any] | None = None, family: str | None = None) -> None:
         self._trial, self._family = trial, family
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, Any] = {} if values is None else values
 
-    def _name(self, name: str) -> str:
-        return f"{self._family}/{name}" if name.startswith("model/") else name
+    def for_family(self, family: str) -> "RecordingTrial":
+        """The same trial and record, with `family`'s model options qualified in the study."""
+        return RecordingTrial(self._trial, self.values, family)
+
+    def _study_name(self, name: str) -> str:
+        return f"{self._family}/{name}" if self._family and name.startswith("model/") else name
 
     def _suggest(self, method: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        value = getattr(self._trial, method)(self._name(name), *args, **kwargs)
-        if name.startswith("model/"):
-            self.values[name] = value
+        value = getattr(self._trial, method)(self._study_name(name), *args, **kwargs)
+        self.values[name] = value
         return value
 
     def suggest_float(self, name: str, *args: Any, **kwargs: Any) -> float:
@@ -43,12 +51,13 @@ class FamilyTrial:
         return self._suggest("suggest_categorical", name, *args, **kwargs)
 
 
-def make_all(families: dict[str, SpaceFn]) -> SpaceFn:
-    def all_families(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
-        """Every family: `family` first, then that family's parameters."""
-        family = trial.suggest_categorical("family", list(families))
-        view = FamilyTrial(trial, family)
-        constants = families[family](view, ctx)
-        return {**view.values, **constants}
+class AllFamilies:
+    """The `all` space: `family` first, then that family's space (a class, not a closure: Ray pickles the
+    searcher, and with it this space, into the experiment state that `--resume` restores)."""
 
-    return all_families
+    def __init__(self, families: dict[str, SpaceFn]) -> None:
+        self.families = dict(families)
+
+    def __call__(self, trial: RecordingTrial, ctx: SpaceContext) -> dict[str, Any]:
+        family = trial.suggest_categorical("family", list(self.families))
+        return self.families[family](trial.for_family(family), ctx)

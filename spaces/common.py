@@ -14,7 +14,8 @@ def suggest_optim(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
     """Learning rate (log scale), optimiser, weight decay (log), batch size, schedule, class weights.
 
     Returns the constants of a search trial: the epoch budget (ASHA stops trials earlier, so `fit`'s own
-    early stopping is off), the step schedule's milestones at 1/2 and 3/4 of the budget, and the seed.
+    early stopping is off), the step schedule's milestones at 1/2 and 3/4 of the budget, the seed and the
+    selection metric.
     """
     trial.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
     trial.suggest_categorical("optim/optimizer", ["adam", "adamw"])
@@ -30,6 +31,7 @@ def suggest_optim(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
         "optim/patience": 0,
         "optim/step_milestones": f"{half},{three_quarters}",
         "optim/seed": ctx.seed,
+        "optim/metric": ctx.metric,
     }
 
 

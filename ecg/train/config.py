@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ecg.selection import SELECTION_METRICS
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
 
 
@@ -22,7 +23,9 @@ class TrainConfig:
     `bf16`: None (the default) means bf16 autocast on CUDA and off on CPU (where it is slower); True or False
     forces it either way on any device. `grad_clip` 0 and `patience` 0 switch clipping and early stopping off.
     `threads` None leaves torch's CPU thread count as it is. `flush_denormals` (CPU only) treats denormal
-    floats as zero from the first `fit` on (see `ecg.train.device.set_flush_denormals`).
+    floats as zero from the first `fit` on (see `ecg.train.device.set_flush_denormals`). `metric` is the
+    selection metric (`ecg.selection`): it picks the epoch kept, and the plateau schedule and early stopping
+    watch it; `val_loss` is minimised, every other metric maximised.
     """
 
     lr: float = 1e-3
@@ -40,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     flush_denormals: bool = True
+    metric: str = "val_micro_f1"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -51,6 +55,7 @@ class TrainConfig:
         _one_of("optimizer", self.optimizer, tuple(OPTIMIZERS))
         _one_of("schedule", self.schedule, tuple(SCHEDULES))
         _one_of("class_weights", self.class_weights, tuple(LOSS_WEIGHT_ARGUMENT))
+        _one_of("metric", self.metric, SELECTION_METRICS)
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

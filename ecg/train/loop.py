@@ -20,6 +20,7 @@ from ecg.data.augment import augment
 from ecg.data.dataset import ECGDataset
 from ecg.data.weights import class_weights
 from ecg.metrics import evaluate
+from ecg.selection import is_better
 from ecg.train.checkpoint import load_checkpoint
 from ecg.train.config import TrainConfig
 from ecg.train.device import (DeviceSplit, autocast, bf16_enabled, resolve_device, set_flush_denormals,
@@ -27,7 +28,6 @@ from ecg.train.device import (DeviceSplit, autocast, bf16_enabled, resolve_devic
 from ecg.train.optim import make_loss, make_optimizer, make_schedule
 from ecg.train.predict import infer_logits
 
-METRIC = "val_micro_f1"  # the study's model selection and early-stopping criterion
 EVAL_BATCH_SIZE = 256
 # Settings a resumed run may change; any other difference would make it a different run.
 RESUMABLE_CHANGES = {"epochs", "patience", "threads"}
@@ -114,7 +114,7 @@ class _Progress:
 def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfig, *,
         on_epoch: Callable[[EpochReport], None] | None = None, device: str | torch.device = "cpu",
         resume: dict[str, Any] | str | Path | None = None) -> FitResult:
-    """Train `model` on `train`, select the epoch with the best validation micro-F1, return it.
+    """Train `model` on `train`, select the epoch with the best validation `config.metric`, return it.
 
     `resume` is a checkpoint dict (`report.state()`, `load_checkpoint(...)`) or its folder: training goes on
     from the epoch after it and ends exactly where an uninterrupted run would. Raises NonFiniteLossError when
@@ -191,12 +191,16 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
         metrics = {"train_loss": train_loss, "val_loss": val_loss}
         metrics.update({f"val_{k}": v for k, v in scores.items() if k in _REPORTED})
         metrics["lr"] = lr
-        schedule.after_epoch(metrics[METRIC])
+        if config.metric not in metrics:
+            raise ValueError(f"the selection metric {config.metric!r} is not among the validation metrics "
+                             f"({', '.join(sorted(metrics))})")
+        schedule.after_epoch(metrics[config.metric])
         metrics["epoch_time_s"] = time.perf_counter() - started
 
         progress.epoch = epoch
         progress.history.append({"epoch": epoch, **metrics})
-        is_best = progress.best_epoch == 0 or metrics[METRIC] > progress.best_metrics[METRIC]
+        is_best = progress.best_epoch == 0 or is_better(metrics[config.metric], progress.best_metrics[config.metric],
+                                                        config.metric)
         if is_best:
             progress.best_epoch, progress.best_metrics = epoch, dict(metrics)
             progress.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -7,7 +7,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-# The study's ReduceLROnPlateau settings (on validation micro-F1).
+from ecg.selection import metric_mode
+
+# The study's ReduceLROnPlateau settings (it watched validation micro-F1; here: the selection metric).
 PLATEAU_FACTOR = 0.1
 PLATEAU_PATIENCE = 10
 PLATEAU_MIN_LR = 1e-8
@@ -24,7 +26,7 @@ def make_optimizer(model: nn.Module, lr: float, kind: str, weight_decay: float) 
 @dataclass
 class Schedule:
     """A torch LR scheduler and when it steps: after every batch (one-cycle), or after every epoch, on the
-    validation F1 (plateau) or unconditionally (step, cosine). `scheduler` None keeps the rate constant."""
+    selection metric (plateau) or unconditionally (step, cosine). `scheduler` None keeps the rate constant."""
 
     scheduler: Any = None
     per_batch: bool = False
@@ -34,11 +36,11 @@ class Schedule:
         if self.per_batch:
             self.scheduler.step()
 
-    def after_epoch(self, val_f1: float) -> None:
+    def after_epoch(self, value: float) -> None:
         if self.scheduler is None or self.per_batch:
             return
         if self.on_metric:
-            self.scheduler.step(val_f1)
+            self.scheduler.step(value)
         else:
             self.scheduler.step()
 
@@ -55,7 +57,7 @@ ScheduleBuilder = Callable[[torch.optim.Optimizer, Any, int], Schedule]
 
 def _plateau(optimizer: torch.optim.Optimizer, config: Any, steps_per_epoch: int) -> Schedule:
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE, min_lr=PLATEAU_MIN_LR)
+        optimizer, mode=metric_mode(config.metric), factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE, min_lr=PLATEAU_MIN_LR)
     return Schedule(scheduler, on_metric=True)
 
 

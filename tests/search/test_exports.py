@@ -66,9 +66,9 @@ def test_epochs_frame_is_long_form_without_ray_bookkeeping() -> None:
     assert frame[frame.trial_id == "b"]["epoch"].tolist() == [1, 2]
 
 
-def test_flatten_drops_the_all_space_qualified_copies() -> None:
-    nested = {"family": "gru", "model": {"hidden": 32}, "optim": {"lr": 0.01}, "gru": {"model": {"hidden": 32}}}
-    assert flatten(nested, {"gru", "ecgnet"}) == {"family": "gru", "model/hidden": 32, "optim/lr": 0.01}
+def test_flatten_gives_the_slash_names_back() -> None:
+    nested = {"family": "gru", "model": {"hidden": 32, "shared": True}, "optim": {"lr": 0.01}}
+    assert flatten(nested) == {"family": "gru", "model/hidden": 32, "model/shared": True, "optim/lr": 0.01}
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path) -> None:

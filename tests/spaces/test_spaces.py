@@ -1,6 +1,8 @@
 """Every space samples valid configs: 20 seeded random draws each build a model that runs forward."""
 from __future__ import annotations
 
+import pickle
+
 import optuna
 import pytest
 import torch
@@ -28,14 +30,13 @@ def unflatten_dict(flat: dict) -> dict:
 
 
 def sample(name: str, ctx: SpaceContext, n: int, seed: int = 0) -> list[dict]:
-    """`n` configs as Ray's OptunaSearch builds them: suggested values plus returned constants, unflattened."""
+    """`n` configs as the search's OptunaSearch builds them: what the space returns, unflattened."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     space = build_space(name, ctx)
     configs = []
     for _ in range(n):
         trial = study.ask()
-        constants = space(trial)
-        configs.append(unflatten_dict({**trial.params, **constants}))
+        configs.append(unflatten_dict(space(trial)))
         study.tell(trial, 0.0)  # the study checks each name keeps one distribution across trials
     return configs
 
@@ -129,3 +130,23 @@ def test_describe_lists_conditional_parameters_with_ranges() -> None:
 def test_unknown_space_is_refused_with_the_list() -> None:
     with pytest.raises(ValueError, match="unknown search space 'nope'.*ecgnet"):
         build_space("nope", CPU)
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_every_space_pickles_and_returns_the_config_under_plain_names(name: str) -> None:
+    """Ray pickles the searcher with its space into the experiment state; the trial's config uses the names
+    the models and TrainConfig know, never the `all` space's family-qualified study names."""
+    ctx = SpaceContext(gpu=False, length=2500, max_epochs=6, metric="val_loss")
+    space = pickle.loads(pickle.dumps(build_space(name, ctx)))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(10):
+        trial = study.ask()
+        config = space(trial)
+        assert all(key == "family" or key.split("/")[0] in ("model", "optim") for key in config), config
+        assert config["optim/metric"] == "val_loss" and config["optim/epochs"] == 6
+        for param, value in trial.params.items():
+            plain = param if param == "family" or param.split("/")[0] in ("model", "optim") else param.split("/", 1)[1]
+            if name == "all" and plain != param:
+                assert param.split("/")[0] == config["family"]  # qualified by the trial's own family
+            assert config[plain] == value
+        study.tell(trial, 0.0)
