@@ -11,12 +11,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecg.data import cache, hefei, npz, physionet
+import numpy as np
+
+from ecg.data import cache, cinc2021, hefei, npz, physionet, ptbxl, tasks
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import warn_empty_classes
 
 PathLike = str | os.PathLike
+SKIPPED_SHOWN = 3  # skipped records quoted in the warning
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Options:
     length: int
     fs: int
     present_only: bool
+    task: str | None = None  # a benchmark's classes (ecg.data.tasks); None: the source's own labels
+    skip_bad_records: bool = False  # load the readable records, list the others in dataset.skipped
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,8 @@ class Format:
     read_labels: Callable[[Path, Options], tuple[ECGDataset, int]]
     read: Callable[[Path, Options], ECGDataset]
     source_files: Callable[[Path, Options], list[str | Path]]
+    # record ids -> "train"/"val"/"test" for data that comes with its own split (PTB-XL's strat_fold)
+    official_split: Callable[[Path, Sequence[str]], np.ndarray] | None = None
 
 
 def _hefei_files(path: Path, options: Options) -> hefei.HefeiFiles:
@@ -53,7 +60,8 @@ def _hefei_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
 
 def _hefei_read(path: Path, options: Options) -> ECGDataset:
     return hefei.read_hefei(_hefei_files(path, options), leads=options.leads, length=options.length,
-                            fs=options.fs, present_only=options.present_only)
+                            fs=options.fs, present_only=options.present_only,
+                            skip_bad_records=options.skip_bad_records)
 
 
 def _hefei_sources(path: Path, options: Options) -> list[str | Path]:
@@ -63,14 +71,24 @@ def _hefei_sources(path: Path, options: Options) -> list[str | Path]:
     return [files.label_file, *([files.class_file] if files.class_file else []), *records]
 
 
+def _cinc_task(dataset: ECGDataset, options: Options) -> ECGDataset:
+    return dataset if options.task is None else cinc2021.apply_task(dataset, options.task)
+
+
 def _wfdb_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
-    dataset, present, _ = physionet.read_wfdb_labels(path, options.labels)
-    return dataset, int(present.sum())
+    dataset, present, _ = physionet.read_wfdb_labels(path, options.labels, skip_bad_records=options.skip_bad_records)
+    return _cinc_task(dataset, options), int(present.sum())
 
 
 def _wfdb_read(path: Path, options: Options) -> ECGDataset:
-    return physionet.read_wfdb(path, labels=options.labels, leads=options.leads, length=options.length,
-                               fs=options.fs, present_only=options.present_only)
+    return _cinc_task(physionet.read_wfdb(path, labels=options.labels, leads=options.leads, length=options.length,
+                                          fs=options.fs, present_only=options.present_only,
+                                          skip_bad_records=options.skip_bad_records), options)
+
+
+def _ptbxl_read(path: Path, options: Options) -> ECGDataset:
+    return ptbxl.read_ptbxl(path, task=options.task, leads=options.leads, length=options.length, fs=options.fs,
+                            present_only=options.present_only)
 
 
 def _npz_read(path: Path, options: Options) -> ECGDataset:
@@ -79,9 +97,20 @@ def _npz_read(path: Path, options: Options) -> ECGDataset:
 
 FORMATS: list[Format] = [
     Format("npz", npz.looks_like_npz, lambda path, _: npz.read_npz_labels(path), _npz_read, lambda path, _: [path]),
+    # Before WFDB: a PTB-XL folder holds WFDB records too, but its labels are in ptbxl_database.csv.
+    Format("ptbxl", ptbxl.looks_like_ptbxl, lambda path, o: ptbxl.read_ptbxl_labels(path, o.task, o.fs), _ptbxl_read,
+           lambda path, o: ptbxl.source_files(path, o.fs), ptbxl.official_split),
     Format("hefei", hefei.looks_like_hefei, _hefei_labels, _hefei_read, _hefei_sources),
     Format("wfdb", physionet.looks_like_wfdb, _wfdb_labels, _wfdb_read, lambda path, _: physionet.source_files(path)),
 ]
+
+
+def warn_skipped(skipped: dict[str, str], source: object) -> None:
+    """Skipped records are never silent: one warning counting them and quoting the first few."""
+    if skipped:
+        first = "; ".join(list(skipped.values())[:SKIPPED_SHOWN])
+        warnings.warn(f"{source}: skipped {len(skipped)} record(s) that cannot be read (first: {first})",
+                      stacklevel=3)
 
 
 def register_format(fmt: Format, *, first: bool = False) -> None:
@@ -100,13 +129,20 @@ def detect_format(path: Path) -> Format:
                     "see docs/data.md)")
 
 
-def _options(labels: PathLike | None, leads: Sequence[str], length: int, fs: int, present_only: bool) -> Options:
+def _options(labels: PathLike | None, leads: Sequence[str], length: int, fs: int, present_only: bool,
+             task: str | None = None, skip_bad_records: bool = False) -> Options:
     if length <= 0 or fs <= 0:
         raise DataError(f"length ({length}) and fs ({fs}) must be positive")
     if not leads:
         raise DataError("at least one lead must be requested")
     labels = None if labels is None else Path(labels).expanduser().resolve()
-    return Options(labels, tuple(leads), int(length), int(fs), bool(present_only))
+    return Options(labels, tuple(leads), int(length), int(fs), bool(present_only), task, bool(skip_bad_records))
+
+
+def _detect_for_task(path: Path, task: str | None) -> Format:
+    fmt = detect_format(path)
+    tasks.check_task(fmt.name, task, path)
+    return fmt
 
 
 def load_dataset(
@@ -119,32 +155,42 @@ def load_dataset(
     present_only: bool = False,
     cache_dir: PathLike | None = None,
     use_cache: bool = True,
+    task: str | None = None,
+    skip_bad_records: bool = False,
 ) -> ECGDataset:
     """Read a Hefei folder, a WFDB folder or an `.npz` (detected) into an `ECGDataset` of int16 signals.
 
     `labels` is an explicit label file (Hefei) or labels CSV (WFDB); `leads` are chosen by name,
     case-insensitively; `length`/`fs` are the target samples and rate; `present_only` skips records listed
-    without a signal file. The parsed result is cached under `cache_dir` (default `$ECG_CACHE_DIR` or
+    without a signal file; `task` picks a benchmark's classes (`ecg.data.tasks`: PTB-XL's six, CinC 2021's
+    scored diagnoses); `skip_bad_records` loads the readable records when some cannot be read and lists the
+    others with their reasons in `dataset.skipped` (otherwise one error counts them and quotes the first few),
+    a skip always warned about. The parsed result is cached under `cache_dir` (default `$ECG_CACHE_DIR` or
     `~/.cache/ecg-autosearch`), keyed by the source files' names, sizes and mtimes and these options.
     """
     if path is None:
         raise DataError("no data path given (the synthetic set is ecg.synthetic.load_synthetic)")
     path = Path(path).expanduser().resolve()  # once, so cache keys do not depend on the working directory
-    options = _options(labels, leads, length, fs, present_only)
-    fmt = detect_format(path)
+    options = _options(labels, leads, length, fs, present_only, task, skip_bad_records)
+    fmt = _detect_for_task(path, task)
     key = None
     if use_cache:
         directory = Path(cache_dir).expanduser() if cache_dir is not None else cache.default_cache_dir()
         sources = fmt.source_files(path, options)
         if options.labels is not None:
             sources.append(options.labels)
-        key = cache.source_key(sources, {"format": fmt.name, **{k: str(v) for k, v in vars(options).items()}})
+        # task enters the key only when set, so the entries cached before tasks existed stay valid
+        key = cache.source_key(sources, {"format": fmt.name, **{k: str(v) for k, v in vars(options).items()
+                                                                if not (k == "task" and v is None)
+                                                                and not (k == "skip_bad_records" and not v)}})
         cached = cache.load_cached(directory, key)
         if cached is not None:
             warn_empty_classes(cached.labels, cached.class_names, path)
+            warn_skipped(cached.skipped, path)
             return cached
     dataset = fmt.read(path, options)
     warn_empty_classes(dataset.labels, dataset.class_names, path)
+    warn_skipped(dataset.skipped, path)
     if key is not None:
         try:
             cache.store(directory, key, dataset)
@@ -153,8 +199,35 @@ def load_dataset(
     return dataset
 
 
-def load_labels(path: PathLike, *, labels: PathLike | None = None) -> tuple[ECGDataset, int]:
-    """Labels, age and sex without reading any signal (signals None), and how many records have a signal file."""
+def load_labels(path: PathLike, *, labels: PathLike | None = None, task: str | None = None,
+                fs: int = FS, skip_bad_records: bool = False) -> tuple[ECGDataset, int]:
+    """Labels, age and sex without reading any signal (signals None), and how many records have a signal file
+    (PTB-XL: at the rate `fs` would read). `skip_bad_records` leaves out the records whose header cannot be
+    read (WFDB), listed in `dataset.skipped`."""
     path = Path(path).expanduser()
-    options = _options(labels, HEFEI_LEADS, N_SAMPLES, FS, True)
-    return detect_format(path).read_labels(path, options)
+    options = _options(labels, HEFEI_LEADS, N_SAMPLES, fs, True, task, skip_bad_records)
+    return _detect_for_task(path, task).read_labels(path, options)
+
+
+def data_convention(path: PathLike | None, task: str | None = None) -> tasks.Convention:
+    """The task, split and selection metric runs on this data follow by default (`ecg.data.tasks`)."""
+    if path is None:
+        return tasks.convention(None, task)
+    fmt = _detect_for_task(Path(path).expanduser(), task)
+    return tasks.convention(fmt.name, task)
+
+
+def resolve_split(path: PathLike | None, split: str | None) -> str:
+    """`split` checked against the data ("official" needs data that has one), or the data's default."""
+    fmt = None if path is None else detect_format(Path(path).expanduser())
+    has_official = fmt is not None and fmt.official_split is not None
+    return tasks.resolve_split(None if fmt is None else fmt.name, split, has_official, path)
+
+
+def official_split(path: PathLike, record_ids: Sequence[str]) -> np.ndarray:
+    """"train"/"val"/"test" per record from the data's own split; a DataError for data without one."""
+    path = Path(path).expanduser().resolve()
+    fmt = detect_format(path)
+    if fmt.official_split is None:
+        raise DataError(f"{path}: {fmt.name} data has no official split; use --split stratified")
+    return fmt.official_split(path, record_ids)
