@@ -2,16 +2,20 @@
 
 Takes the options a search config has (family, `--model key=value` for model options, one flag per
 TrainConfig field), or a row of a run's best_configs.csv (`--config-csv ... --row 0`) with flags overriding
-it. Writes into `--out`: metrics.csv (one row per epoch), checkpoint/ (the latest epoch, for `--resume`),
-best/ (the best epoch's weights with the tuned thresholds), test_metrics.csv, per_class.csv, thresholds.csv,
-split.csv and config.csv (one flat row, which `--config-csv` reads back). See docs/training.md.
+it. A --config-csv inside a run folder (next to its run.json) trains on that run's records and split.csv, with
+the trial's CPU threads, unless flags say otherwise. Writes into `--out`: metrics.csv (one row per epoch),
+checkpoint/ (the latest epoch, for `--resume`), best/ (the best epoch's weights with the tuned thresholds),
+test_metrics.csv, per_class.csv, thresholds.csv, split.csv and config.csv (one flat row, which `--config-csv`
+reads back). See docs/training.md.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,7 +24,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
+from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
+from ecg.data.source import DataSpec, load as load_records, split as split_records
+from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
 from ecg.metrics import evaluate, per_class, tune_thresholds
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
@@ -52,16 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         optim.add_argument(f"--{f.name.replace('_', '-')}", dest=f"optim_{f.name}", metavar=f.name.upper(),
                            help=f"default {f.default!r}")
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz (default: the synthetic set)")
+    data = parser.add_argument_group(
+        "data (default: with a --config-csv inside a run folder, that run's records and split; else the synthetic set)")
+    data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz")
     data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
-    data.add_argument("--leads", default=",".join(HEFEI_LEADS), help="comma-separated leads (default the Hefei 8)")
-    data.add_argument("--length", type=int, default=N_SAMPLES, help=f"samples per record (default {N_SAMPLES})")
-    data.add_argument("--fs", type=int, default=FS,
-                      help=f"sampling rate in Hz (default {FS}); a search on CPU uses the synthetic set at 250 Hz x 2,500")
-    data.add_argument("--n-records", type=int, default=2000, help="size of the synthetic set (without --data)")
-    data.add_argument("--split", type=Path, help="split.csv of an earlier run (default: a new stratified split)")
-    data.add_argument("--split-seed", type=int, default=0, help="seed of a new split (default 0)")
+    data.add_argument("--leads", help="comma-separated leads (default the Hefei 8)")
+    data.add_argument("--length", type=int, help=f"samples per record (default {N_SAMPLES})")
+    data.add_argument("--fs", type=int, help=f"sampling rate in Hz (default {FS})")
+    data.add_argument("--n-records", type=int, help=f"size of the synthetic set (default {DEFAULT_RECORDS})")
+    data.add_argument("--split", type=Path, help="split.csv to use (default: the run's, else a new stratified split)")
+    data.add_argument("--split-seed", type=int, help="seed of a new split and of the synthetic set (default 0)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="output folder (default results/train-<family>-<time>)")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -87,26 +93,62 @@ def trial_from_args(args: argparse.Namespace) -> TrialConfig:
     return TrialConfig.from_flat(flat)
 
 
-def load_data(args: argparse.Namespace) -> ECGDataset:
-    leads = [lead.strip() for lead in args.leads.split(",") if lead.strip()]
-    if args.data is None:
-        from ecg.synthetic import load_synthetic
+@dataclass
+class DataChoice:
+    """The records and split a training run uses, and the run folder they came from (if any)."""
 
-        return load_synthetic(n=args.n_records, seed=args.split_seed, leads=leads, fs=args.fs, length=args.length)
-    from ecg.data import load_dataset
+    spec: DataSpec
+    split: Path | None
+    split_seed: int
+    run_dir: Path | None = None
+    threads: int | None = None  # the trial's CPU threads, so that a retrained winner computes as it did
 
-    return load_dataset(args.data, labels=args.labels, leads=leads, fs=args.fs, length=args.length)
+
+def run_folder_of(config_csv: Path | None) -> Path | None:
+    """The run folder a config CSV sits in (best_configs.csv / trials.csv next to run.json), else None."""
+    if config_csv is None or not (config_csv.parent / "run.json").is_file():
+        return None
+    return config_csv.parent
 
 
-def split_data(dataset: ECGDataset, args: argparse.Namespace, out: Path) -> dict[str, ECGDataset]:
-    from ecg.data.split import load_split, make_split, save_split
+def _run_choice(run_dir: Path) -> DataChoice:
+    """The records and split of the run in `run_dir`, as its run.json and split.csv record them."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+        data, args = info["data"], info["args"]
+        if "spec" in data:
+            spec = DataSpec.from_dict(data["spec"])
+        elif args.get("data") is None:  # a run recorded before the spec was: the search's synthetic set
+            spec = DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data["fs"], length=data["samples"])
+        else:
+            spec = DataSpec(data=args["data"], labels=args.get("labels"))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{run_dir / 'run.json'}: not a readable run record ({type(error).__name__}: {error})") from None
+    split = run_dir / "split.csv"
+    threads = max(1, int(args.get("cpus_per_trial") or 1))
+    return DataChoice(spec, split if split.is_file() else None, int(info.get("seed", 0)), run_dir, threads)
 
+
+def choose_data(args: argparse.Namespace) -> DataChoice:
+    """The run folder's records and split when --config-csv sits in one, else the defaults; flags override.
+
+    Naming other records (--data, --labels, --n-records, --fs, --length, --leads, --split-seed) drops the
+    run's split.csv, which lists that run's records, unless --split names one.
+    """
+    run_dir = run_folder_of(args.config_csv)
+    choice = _run_choice(run_dir) if run_dir else DataChoice(DataSpec(n_records=DEFAULT_RECORDS), None, 0)
+    overrides: dict[str, Any] = {name: getattr(args, name) for name in ("data", "labels", "n_records", "fs", "length")
+                                 if getattr(args, name) is not None}
+    if args.leads is not None:
+        overrides["leads"] = tuple(lead.strip() for lead in args.leads.split(",") if lead.strip())
+    if args.split_seed is not None:
+        overrides["seed"] = choice.split_seed = args.split_seed
+    if overrides:
+        choice.spec = dataclasses.replace(choice.spec, **overrides)
+        choice.split = None
     if args.split is not None:
-        assignment = load_split(args.split, dataset.record_ids)
-    else:
-        assignment = make_split(dataset.labels, seed=args.split_seed)
-    save_split(out / "split.csv", dataset.record_ids, assignment)
-    return {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
+        choice.split = args.split
+    return choice
 
 
 def logits_and_loss(model: torch.nn.Module, dataset: ECGDataset, criterion: torch.nn.Module,
@@ -131,18 +173,27 @@ def run(args: argparse.Namespace) -> Path:
     from ecg.models import create_model
 
     trial = trial_from_args(args)
-
+    choice = choose_data(args)
+    if args.optim_threads is None and choice.threads is not None:
+        trial.optim = dataclasses.replace(trial.optim, threads=choice.threads)
     config = trial.optim
     device = resolve_device(args.device)
+
+    dataset = load_records(choice.spec)
+    splits = split_records(dataset, seed=choice.split_seed, existing=choice.split)
+    train, val, test = splits.train, splits.val, splits.test
     out = args.out or Path("results") / f"train-{trial.family}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([trial.to_flat()]).to_csv(out / "config.csv", index=False)
-
-    dataset = load_data(args)
-    splits = split_data(dataset, args, out)
-    train, val, test = splits["train"], splits["val"], splits["test"]
-    print(f"{len(train)} train / {len(val)} val / {len(test)} test records, {dataset.n_classes} classes, "
-          f"{trial.family} {trial.model}, {config}", file=sys.stderr)
+    splits.save(out / "split.csv")
+    origin = f"run {choice.run_dir}: " if choice.run_dir else ""
+    sizes = splits.sizes()
+    print(f"{origin}records {choice.spec.describe()}, split {choice.split or f'new (seed {choice.split_seed})'}: "
+          f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test, {dataset.n_classes} classes",
+          file=sys.stderr)
+    print(f"{trial.family} {trial.model}, {config}", file=sys.stderr)
+    # Seeded before building, as a search trial is: the same config starts from the same weights.
+    torch.manual_seed(config.seed)
     model = create_model(trial.family, n_leads=dataset.n_leads, n_classes=dataset.n_classes,
                          length=dataset.n_samples, **trial.model)
 
@@ -186,7 +237,7 @@ def run(args: argparse.Namespace) -> Path:
         "best_metrics": result.best_metrics, "thresholds": thresholds, "class_names": list(dataset.class_names),
         "lead_names": list(dataset.lead_names), "fs": dataset.fs, "length": dataset.n_samples}}, out / "best")
 
-    print(f"best epoch {result.best_epoch}: val micro-F1 {result.best_metrics['val_micro_f1']:.4f}", file=sys.stderr)
+    print(f"best epoch {result.best_epoch}: {config.metric} {result.best_metrics[config.metric]:.4f}", file=sys.stderr)
     print(pd.DataFrame(rows).set_index("thresholds").round(4).to_string())
     print(f"written to {out}")
     return out

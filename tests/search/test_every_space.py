@@ -1,0 +1,190 @@
+"""Every space through `launch.py` and a real Ray run, as a user starts it: 120 synthetic records, 2 trials.
+
+Two of the runs train 3 epochs under another selection metric and check that each trial kept (checkpointed)
+the epoch that metric picks; the ECGNet run's winner is then retrained with `python -m ecg.train` from its
+run folder and must reproduce its trial's validation metric. The `all` space is also killed mid-run (SIGKILL)
+and resumed: its searcher, with the space inside, comes back from Ray's experiment state.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from ecg.models import create_model, model_options
+from ecg.train import TrialConfig, load_checkpoint
+from spaces import FAMILY_SPACES, SPACES
+
+pytestmark = pytest.mark.slow
+
+TINY = ("--n-records", "120", "--num-samples", "2", "--cpus-per-trial", "1", "--seed", "0", "--top-k", "2")
+# Space -> extra options. The metric runs train 3 epochs without early stopping, so the kept epoch can differ
+# from the last one and from the micro-F1 one.
+RUNS = {
+    "ecgnet": ("--max-epochs", "2", "--grace-period", "2"),
+    "resnet": ("--max-epochs", "3", "--scheduler", "fifo", "--metric", "val_loss"),
+    "resnext": ("--max-epochs", "1", "--grace-period", "1"),
+    "seresnet": ("--max-epochs", "3", "--scheduler", "fifo", "--metric", "val_macro_auc"),
+    "lstm": ("--max-epochs", "1", "--grace-period", "1"),
+    "gru": ("--max-epochs", "1", "--grace-period", "1"),
+    "hybrid": ("--max-epochs", "1", "--grace-period", "1"),
+    "all": ("--max-epochs", "1", "--grace-period", "1"),
+}
+_runs: dict[str, tuple[Path, subprocess.CompletedProcess]] = {}
+
+
+def run_space(space: str, results: Path, cli) -> tuple[Path, subprocess.CompletedProcess]:
+    """The run folder of `space`'s tiny search and what launch.py printed (run once per test session)."""
+    if space not in _runs:
+        proc = cli.launch("--space", space, *TINY, *RUNS[space], "--results-dir", str(results / space))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _runs[space] = cli.only_run(results / space), proc
+    return _runs[space]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spaces")
+
+
+def _option(args: tuple[str, ...], name: str, default: str) -> str:
+    return args[args.index(name) + 1] if name in args else default
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path, cli) -> None:
+    run_dir, proc = run_space(space, results, cli)
+    assert run_dir.name.startswith(f"{space}-")
+    assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
+    assert "Test results" in proc.stdout and f"results in {run_dir}" in proc.stdout
+    metric = _option(RUNS[space], "--metric", "val_micro_f1")
+    epochs_per_trial = int(_option(RUNS[space], "--max-epochs", "1"))
+
+    trials = cli.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"}
+    families = set(trials["family"])
+    assert families <= set(FAMILY_SPACES) and (space == "all" or families == {space})
+    # Each row's model columns are exactly its family's options (no family-qualified study names leak out),
+    # and the row rebuilds its model.
+    assert not [c for c in trials.columns if c.split("/")[0] in FAMILY_SPACES]
+    for _, row in trials.iterrows():
+        config = TrialConfig.from_flat(row.to_dict())
+        assert set(config.model) <= set(model_options(config.family))
+        assert config.optim.metric == metric and config.optim.epochs == epochs_per_trial
+        create_model(config.family, n_leads=8, n_classes=26, length=2500, **config.model)
+
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    assert len(epochs) == trials["epochs_run"].sum()
+    assert f"best_so_far_{metric}" in epochs.columns
+
+    best = cli.read_csv(run_dir / "best_configs.csv")
+    ascending = metric == "val_loss"
+    ranked = trials.sort_values(f"best_{metric}", ascending=ascending)["trial_id"].tolist()
+    assert best["trial_id"].tolist() == ranked[:2]
+    assert TrialConfig.from_csv(run_dir / "best_configs.csv").family in families
+    test = cli.read_csv(run_dir / "test_results.csv")
+    assert len(test) and test["test_micro_f1"].between(0, 1).all()
+    assert len(pd.read_csv(run_dir / "per_class.csv"))
+    assert len(pd.read_csv(run_dir / "split.csv")) == 120
+
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and info["args"]["space"] == space and info["args"]["metric"] == metric
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert len(study.trials) == 2
+    assert sorted(t.value for t in study.trials) == pytest.approx(sorted(trials[f"best_{metric}"]))
+
+
+@pytest.mark.parametrize("space", [s for s, args in RUNS.items() if "--metric" in args])
+def test_each_trial_keeps_the_epoch_its_selection_metric_picks(space: str, results: Path, cli) -> None:
+    run_dir, _ = run_space(space, results, cli)
+    metric = _option(RUNS[space], "--metric", "val_micro_f1")
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    for trial_dir in sorted((run_dir / "tune").glob("train_trial_*")):
+        trial_id = trial_dir.name.split("_")[2]
+        history = epochs[epochs["trial_id"] == trial_id].set_index("epoch")[metric]
+        assert len(history) == 3
+        picked = int(history.idxmin() if metric == "val_loss" else history.idxmax())
+        (checkpoint,) = trial_dir.glob("checkpoint_*")
+        meta = load_checkpoint(checkpoint)["meta"]
+        assert meta["best_epoch"] == picked and meta["best_metrics"][metric] == pytest.approx(history[picked])
+        trials = cli.read_csv(run_dir / "trials.csv").set_index("trial_id")
+        assert int(trials.loc[trial_id, "best_epoch"]) == picked
+
+
+def test_a_winner_retrained_from_its_run_folder_reproduces_its_trial(results: Path, cli, tmp_path) -> None:
+    """The README's retrain command on the run's own records and split, for the trial's own epochs."""
+    run_dir, _ = run_space("ecgnet", results, cli)
+    best = cli.read_csv(run_dir / "best_configs.csv")
+    out = tmp_path / "retrain"
+    proc = subprocess.run([sys.executable, "-m", "ecg.train", "--config-csv", str(run_dir / "best_configs.csv"),
+                           "--row", "0", "--out", str(out)], cwd=cli.root, env=cli.env(), text=True,
+                          capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sizes = pd.read_csv(run_dir / "split.csv")["split"].value_counts()
+    assert f"run {run_dir}" in proc.stderr
+    assert f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test" in proc.stderr
+    assert "synthetic(n=120, seed=0, fs=250, length=2500)" in proc.stderr
+    # The same records in the same split as the run ...
+    assert pd.read_csv(out / "split.csv").equals(pd.read_csv(run_dir / "split.csv"))
+    # ... and the trial's validation metric, epoch for epoch.
+    metrics = pd.read_csv(out / "metrics.csv")
+    trial_epochs = cli.read_csv(run_dir / "epochs.csv")
+    trial_epochs = trial_epochs[trial_epochs["trial_id"] == best["trial_id"][0]]
+    assert metrics["val_micro_f1"].tolist() == pytest.approx(trial_epochs["val_micro_f1"].tolist(), abs=1e-6)
+    assert metrics["val_micro_f1"].max() == pytest.approx(best["best_val_micro_f1"][0], abs=1e-6)
+
+
+@pytest.mark.faults
+def test_the_all_space_resumes_after_sigkill_with_its_searcher(tmp_path, cli) -> None:
+    """Fault 4 of docs/reliability.md for `--space all`: the searcher (with the space inside) is pickled into
+    Ray's experiment state, comes back on --resume, and the same study goes on."""
+    args = ["--space", "all", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "0", "--num-samples", "4",
+            "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "2", "--max-concurrent", "1",
+            "--results-dir", str(tmp_path)]
+    driver = cli.start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, finished = time.time() + 400, set()
+    try:
+        while time.time() < deadline and driver.poll() is None:
+            time.sleep(1)
+            runs = list(tmp_path.iterdir())
+            if runs and (runs[0] / "tune").exists():
+                finished = cli.finished_trials(runs[0], 2)
+                if finished:
+                    time.sleep(2)  # let the experiment state catch up with the finished trial
+                    break
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert finished, "no trial finished before the deadline"
+    run_dir = cli.only_run(tmp_path)
+    assert not (run_dir / "trials.csv").exists()
+    assert list((run_dir / "tune").glob("searcher-state-*.pkl")), "Ray saved no searcher state"
+    study_before = cli.study_trials(run_dir)
+
+    proc = cli.launch("--resume", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
+    trials = cli.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"} and (trials["epochs_run"] == 2).all()
+    assert set(trials["family"]) <= set(FAMILY_SPACES)
+    # The restored searcher knew its trials: every Ray trial, those running at the kill included, was told to
+    # the same study (COMPLETE with its best value); a reset searcher would leave them RUNNING or FAILED.
+    after = cli.study_trials(run_dir)
+    assert [t.number for t in after[:len(study_before)]] == [t.number for t in study_before]
+    complete = [t for t in after if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 4
+    assert sorted(t.value for t in complete) == pytest.approx(sorted(trials["best_val_micro_f1"]))
+    # Every study trial sampled a family and only that family's qualified options.
+    for trial in complete:
+        family = trial.params["family"]
+        assert {p.split("/")[0] for p in trial.params if p.count("/") == 2} <= {family}
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "complete" and len(info["resumes"]) == 1
