@@ -66,6 +66,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="trials at once at most (default: as many as the resources allow)")
     p.add_argument("--top-k", type=int, default=3, help="best trials evaluated on the test split (and ensembled)")
+    p.add_argument("--ensemble-candidates", type=int, default=10,
+                   help="best finished trials the greedy ensemble selection may draw from")
     p.add_argument("--results-dir", type=Path, default=Path("results"), help="where run folders are created")
     p.add_argument("--storage-path", type=Path, default=None,
                    help="trial results and checkpoints on storage every node shares (needed with --address "

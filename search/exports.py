@@ -20,6 +20,8 @@ from search.faults import FATAL_FILE, trial_number
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
 SUMMARY_METRICS = ("val_micro_f1", "val_macro_f1", "val_loss", "train_loss", "val_micro_precision",
                    "val_micro_recall", "val_exact_match", "val_macro_auc")
+# Costs each trial reports once (ecg.train.costs), as trials.csv columns.
+COST_METRICS = ("params", "macs", "latency_ms_b1", "latency_ms_b64")
 # Ray's own bookkeeping columns that epochs.csv leaves out.
 RAY_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "time_this_iter_s",
                "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
@@ -170,9 +172,10 @@ def _read_progress(path: Path) -> pd.DataFrame:
 
 
 def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
-                 max_failures: int) -> pd.DataFrame:
+                 max_failures: int, optuna_numbers: dict[str, int] | None = None) -> pd.DataFrame:
     """trials.csv: one row per trial."""
     rows = []
+    optuna_numbers = optuna_numbers or {}
     for record in table.records:
         epochs_run = record.epochs_run
         finished = record.status == "TERMINATED"
@@ -181,6 +184,7 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
         row: dict[str, Any] = {
             "trial_id": record.trial_id,
             "trial_number": record.number,
+            "optuna_trial_number": optuna_numbers.get(record.trial_id),
             "status": record.status,
             "epochs_run": epochs_run,
             "stopped_by_asha": stopped_early,
@@ -199,12 +203,65 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
         for name in SUMMARY_METRICS:
             row[f"last_{name}"] = float(last[name]) if last is not None and name in last else None
         row["train_time_s"] = float(record.epochs["epoch_time_s"].sum()) if "epoch_time_s" in record.epochs else None
+        row.update(_costs(record.epochs))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    for column in ("stopped_at_epoch", "best_epoch"):
+    for column in ("stopped_at_epoch", "best_epoch", "optuna_trial_number", "params", "macs"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")  # integers with gaps, not floats
     return frame
+
+
+def _costs(epochs: pd.DataFrame) -> dict[str, float | None]:
+    """The costs a trial reported (`ecg.train.costs.CostMeter`): the model's once, the peak memory each epoch."""
+    out: dict[str, float | None] = {}
+    for name in COST_METRICS:
+        values = epochs[name].dropna() if name in epochs else pd.Series(dtype=float)
+        out[name] = float(values.iloc[-1]) if len(values) else None
+    out["peak_mem_mb"] = float(epochs["peak_mem_mb"].max()) if "peak_mem_mb" in epochs else None
+    return out
+
+
+def optuna_trial_numbers(study_db: Path, table: TrialTable, study_name: str = "search") -> dict[str, int]:
+    """Ray trial id -> the Optuna study's trial number, matched on the sampled parameters (Ray keeps no
+    link; its own creation order drifts from Optuna's after a resume, where proposals can be orphaned)."""
+    import optuna
+
+    if not Path(study_db).exists():
+        return {}
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
+    numbers: dict[str, int] = {}
+    for record in table.records:
+        for trial in study.trials:
+            if trial.number in numbers.values() or not trial.params:
+                continue
+            if all(_same(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
+                    any(k in record.config for k in trial.params):
+                numbers[record.trial_id] = trial.number
+                break
+    return numbers
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    return a == b
+
+
+def search_constants(table: TrialTable, study_db: Path, study_name: str = "search") -> dict[str, Any]:
+    """The config entries no trial sampled (the space's constants, e.g. `optim/epochs`, `optim/seed`)."""
+    import optuna
+
+    if not table.records or not Path(study_db).exists():
+        return {}
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
+    sampled = {name for trial in study.trials for name in trial.params}
+    keys = set.intersection(*(set(r.config) for r in table.records))
+    return {k: table.records[0].config[k] for k in sorted(keys - sampled)
+            if all(_same(r.config[k], table.records[0].config[k]) for r in table.records)}
 
 
 def epochs_frame(table: TrialTable) -> pd.DataFrame:
@@ -226,6 +283,10 @@ def best_configs_frame(winners: list[TrialRecord], *, metric: str, mode: str) ->
     them back (`python -m ecg.train --config-csv best_configs.csv`), with the trial id and its best score."""
     rows = []
     for rank, record in enumerate(winners, start=1):
+        best = record.best(metric, mode)
+        costs = _costs(record.epochs)
         rows.append({"rank": rank, "trial_id": record.trial_id, f"best_{metric}": record.best_value(metric, mode),
+                     "best_epoch": int(best["epoch"]) if best is not None else None,
+                     "params": int(costs["params"]) if costs["params"] is not None else None,
                      **record.config})
     return pd.DataFrame(rows)

@@ -74,6 +74,7 @@ class SearchOptions:
     gpus_per_trial: float | None = None
     max_concurrent: int | None = None
     top_k: int = 3
+    ensemble_candidates: int = 10
     results_dir: Path = Path("results")
     storage_path: Path | None = None
     address: str | None = None
@@ -99,6 +100,7 @@ class SearchOptions:
         _positive("--reduction-factor", self.reduction_factor, minimum=2)
         _positive("--max-concurrent", self.max_concurrent)
         _positive("--top-k", self.top_k)
+        _positive("--ensemble-candidates", self.ensemble_candidates)
         if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:
             raise OptionError(f"--grace-period {self.grace_period} is larger than --max-epochs {self.max_epochs}")
         _choice("--scheduler", self.scheduler, SCHEDULERS)

@@ -10,7 +10,8 @@ from typing import Any
 
 from search import cluster, data as run_data, exports, faults, runinfo, tuner as tuning
 from search.options import OptionError, SearchOptions
-from search.winners import evaluate_winners, format_table
+from search.report import write_report_safely
+from search.winners import evaluate_winners, evaluation_device, format_table
 
 log = logging.getLogger(__name__)
 
@@ -127,32 +128,39 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)
     trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                   max_epochs=options.max_epochs, scheduler=options.scheduler,
-                                  max_failures=options.max_failures)
+                                  max_failures=options.max_failures,
+                                  optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table))
     exports.write_csv(trials, run_dir / "trials.csv")
     exports.write_csv(exports.epochs_frame(table), run_dir / "epochs.csv")
     ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
     info.update(search_time_s=round(search_time, 1), trials={s: int((trials["status"] == s).sum())
                                                              for s in sorted(set(trials["status"]))} if len(trials) else {},
-                study_trials=tuning.study_trial_count(run_dir))
+                study_trials=tuning.study_trial_count(run_dir),
+                search_constants=exports.search_constants(table, run_dir / tuning.STUDY_FILE))
     if not complete:
         exports.write_csv(exports.best_configs_frame(ranked[:options.top_k], metric=options.metric,
                                                      mode=options.metric_mode), run_dir / "best_configs.csv")
         info["status"] = "interrupted"
         runinfo.write(run_dir, info)
+        write_report_safely(run_dir)
         cluster.stop()
         raise SearchInterrupted(run_dir)
     info["orphaned_study_trials_failed"] = tuning.fail_orphaned_trials(run_dir)
     faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
-    results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k)
+    results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
+                               mode=options.metric_mode, ensemble_candidates=options.ensemble_candidates,
+                               device=evaluation_device(options.gpus_per_trial), seed=options.seed)
     exports.write_csv(exports.best_configs_frame(results.winners, metric=options.metric, mode=options.metric_mode),
                       run_dir / "best_configs.csv")
     exports.write_csv(results.test_results, run_dir / "test_results.csv")
     exports.write_csv(results.per_class, run_dir / "per_class.csv")
-    print(f"\nTest results (thresholds tuned on validation only):\n{format_table(results.test_results)}")
+    print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
     info.update(status="complete", wall_time_s=round(time.time() - started, 1),
                 winners=[r.trial_id for r in results.winners],
-                skipped_winners=[{"trial_id": t, "reason": why} for t, why in results.skipped])
+                skipped_winners=[{"trial_id": t, "reason": why} for t, why in results.skipped],
+                chosen_model=results.chosen, evaluation_device=results.device)
     runinfo.write(run_dir, info)
+    write_report_safely(run_dir)
     cluster.stop()
     print(f"\nresults in {run_dir}")
     return run_dir

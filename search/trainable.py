@@ -16,6 +16,8 @@ import ray.tune
 import torch
 
 from ecg.models import create_model
+from ecg.train.costs import CostMeter
+from ecg.train.device import bf16_enabled
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
 from ecg.selection import best_so_far, metric_mode
@@ -80,6 +82,8 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
     injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
+    costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
+                      bf16=bf16_enabled(torch.device(device), optim.bf16))
 
     def report(epoch: EpochReport) -> None:
         injector.at_epoch_end(epoch.epoch)
@@ -91,6 +95,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
             metrics["setup_s"] = setup_s
             setup_s = None
         metrics["node_id"] = node_id  # which machine ran the epoch (epochs.csv; the two-node test reads it)
+        metrics.update(costs.metrics())  # params, macs, latency once; peak memory every epoch
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
                 save_checkpoint(epoch.state(), directory)

@@ -11,7 +11,7 @@ from ecg.models import create_model
 from ecg.synthetic import generate
 from ecg.train import save_checkpoint
 from search.exports import TrialRecord
-from search.winners import CheckpointUnusable, evaluate_winners, load_winner
+from search.winners import CheckpointUnusable, evaluate_winners, evaluation_device, load_winner
 
 MODEL = {"version": "v3", "width": 4, "width_1d": 16, "blocks_2d": 1, "blocks_1d": 4, "stem_kernel": 15}
 
@@ -33,20 +33,38 @@ def make_record(tmp_path, trial_id: str, f1: float, seed: int, checkpoint: bool 
     return TrialRecord(trial_id, 1, "TERMINATED", config, epochs, checkpoint=directory)
 
 
-def test_top_k_ensemble_and_both_thresholds(tmp_path, splits) -> None:
+def test_ranks_both_ensembles_and_three_threshold_rules(tmp_path, splits) -> None:
     val, test = splits
     ranked = [make_record(tmp_path, t, f1, s) for t, f1, s in (("a", 0.9, 1), ("b", 0.8, 2), ("c", 0.7, 3))]
-    results = evaluate_winners(ranked, val, test, top_k=2)
+    results = evaluate_winners(ranked, val, test, top_k=2, ensemble_candidates=3)
     assert [r.trial_id for r in results.winners] == ["a", "b"]
     frame = results.test_results
-    assert list(frame["model"]) == ["rank1", "rank1", "rank2", "rank2", "ensemble", "ensemble"]
-    assert list(frame["thresholds"]) == ["0.5", "val_tuned"] * 3
-    assert frame.loc[4, "trial_id"] == "a+b"
-    for column in ("test_micro_f1", "test_macro_f1", "test_micro_precision", "test_micro_recall",
-                   "test_exact_match", "test_macro_auc"):
+    assert list(frame["model"]) == [m for m in ("rank1", "rank2", "ensemble_topk", "ensemble_greedy") for _ in range(3)]
+    assert list(frame["thresholds"]) == ["0.5", "global", "per_class"] * 4
+    assert frame.groupby("model")["chosen"].sum().tolist() == [1, 1, 1, 1]  # exactly one rule per model
+    assert frame.loc[6, "trial_id"] == "a+b" and frame.loc[6, "members"] == "a:0.5 b:0.5"
+    at_half = frame[frame["thresholds"] == "0.5"].set_index("model")
+    # Greedy selection over a, b, c on validation is never below its best single candidate there.
+    singles = [evaluate_winners([r], val, test, top_k=1).test_results.loc[0, "val_micro_f1"] for r in ranked]
+    assert at_half.loc["ensemble_greedy", "val_micro_f1"] >= max(singles) - 1e-12
+    for column in ("test_micro_f1", "test_macro_f1", "test_macro_f1_present", "test_micro_precision",
+                   "test_micro_recall", "test_exact_match", "test_macro_auc", "cv_score"):
         assert frame[column].dropna().between(0, 1).all() and frame[column].notna().any()
-    assert len(results.per_class) == 6 * 26
+    assert (frame["n_test_records"] == 30).all() and (frame["test_positives"] == int(test.labels.sum())).all()
+    assert at_half.loc["rank1", "params"] == sum(p.numel() for p in load_winner(ranked[0], val).parameters())
+    assert at_half.loc["ensemble_topk", "params"] == 2 * at_half.loc["rank1", "params"]
+    assert at_half.loc["rank1", "best_epoch"] == 1
+    assert len(results.per_class) == 12 * 26
     assert set(results.per_class["class"]) == set(test.class_names)
+    assert results.chosen["model"] in set(frame["model"])
+
+
+def test_evaluation_device_follows_the_trials() -> None:
+    assert evaluation_device(1.0, cuda_available=True) == "cuda"
+    assert evaluation_device(0.5, cuda_available=True) == "cuda"
+    assert evaluation_device(0.0, cuda_available=True) == "cpu"
+    assert evaluation_device(None, cuda_available=True) == "cpu"
+    assert evaluation_device(1.0, cuda_available=False) == "cpu"  # a GPU-less driver: CPU, with a warning
 
 
 def test_missing_and_corrupt_checkpoints_fall_back_to_the_next_best(tmp_path, splits, capsys) -> None:

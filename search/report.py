@@ -1,0 +1,528 @@
+"""report.html: what a run learnt, in one self-contained file (figures embedded as PNG data, no server, offline).
+
+    python -m search.report results/ecgnet-20261201-101500     # rebuild it from the run folder's files alone
+
+Everything comes from the files of the run folder (run.json, trials.csv, epochs.csv, test_results.csv,
+per_class.csv, optuna.db), never from Ray's experiment or absolute paths, so a folder copied from a cluster
+renders anywhere. Sections missing their inputs (an interrupted run has no test results) say so and go on.
+Figures use matplotlib (Agg) and Optuna's own matplotlib plots and importance evaluators.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import logging
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from search.exports import read_run_csv, write_atomic  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.html"
+STUDY_FILE = "optuna.db"
+STUDY_NAME = "search"
+
+
+# --- fonts: Chinese class names render with a CJK font, or as index labels with a legend, never as boxes
+
+def _cjk_font() -> str | None:
+    """The name of an installed font with CJK glyphs (Noto Sans CJK, WenQuanYi, ...), or None."""
+    from matplotlib import font_manager
+
+    for entry in font_manager.fontManager.ttflist:
+        if any(key in entry.name for key in ("CJK", "WenQuanYi", "Source Han", "Droid Sans Fallback")):
+            return entry.name
+    return None
+
+
+def _renderable(texts: list[str], family: str | None) -> bool:
+    """Whether every character of `texts` has a glyph in the font matplotlib picks for `family`."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    path = font_manager.findfont(font_manager.FontProperties(family=family or "DejaVu Sans"), fallback_to_default=True)
+    try:
+        charmap = FT2Font(path).get_charmap()
+    except Exception:  # an unreadable font file: treat as missing glyphs, use index labels
+        return False
+    return all(ord(ch) in charmap for text in texts for ch in text if not ch.isspace())
+
+
+@dataclass
+class ClassLabels:
+    """How class names appear in figures: themselves when the font has their glyphs, else C0, C1, ..."""
+
+    names: list[str]
+    font: str | None = None
+    indexed: bool = False
+
+    @classmethod
+    def for_names(cls, names: list[str]) -> "ClassLabels":
+        font = _cjk_font()
+        if _renderable(names, None):
+            return cls(names, None, False)
+        if font is not None and _renderable(names, font):
+            return cls(names, font, False)
+        return cls(names, None, True)
+
+    def label(self, i: int) -> str:
+        return f"C{i}" if self.indexed else self.names[i]
+
+
+# --- figures as data URIs
+
+def _png(fig: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@dataclass
+class Section:
+    title: str
+    figures: list[str] = field(default_factory=list)  # data URIs
+    html: str = ""
+    note: str = ""
+
+
+@dataclass
+class Run:
+    """The files of one run folder."""
+
+    path: Path
+    info: dict[str, Any]
+    trials: pd.DataFrame
+    epochs: pd.DataFrame
+    test: pd.DataFrame
+    per_class: pd.DataFrame
+
+    @classmethod
+    def read(cls, path: Path) -> "Run":
+        path = Path(path)
+
+        def csv(name: str) -> pd.DataFrame:
+            file = path / name
+            return read_run_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame()
+
+        info = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
+        return cls(path, info, csv("trials.csv"), csv("epochs.csv"), csv("test_results.csv"), csv("per_class.csv"))
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return self.info.get("args", {})
+
+    @property
+    def metric(self) -> str:
+        return self.args.get("metric", "val_micro_f1")
+
+    @property
+    def maximise(self) -> bool:
+        return not self.metric.endswith("loss")
+
+    def study(self) -> Any:
+        import optuna
+
+        db = self.path / STUDY_FILE
+        if not db.exists():
+            return None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db.resolve()}")
+
+    def chosen_rows(self) -> pd.DataFrame:
+        """One row per model of test_results.csv: the threshold rule chosen on validation."""
+        if self.test.empty or "chosen" not in self.test:
+            return pd.DataFrame()
+        return self.test[self.test["chosen"].astype(str).str.lower() == "true"]
+
+    def chosen_model(self) -> pd.Series | None:
+        chosen = self.info.get("chosen_model")
+        rows = self.chosen_rows()
+        if rows.empty:
+            return None
+        if chosen:
+            match = rows[(rows["model"] == chosen["model"]) & (rows["thresholds"].astype(str) == str(chosen["thresholds"]))]
+            if len(match):
+                return match.iloc[0]
+        return rows.loc[rows["cv_score"].idxmax()]
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.{digits}f}",
+                         classes="data", border=0)
+
+
+# --- sections
+
+def summary(run: Run) -> Section:
+    info, data = run.info, run.info.get("data", {})
+    status = run.trials["status"] if "status" in run.trials else pd.Series(dtype=str)
+    stopped = int(run.trials["stopped_by_asha"].astype(str).str.lower().eq("true").sum()) if "stopped_by_asha" in run.trials else 0
+    complete = int((status == "TERMINATED").sum()) - stopped
+    rows = [("run", run.path.name), ("status", info.get("status", "?")), ("space", info.get("space", "?")),
+            ("data", data.get("source", "?")),
+            ("records", f"{data.get('records', '?')} ({data.get('leads', '?')} leads x {data.get('samples', '?')} "
+                        f"samples at {data.get('fs', '?')} Hz, {data.get('classes', '?')} classes)"),
+            ("split train / val / test", " / ".join(str(data.get("split", {}).get(k, "?")) for k in ("train", "val", "test"))),
+            ("trials", f"{complete} complete, {stopped} stopped by ASHA, {int((status == 'ERROR').sum())} errored"),
+            ("search metric", run.metric), ("seed", info.get("seed", "?")),
+            ("wall time", f"{info.get('wall_time_s', info.get('search_time_s', '?'))} s"),
+            ("search constants", ", ".join(f"{k}={v}" for k, v in info.get("search_constants", {}).items()) or "-")]
+    chosen = run.chosen_model()
+    if chosen is not None:
+        rows.append(("chosen model", f"{chosen['model']} ({chosen['trial_id']}), thresholds {chosen['thresholds']}"))
+        rows.append(("chosen on validation", f"cross-fitted score {_fmt(chosen['cv_score'])}, val micro-F1 "
+                                             f"{_fmt(chosen['val_micro_f1'])}, val macro-F1 {_fmt(chosen['val_macro_f1'])}"))
+        rows.append(("its test scores", f"micro-F1 {_fmt(chosen['test_micro_f1'])}, macro-F1 {_fmt(chosen['test_macro_f1'])} "
+                                        f"(over classes present in test: {_fmt(chosen.get('test_macro_f1_present', float('nan')))}), "
+                                        f"macro AUC {_fmt(chosen['test_macro_auc'])}"))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return Section("The run", html=f"<table class='kv'>{body}</table>")
+
+
+def _value_frame(run: Run) -> pd.DataFrame:
+    """Per trial: Optuna number, finish time (s since the study's first start) and value (best so far of the
+    trial), from the study; the trials.csv best values when there is no study."""
+    study = run.study()
+    rows = []
+    if study is not None:
+        import optuna
+
+        trials = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                  and t.value is not None]
+        if trials:
+            start = min(t.datetime_start for t in study.trials if t.datetime_start is not None)
+            rows = [{"number": t.number, "time_s": (t.datetime_complete - start).total_seconds(), "value": t.value,
+                     "state": t.state.name} for t in trials]
+    if not rows and f"best_{run.metric}" in run.trials:
+        rows = [{"number": int(r["trial_number"]), "time_s": float("nan"), "value": r[f"best_{run.metric}"],
+                 "state": r["status"]} for _, r in run.trials.iterrows() if pd.notna(r[f"best_{run.metric}"])]
+    return pd.DataFrame(rows)
+
+
+def progress(run: Run) -> Section:
+    section = Section("Progress of the search: best so far")
+    values = _value_frame(run)
+    if values.empty:
+        section.note = "No trial reported a value."
+        return section
+    accumulate = np.maximum.accumulate if run.maximise else np.minimum.accumulate
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, column, label in ((axes[0], "number", "trial (Optuna number)"), (axes[1], "time_s", "wall time (s)")):
+        ordered = values.sort_values(column)
+        if ordered[column].isna().all():
+            ax.text(0.5, 0.5, "no timing in this run's files", ha="center", transform=ax.transAxes)
+            continue
+        for state, marker in (("COMPLETE", "o"), ("PRUNED", "x")):
+            part = ordered[ordered["state"] == state]
+            ax.scatter(part[column], part["value"], marker=marker, alpha=0.6,
+                       label="stopped by ASHA (PRUNED)" if state == "PRUNED" else "trained to the end")
+        ax.step(ordered[column], accumulate(ordered["value"].to_numpy()), where="post", color="k", label="best so far")
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"best {run.metric} of the trial")
+        ax.legend(fontsize=8)
+    section.figures.append(_png(fig))
+    section.note = ("Each point is one trial's best epoch (what ASHA and the sampler compare); crosses are trials "
+                    "ASHA stopped, told to Optuna as PRUNED.")
+    return section
+
+
+def asha_rungs(args: dict[str, Any]) -> list[int]:
+    """The epochs at which ASHA compares trials: grace_period x reduction_factor^k below max_epochs."""
+    if args.get("scheduler", "asha") != "asha":
+        return []
+    grace, factor, max_epochs = args.get("grace_period"), args.get("reduction_factor"), args.get("max_epochs")
+    if not grace or not factor or not max_epochs:
+        return []
+    rungs, rung = [], int(grace)
+    while rung < int(max_epochs):
+        rungs.append(rung)
+        rung *= int(factor)
+    return rungs
+
+
+def learning_curves(run: Run) -> Section:
+    section = Section("Learning curves")
+    metric = run.metric
+    if run.epochs.empty or metric not in run.epochs:
+        section.note = "No epochs recorded."
+        return section
+    stopped = set()
+    if "stopped_by_asha" in run.trials:
+        stopped = set(run.trials.loc[run.trials["stopped_by_asha"].astype(str).str.lower() == "true", "trial_id"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, column in ((axes[0], metric), (axes[1], "train_loss" if "train_loss" in run.epochs else metric)):
+        for trial_id, frame in run.epochs.groupby("trial_id"):
+            line, = ax.plot(frame["epoch"], frame[column], alpha=0.6, lw=1)
+            if trial_id in stopped:
+                ax.scatter(frame["epoch"].iloc[-1:], frame[column].iloc[-1:], marker="x", color=line.get_color(), s=40)
+        for rung in asha_rungs(run.args):
+            ax.axvline(rung, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(column)
+    axes[0].set_title("x: stopped by ASHA; dashed: ASHA rungs", fontsize=9)
+    section.figures.append(_png(fig))
+    return section
+
+
+def importances(run: Run) -> Section:
+    section = Section("Parameter importances (Optuna)")
+    study = run.study()
+    if study is None:
+        section.note = "No optuna.db in the run folder."
+        return section
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    notes = []
+    for name, evaluator in (("fANOVA", FanovaImportanceEvaluator(seed=0)), ("PED-ANOVA", PedAnovaImportanceEvaluator())):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna flags its matplotlib backend as experimental
+                ax = plot_param_importances(study, evaluator=evaluator)
+            ax.set_xlabel(f"{name} importance for {run.metric}")
+            section.figures.append(_png(ax.figure))
+        except (ValueError, RuntimeError, ZeroDivisionError) as err:
+            plt.close("all")
+            notes.append(f"{name}: not computable here ({err})")
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    section.note = (f"Over the study's {complete} complete trials (PRUNED trials are left out by Optuna); "
+                    "parameters sampled in only some trials are not rated. " + " ".join(notes))
+    return section
+
+
+def families(run: Run) -> Section | None:
+    """--space all: the families side by side (None when the run searched one family)."""
+    column = f"best_{run.metric}"
+    if "family" not in run.trials or run.trials["family"].nunique() < 2 or column not in run.trials:
+        return None
+    section = Section("Families side by side")
+    groups = [(family, frame[column].dropna().to_numpy()) for family, frame in run.trials.groupby("family")]
+    fig, ax = plt.subplots(figsize=(max(6, len(groups) * 1.2), 4))
+    ax.boxplot([values for _, values in groups], tick_labels=[f"{f}\n(n={len(v)})" for f, v in groups])
+    for i, (_, values) in enumerate(groups, start=1):
+        ax.scatter(np.full(len(values), i), values, alpha=0.5, s=12)
+    ax.set_ylabel(column)
+    section.figures.append(_png(fig))
+    table = run.trials.groupby("family")[column].agg(["count", "max", "median"]).reset_index()
+    section.html = _table(table)
+    return section
+
+
+def per_class_f1(run: Run) -> Section:
+    section = Section("Per-class F1 of the chosen model against class support (test)")
+    chosen = run.chosen_model()
+    if chosen is None or run.per_class.empty:
+        section.note = "No test evaluation in this run (interrupted, or no trial could be evaluated)."
+        return section
+    rows = run.per_class[(run.per_class["model"] == chosen["model"])
+                         & (run.per_class["thresholds"].astype(str) == str(chosen["thresholds"]))].reset_index(drop=True)
+    labels = ClassLabels.for_names([str(c) for c in rows["class"]])
+    fig, ax = plt.subplots(figsize=(12, 5))
+    ax.scatter(rows["support"], rows["f1"])
+    font = {"fontfamily": labels.font} if labels.font else {}
+    for i, r in rows[rows["support"] > 0].iterrows():  # absent classes (F1 0 at support 0) are in the table
+        ax.annotate(labels.label(i), (r["support"], r["f1"]), fontsize=8, xytext=(3, 3), textcoords="offset points", **font)
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("test support (positive records)")
+    ax.set_ylabel("test F1")
+    ax.set_title(f"{chosen['model']}, thresholds {chosen['thresholds']}")
+    section.figures.append(_png(fig))
+    legend = rows[["class", "support", "f1", "precision", "recall", "threshold"]].copy()
+    if "val_support" in rows:
+        legend.insert(2, "val_support", rows["val_support"])
+    if labels.indexed:
+        legend.insert(0, "label", [f"C{i}" for i in range(len(rows))])
+    section.html = _table(legend, 3)
+    absent = int((rows["support"] == 0).sum())
+    section.note = (f"{absent} of {len(rows)} classes have no positive record in the test split; test_macro_f1 "
+                    "counts them (as 0 unless nothing is predicted for them: 0 too), test_macro_f1_present leaves them out.")
+    return section
+
+
+def ensemble(run: Run) -> Section:
+    section = Section("Ensemble members and weights")
+    rows = run.chosen_rows()
+    greedy = rows[rows["model"] == "ensemble_greedy"] if not rows.empty else rows
+    if greedy.empty:
+        section.note = "No greedy ensemble in this run (fewer than two trials could be evaluated)."
+        return section
+    members = [m.split(":") for m in str(greedy.iloc[0]["members"]).split()]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    ax.bar([t for t, _ in members], [float(w) for _, w in members])
+    ax.set_ylabel("weight in the greedy ensemble")
+    ax.set_xlabel("trial")
+    section.figures.append(_png(fig))
+    columns = [c for c in ("model", "members", "thresholds", "cv_score", f"{run.metric}" if run.metric in rows else None,
+                           "val_micro_f1", "val_macro_f1", "test_micro_f1", "test_macro_f1", "params") if c]
+    section.html = _table(rows[[c for c in dict.fromkeys(columns) if c in rows]])
+    section.note = ("Greedy selection with replacement (Caruana et al. 2004) on validation predictions for the search "
+                    "metric; its validation score is chosen on the same records, so it is optimistic; test shows "
+                    "what it is worth.")
+    return section
+
+
+def thresholds(run: Run) -> Section:
+    section = Section("What the thresholds do")
+    if run.test.empty:
+        section.note = "No test evaluation in this run."
+        return section
+    frame = run.test.copy()
+    frame["thresholds"] = frame["thresholds"].astype(str)
+    models = list(dict.fromkeys(frame["model"]))
+    rules = list(dict.fromkeys(frame["thresholds"]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=False)
+    width = 0.8 / max(1, len(rules))
+    for ax, column in zip(axes, ("cv_score", "test_micro_f1", "test_macro_f1")):
+        for j, rule in enumerate(rules):
+            part = frame[frame["thresholds"] == rule].set_index("model").reindex(models)
+            bars = ax.bar(np.arange(len(models)) + j * width, part[column], width, label=rule)
+            chosen = part["chosen"].astype(str).str.lower().eq("true").to_numpy()
+            for bar, is_chosen in zip(bars, chosen):
+                if is_chosen:
+                    bar.set_edgecolor("k")
+                    bar.set_linewidth(2)
+        ax.set_xticks(np.arange(len(models)) + width * (len(rules) - 1) / 2, models, rotation=20, fontsize=8)
+        ax.set_title({"cv_score": "validation, cross-fitted (what chose)", "test_micro_f1": "test micro-F1",
+                      "test_macro_f1": "test macro-F1"}[column], fontsize=10)
+        if len(frame[column].dropna()):
+            low = float(frame[column].min())
+            ax.set_ylim(max(0.0, low - 0.1), min(1.0, float(frame[column].max()) + 0.05))
+    axes[0].legend(fontsize=8, title="rule")
+    section.figures.append(_png(fig))
+    columns = ["model", "thresholds", "chosen", "cv_score", "val_micro_f1", "test_micro_f1", "test_macro_f1",
+               "test_macro_f1_present"]
+    section.html = _table(frame[[c for c in columns if c in frame]])
+    section.note = ("Bars with a black edge are the rule chosen for that model by cross-fitting on halves of "
+                    f"validation ({run.info.get('data', {}).get('split', {}).get('val', '?')} records); test never "
+                    "took part in any choice. " + verdict(run))
+    return section
+
+
+def verdict(run: Run) -> str:
+    """One sentence: is the chosen model at least as good on test as the best single trial at 0.5?"""
+    frame = run.test
+    if frame.empty:
+        return ""
+    base = frame[(frame["model"] == "rank1") & (frame["thresholds"].astype(str) == "0.5")]
+    chosen = run.chosen_model()
+    if base.empty or chosen is None:
+        return ""
+    b, c = float(base.iloc[0]["test_micro_f1"]), float(chosen["test_micro_f1"])
+    greedy = run.chosen_rows()
+    greedy = greedy[greedy["model"] == "ensemble_greedy"]
+    g = f"; the greedy ensemble at its chosen rule {float(greedy.iloc[0]['test_micro_f1']):.4f}" if len(greedy) else ""
+    how = "at least as good as" if c >= b else "below"
+    return (f"Test micro-F1: rank1 at 0.5 {b:.4f}; the chosen model ({chosen['model']}, {chosen['thresholds']}) "
+            f"{c:.4f}, {how} it{g}.")
+
+
+def costs(run: Run) -> Section:
+    section = Section("Cost against accuracy")
+    column = f"best_{run.metric}"
+    needed = [c for c in ("params", "latency_ms_b1", "latency_ms_b64", "macs") if c in run.trials]
+    if not needed or column not in run.trials or run.trials[needed].isna().all().all():
+        section.note = "This run's trials.csv has no cost columns (made by an older version)."
+        return section
+    fig, axes = plt.subplots(1, len(needed), figsize=(4.5 * len(needed), 4))
+    axes = np.atleast_1d(axes)
+    for ax, cost in zip(axes, needed):
+        for family, frame in run.trials.groupby("family") if "family" in run.trials else [("all", run.trials)]:
+            ax.scatter(frame[cost], frame[column], label=family, alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_xlabel({"params": "parameters", "macs": "MACs per record", "latency_ms_b1": "latency, batch 1 (ms/record)",
+                       "latency_ms_b64": "latency, batch 64 (ms/record)"}[cost])
+        ax.set_ylabel(column)
+    axes[0].legend(fontsize=8)
+    section.figures.append(_png(fig))
+    columns = ["trial_id", "family", column, "params", "macs", "latency_ms_b1", "latency_ms_b64", "peak_mem_mb",
+               "train_time_s", "best_epoch"]
+    section.html = _table(run.trials[[c for c in columns if c in run.trials]].sort_values(column, ascending=not run.maximise), 3)
+    section.note = "Latency is per record on the trial's own device, measured once per trial; peak memory on CPU is the worker process's."
+    return section
+
+
+SECTIONS: tuple[Callable[[Run], Section | None], ...] = (summary, progress, learning_curves, importances, families,
+                                                          per_class_f1, ensemble, thresholds, costs)
+
+CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;
+border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:2px 8px;
+border-bottom:1px solid #eee;text-align:left}table.kv th{background:#f6f6f6}img{max-width:100%}.note{color:#555;font-size:0.9em}"""
+
+
+def build(run_dir: Path) -> str:
+    """The report's HTML for the run folder `run_dir`."""
+    run = Run.read(run_dir)
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.path.name)}</title>"
+             f"<style>{CSS}</style></head><body><h1>Search {html.escape(run.path.name)}</h1>"]
+    for make in SECTIONS:
+        try:
+            section = make(run)
+        except Exception as err:  # one broken figure must not cost the researcher the rest of the report
+            log.warning("report section %s failed: %s", make.__name__, err)
+            plt.close("all")
+            section = Section(make.__name__, note=f"could not be drawn: {type(err).__name__}: {err}")
+        if section is None:
+            continue
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.extend(f"<img src='{uri}' alt='{html.escape(section.title)}'>" for uri in section.figures)
+        if section.note:
+            parts.append(f"<p class='note'>{html.escape(section.note)}</p>")
+        parts.append(section.html)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write `run_dir/report.html` (atomically) and return its path."""
+    text = build(run_dir)
+    return write_atomic(Path(run_dir) / REPORT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_report_safely(run_dir: Path) -> Path | None:
+    """`write_report`, but a failure is a warning: the run's results are written already and stay valid."""
+    try:
+        path = write_report(run_dir)
+    except Exception as err:
+        log.warning("could not write %s: %s", REPORT_FILE, err)
+        print(f"warning: could not write {Path(run_dir) / REPORT_FILE}: {type(err).__name__}: {err}")
+        return None
+    print(f"report: {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search.report", description="Rebuild a run folder's report.html.")
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    if not (args.run_dir / "run.json").is_file():
+        print(f"search.report: error: {args.run_dir} is not a run folder (no run.json)", file=sys.stderr)
+        return 2
+    print(write_report(args.run_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
