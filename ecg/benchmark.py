@@ -10,7 +10,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ecg.metrics import DEFAULT_THRESHOLD, macro_auc
+from ecg import challenge
+from ecg.metrics import DEFAULT_THRESHOLD, macro_auc, register_label_score
+
+# `val_challenge_score` as a search metric: thresholds and ensembles are then chosen for it (ecg.thresholds).
+register_label_score("challenge_score", challenge.label_score)
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_LEVEL = 0.95
@@ -20,9 +24,7 @@ def task_scores(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str
                 thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD) -> dict[str, float]:
     """Scores a benchmark defines for its own classes only: today `challenge_score` (CinC 2021), present when
     the 26 scored classes are among `class_names`; an empty dict otherwise."""
-    from ecg.challenge import challenge_score
-
-    value = challenge_score(y_true, probs, class_names, thresholds)
+    value = challenge.challenge_score(y_true, probs, class_names, thresholds)
     return {} if value is None else {"challenge_score": value}
 
 

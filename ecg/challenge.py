@@ -8,7 +8,9 @@ where "correct" outputs exactly the labels and "inactive" outputs only the norma
 426783006), so a perfect classifier scores 1 and the always-normal one 0 (0 also when correct == inactive).
 Equivalent codes count as one class (`ecg.data.cinc2021`). A record with no scored label adds nothing.
 
-Outputs are binary here as there: a probability becomes a positive at `prob >= threshold`.
+Outputs are binary here as there: a probability becomes a positive at `prob >= threshold`. Thresholds chosen
+for this score come from `ecg.thresholds` through `label_score` (registered as `challenge_score` by
+`ecg.benchmark`), like those of every other search metric.
 """
 from __future__ import annotations
 
@@ -19,9 +21,6 @@ import pandas as pd
 
 from ecg.data.cinc2021 import SOURCES, Scoring, scoring, source_of
 from ecg.metrics import binarize, evaluate
-
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
-
 
 def modified_confusion_matrix(labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """A[j, k] = sum over records with label j and output k of 1 / |labels ∪ outputs| (at least 1)."""
@@ -66,17 +65,6 @@ def challenge_score(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence
         return None
     outputs = binarize(np.asarray(probs), thresholds)[:, columns]
     return challenge_metric(np.asarray(y_true)[:, columns], outputs, score.weights, score.normal_index)
-
-
-def tune_threshold(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str],
-                   grid: Sequence[float] = THRESHOLD_GRID) -> np.ndarray | None:
-    """One threshold for every class, the grid value with the best validation Challenge score (ties: the
-    lower). A single cut, as many Challenge entries used: per-class cuts fitted on a validation split of a
-    few hundred records overfit its rare classes. None when the vocabulary is not the Challenge's."""
-    if scored_columns(class_names) is None:
-        return None
-    values = [challenge_score(y_true, probs, class_names, t) for t in grid]
-    return np.full(len(class_names), float(grid[int(np.argmax(values))]))
 
 
 def per_source(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], record_ids: Sequence[str],

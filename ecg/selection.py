@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 
-SELECTION_METRICS = ("val_micro_f1", "val_macro_f1", "val_macro_auc", "val_exact_match", "val_loss")
+SELECTION_METRICS = ("val_micro_f1", "val_macro_f1", "val_macro_auc", "val_exact_match", "val_loss",
+                     "val_challenge_score")  # the last only with --task cinc2021 (ecg.challenge)
 
 
 def metric_mode(metric: str) -> str:

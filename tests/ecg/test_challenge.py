@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg.challenge import (challenge_metric, challenge_score, label_score, modified_confusion_matrix, per_source,
-                           tune_threshold)
+from ecg.challenge import challenge_metric, challenge_score, label_score, modified_confusion_matrix, per_source
 from ecg.data import ECGDataset
 from ecg.data.cinc2021 import apply_task, scoring
 
@@ -104,21 +103,20 @@ def test_real_weights_with_an_equivalent_pair():
 
 def test_score_is_none_outside_the_challenge_vocabulary():
     assert challenge_score(np.eye(3), np.eye(3), ["a", "b", "c"]) is None
-    assert tune_threshold(np.eye(3), np.eye(3), ["a", "b", "c"]) is None
     assert per_source(np.eye(3), np.eye(3), ["a", "b", "c"], ["x", "y", "z"]).empty
 
 
-def test_threshold_tuned_for_the_score_and_rows_per_source():
+def test_rows_per_source():
     data = apply_task(_coded([["164889003"], ["426783006"], ["164889003"], ["426783006"]]), "cinc2021")
     data.record_ids = ["E00001", "HR00002", "training/ningbo/JS00003", "JS00004"]
     af, nsr = data.class_names.index("AF"), data.class_names.index("NSR")
     probs = np.zeros(data.labels.shape)
     probs[[0, 2], af] = 0.3  # AF records: AF at 0.3 -> only a threshold <= 0.3 finds them
     probs[[1, 3], nsr] = 0.9
-    assert challenge_score(data.labels, probs, data.class_names, 0.5) < 1.0
-    tuned = tune_threshold(data.labels, probs, data.class_names)
-    assert tuned[0] == 0.05  # every cut up to 0.30 is perfect; ties go to the lowest grid value
-    assert challenge_score(data.labels, probs, data.class_names, tuned) == pytest.approx(1.0)
+    # at 0.5 the AF records get no output: observed = 2 (NSR records), correct = 4,
+    # inactive = 2 * 0.25/2 (AF records) + 2 = 2.25 -> (2 - 2.25) / (4 - 2.25) = -1/7
+    assert challenge_score(data.labels, probs, data.class_names, 0.5) == pytest.approx(-1 / 7)
+    tuned = np.full(data.n_classes, 0.25)
     rows = per_source(data.labels, probs, data.class_names, data.record_ids, tuned)
     assert rows[["source", "database", "records"]].values.tolist() == [
         ["E", "Georgia", 1], ["HR", "PTB-XL", 1], ["JS", "Chapman-Shaoxing/Ningbo", 2]]
