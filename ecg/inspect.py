@@ -1,8 +1,10 @@
-"""`python -m ecg.inspect PATH [--labels FILE] [--json]`: what the study printed before training.
+"""`python -m ecg.inspect PATH [--labels FILE] [--json] [--skip-bad-records]`: what the study printed before training.
 
 Records, the class table (index, name, count), labels per record, missing age and sex, the split sizes
-and the class counts per split. It reads labels only (label file, WFDB headers, labels CSV, .npz labels),
-never the signals, so it runs before a download has finished.
+and the class counts per split; and what would load wrongly: records with no label, ages outside 0-120,
+labels-CSV rows naming no record, record lengths (WFDB, from the headers) and the records skipped as
+unreadable. It reads labels only (label file, WFDB headers, labels CSV, .npz labels), never the signals,
+so it runs before a download has finished.
 """
 from __future__ import annotations
 
@@ -12,16 +14,92 @@ import sys
 import warnings
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from ecg.data import DataError, load_labels
+from ecg.data import FS, N_SAMPLES, DataError, ECGDataset, detect_format, load_labels
 from ecg.data.split import SPLITS, make_split, split_sizes, uncovered_classes
 
 
-def summarize(path: str, labels: str | None = None, *, seed: int = 0) -> dict:
+AGE_RANGE = (0.0, 120.0)  # years; anything outside is reported as a likely coding error (PTB-XL writes 300)
+SHOWN = 5  # record ids quoted per finding
+
+
+def _lengths(path: Path) -> dict | None:
+    """Length distribution of WFDB records from their record lines (None for other formats)."""
+    if detect_format(path).name != "wfdb":
+        return None
+    from ecg.data.physionet import read_wfdb_lengths
+
+    pairs = read_wfdb_lengths(path)
+    seconds = np.array([n / fs for fs, n in pairs if fs and n is not None], dtype=float)
+    target = N_SAMPLES / FS
+    rates = Counter(f"{fs:g}" for fs, _ in pairs if fs)
+    return {"target_seconds": target, "known": int(len(seconds)), "unknown": len(pairs) - int(len(seconds)),
+            "seconds": ({"min": float(seconds.min()), "median": float(np.median(seconds)),
+                         "max": float(seconds.max())} if len(seconds) else None),
+            "longer": int((seconds > target).sum()), "shorter": int((seconds < target).sum()),
+            "rates": dict(sorted(rates.items(), key=lambda kv: -kv[1]))}
+
+
+def _unknown_label_rows(path: Path, labels: str | None) -> list[str]:
+    """Labels-CSV rows that name no record under a WFDB folder."""
+    if labels is None or detect_format(path).name != "wfdb":
+        return []
+    from ecg.data.labels import LabelsCSV
+    from ecg.data.physionet import find_headers, record_ids, unknown_label_rows
+
+    return unknown_label_rows(LabelsCSV(Path(labels).expanduser()), record_ids(path, find_headers(path)))
+
+
+def checks(path: str, labels: str | None, dataset: ECGDataset) -> dict:
+    """What the readers accept but a user should see: records with no label, implausible ages, labels-CSV
+    rows without a record, the WFDB length distribution, and the records skipped as unreadable."""
+    folder = Path(path).expanduser()
+    age = dataset.age
+    odd_age = np.flatnonzero(~np.isnan(age) & ((age < AGE_RANGE[0]) | (age > AGE_RANGE[1])))
+    unlabelled = np.flatnonzero(dataset.labels.sum(axis=1) == 0)
+    unknown = _unknown_label_rows(folder, labels)
+    return {
+        "records_without_label": {"count": int(len(unlabelled)),
+                                  "first": [dataset.record_ids[i] for i in unlabelled[:SHOWN]]},
+        "age_out_of_range": {"count": int(len(odd_age)),
+                             "first": [{"record": dataset.record_ids[i], "age": float(age[i])} for i in odd_age[:SHOWN]]},
+        "unknown_label_rows": {"count": len(unknown), "first": unknown[:SHOWN]},
+        "lengths": _lengths(folder),
+        "skipped": [{"record": rid, "reason": reason} for rid, reason in dataset.skipped.items()],
+    }
+
+
+def _render_checks(report: dict) -> list[str]:
+    lines = []
+    found = report["records_without_label"]
+    if found["count"]:
+        lines.append(f"records with no label: {found['count']} (first: {', '.join(found['first'])})")
+    found = report["age_out_of_range"]
+    if found["count"]:
+        shown = ", ".join(f"{a['record']} ({a['age']:g})" for a in found["first"])
+        lines.append(f"ages outside {AGE_RANGE[0]:g}-{AGE_RANGE[1]:g}: {found['count']} (first: {shown})")
+    found = report["unknown_label_rows"]
+    if found["count"]:
+        lines.append(f"labels-CSV rows naming no record: {found['count']} (first: {', '.join(found['first'])})")
+    lengths = report["lengths"]
+    if lengths and lengths["seconds"]:
+        sec, target = lengths["seconds"], lengths["target_seconds"]
+        rates = ", ".join(f"{fs} Hz: {count}" for fs, count in lengths["rates"].items())
+        lines.append(f"lengths (from the headers): median {sec['median']:g} s, min {sec['min']:g} s, max "
+                     f"{sec['max']:g} s; {lengths['longer']} longer than {target:g} s (their first {target:g} s "
+                     f"are read), {lengths['shorter']} shorter (zero-padded at the end); rates: {rates}")
+    if report["skipped"]:
+        lines.append(f"skipped as unreadable: {len(report['skipped'])}")
+        lines += [f"  {item['record']}: {item['reason']}" for item in report["skipped"]]
+    return lines
+
+
+def summarize(path: str, labels: str | None = None, *, seed: int = 0, skip_bad_records: bool = False) -> dict:
     """The inspection report as a dict with the stable keys of `--json` (plus `labels_per_record`)."""
-    dataset, present = load_labels(path, labels=labels)
+    dataset, present = load_labels(path, labels=labels, skip_bad_records=skip_bad_records)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # uncovered classes are reported in the dict instead
         assignment = make_split(dataset.labels, seed=seed)
@@ -39,6 +117,7 @@ def summarize(path: str, labels: str | None = None, *, seed: int = 0) -> dict:
         "uncovered_classes": uncovered_classes(dataset.labels, assignment),
         "empty_classes": [int(i) for i in np.flatnonzero(counts == 0)],
         "signals_present": int(present),
+        **checks(path, labels, dataset),
     }
 
 
@@ -61,6 +140,7 @@ def render(report: dict) -> str:
     if report["uncovered_classes"]:
         lines.append("classes too rare to reach both train and test: "
                      + ", ".join(names[i] for i in report["uncovered_classes"]))
+    lines += _render_checks(report)
     return "\n".join(lines)
 
 
@@ -70,9 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--labels", help="label file (Hefei) or labels CSV (WFDB: record, labels[, age, sex])")
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0, as the search uses)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON with stable keys")
+    parser.add_argument("--skip-bad-records", action="store_true",
+                        help="report records whose header cannot be read and inspect the rest "
+                             "(default: one error counting them)")
     args = parser.parse_args(argv)
     try:
-        report = summarize(args.path, args.labels, seed=args.seed)
+        report = summarize(args.path, args.labels, seed=args.seed, skip_bad_records=args.skip_bad_records)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,7 +1,8 @@
 """Cache of parsed datasets, keyed by a fingerprint of the source files (names, sizes, mtimes) and the options.
 
 An entry is a folder `<cache_dir>/<key>/` with `signals.npy` (raw int16, read back with one `np.load`),
-`arrays.npz` (age, sex, labels) and `meta.json` (names, lead names, fs, scale, content fingerprint).
+`arrays.npz` (age, sex, labels) and `meta.json` (names, lead names, fs, scale, content fingerprint, and the
+records `skip_bad_records` left out, with their reasons).
 Entries are written to a temporary folder and renamed into place, so a crash never leaves a half entry.
 """
 from __future__ import annotations
@@ -70,7 +71,8 @@ def load_cached(cache_dir: Path, key: str, *, mmap: bool = False) -> ECGDataset 
         signals = np.load(entry / "signals.npy", mmap_mode="r" if mmap else None)
         dataset = ECGDataset(signals=signals, age=arrays["age"], sex=arrays["sex"], labels=arrays["labels"],
                              class_names=meta["class_names"], record_ids=meta["record_ids"],
-                             lead_names=meta["lead_names"], fs=meta["fs"], units_per_mv=meta["units_per_mv"])
+                             lead_names=meta["lead_names"], fs=meta["fs"], units_per_mv=meta["units_per_mv"],
+                             skipped=meta.get("skipped", {}))
     except (OSError, ValueError, KeyError):
         return None
     dataset._fingerprint = meta["fingerprint"]
@@ -89,7 +91,8 @@ def store(cache_dir: Path, key: str, dataset: ECGDataset) -> None:
         np.savez(tmp / "arrays.npz", age=dataset.age, sex=dataset.sex, labels=dataset.labels)
         meta = {"class_names": list(dataset.class_names), "record_ids": list(dataset.record_ids),
                 "lead_names": list(dataset.lead_names), "fs": int(dataset.fs),
-                "units_per_mv": float(dataset.units_per_mv), "fingerprint": fingerprint(dataset)}
+                "units_per_mv": float(dataset.units_per_mv), "fingerprint": fingerprint(dataset),
+                "skipped": dict(dataset.skipped)}
         (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, final)
     except OSError:

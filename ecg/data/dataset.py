@@ -28,6 +28,7 @@ class ECGDataset:
 
     `age` is float32 in years and `sex` float32 (1 male, 0 female); NaN marks a missing value in both.
     `signals` may be None for a labels-only view (what `ecg.inspect` reads without touching signal files).
+    `skipped` maps the records left out by `skip_bad_records=True` to why each could not be read.
     """
 
     signals: np.ndarray | None
@@ -39,6 +40,7 @@ class ECGDataset:
     lead_names: list[str] = field(default_factory=lambda: list(HEFEI_LEADS))
     fs: int = FS
     units_per_mv: float = UNITS_PER_MV
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)
@@ -88,6 +90,7 @@ class ECGDataset:
             lead_names=list(self.lead_names),
             fs=self.fs,
             units_per_mv=self.units_per_mv,
+            skipped=dict(self.skipped),
         )
 
     def age_sex_features(self) -> np.ndarray:

@@ -11,6 +11,7 @@ Layout (as in hf_round2, see docs/data.md)::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -18,16 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg.data.bad_records import keep_readable
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError
-from ecg.data.labels import multi_hot
+from ecg.data.errors import DataError, excerpt
+from ecg.data.labels import multi_hot, read_text
 from ecg.data.leads import plan_leads
-from ecg.data.parallel import parse_all
+from ecg.data.parallel import parse_each
 from ecg.data.scale import fit_length, resample, to_hefei_units
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
 SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
 MISSING_SHOWN = 5  # how many missing signal files an error message names
+CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")  # in a text row: binary garbage, not a separator
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _find_record_dir(folder: Path, label_file: Path) -> Path:
 def read_class_file(path: Path) -> list[str]:
     """Class names, one a line, in index order; blank lines ignored, duplicates are an error."""
     # split on "\n" only: str.splitlines also breaks at \x1c, \u2028, ..., which would shift line numbers
-    names = [line.strip() for line in path.read_text(encoding="utf-8-sig").split("\n")]
+    names = [line.strip() for line in read_text(path).split("\n")]
     names = [name for name in names if name]
     if not names:
         raise DataError(f"{path}: the class list is empty")
@@ -153,7 +156,7 @@ def read_class_file(path: Path) -> list[str]:
 
 def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
     """The label file as a labels-only dataset (signals None). Errors name the file and line."""
-    lines = files.label_file.read_text(encoding="utf-8-sig").split("\n")
+    lines = read_text(files.label_file).split("\n")
     records: list[str] = []
     ages: list[float] = []
     sexes: list[float] = []
@@ -165,7 +168,7 @@ def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
         fields = line.rstrip("\r").split("\t")
         if len(fields) < 3:
             raise DataError(f"{files.label_file}, line {number}: expected 'NAME.txt<TAB>age<TAB>sex<TAB>label...', "
-                            f"got {line[:60]!r}")
+                            f"got {excerpt(line)}")
         name, age, sex = fields[0].strip(), fields[1].strip(), fields[2].strip()
         if name in line_of:
             raise DataError(f"{files.label_file}, line {number}: record {name} already listed on line {line_of[name]}")
@@ -173,9 +176,9 @@ def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
         try:
             ages.append(float(age) if age else np.nan)
         except ValueError:
-            raise DataError(f"{files.label_file}, line {number}: age {age!r} is not a number") from None
+            raise DataError(f"{files.label_file}, line {number}: age {excerpt(age)} is not a number") from None
         if sex and sex.upper() not in SEX_CODES:
-            raise DataError(f"{files.label_file}, line {number}: sex {sex!r} is not MALE, FEMALE or empty")
+            raise DataError(f"{files.label_file}, line {number}: sex {excerpt(sex)} is not MALE, FEMALE or empty")
         sexes.append(SEX_CODES[sex.upper()] if sex else np.nan)
         records.append(name)
         label_lists.append([label.strip() for label in fields[3:] if label.strip()])
@@ -226,9 +229,11 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
                  fs: int = FS) -> np.ndarray:
     """One record file as int16 `[len(leads), length]` at `fs` Hz.
 
-    The file holds `length * 500 / fs` rows at 500 Hz (5,000 for the defaults); at another `fs` it is
-    resampled. Fast path: the whole body goes through numpy's C text parser in one call. Only when the
-    value or line count is off does the slow path run, to name the first bad line.
+    The file holds `length * 500 / fs` rows at 500 Hz (5,000 for the defaults), each of one value per header
+    column; at another `fs` it is resampled. Fast path: the whole body goes through numpy's C text parser in
+    one call, and the values per row are counted on the raw bytes (`_first_ragged_row`), since a row with one
+    value too many next to a row with one too few keeps the total right and would shift values onto the wrong
+    leads. Only when a count is off does the slow path run, to name the first bad line.
     """
     rows = round(length * FS / fs)
     data = path.read_bytes()
@@ -244,7 +249,7 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
         values = np.fromstring(body, dtype=np.int64, sep=" ")
     except ValueError:  # a cell that is not an integer; _diagnose names it
         values = np.empty(0, np.int64)
-    if n_lines != rows or values.size != rows * n_cols:
+    if n_lines != rows or values.size != rows * n_cols or _first_ragged_row(body, n_cols) is not None:
         _diagnose(path, body, n_cols, rows)
     if values.min(initial=0) < -32768 or values.max(initial=0) > 32767:
         raise DataError(f"{path}: value outside the int16 range of the Hefei scale "
@@ -258,42 +263,74 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     return np.clip(np.rint(plan.apply(table)), -32768, 32767).astype(np.int16)
 
 
+def _first_ragged_row(body: bytes, n_cols: int) -> int | None:
+    """0-based index of the first body line that does not hold exactly `n_cols` values, else None.
+
+    Vectorised on the bytes (about a quarter of the parse's time): a value starts where a byte above 0x20
+    follows a blank or control byte, and the starts are summed per line between the newlines.
+    """
+    raw = np.frombuffer(body, dtype=np.uint8)
+    if raw.size == 0:
+        return None
+    blank = raw <= 0x20
+    starts = ~blank
+    starts[1:] &= blank[:-1]
+    line_starts = np.flatnonzero(raw == 0x0A) + 1
+    bounds = np.concatenate(([0], line_starts[line_starts < raw.size]))  # every line holds >= 1 byte
+    counts = np.add.reduceat(starts, bounds, dtype=np.int32)
+    ragged = np.flatnonzero(counts != n_cols)
+    return int(ragged[0]) if len(ragged) else None
+
+
 def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
     """Raise a DataError naming the first bad line (slow; runs only when the fast parse found a problem)."""
-    lines = body.decode("utf-8", errors="replace").splitlines()
+    # split on b"\n" as _first_ragged_row counts, so both agree on line numbers
+    lines = body.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
     for offset, line in enumerate(lines):
         number = offset + 2  # 1-based, after the header
-        cells = line.split()
+        control = CONTROL_BYTES.search(line)
+        if control:
+            raise DataError(f"{path}, line {number}: not text (byte {control.group()!r} at column "
+                            f"{control.start() + 1}: {excerpt(line.decode('utf-8', errors='replace'))})")
+        cells = [cell.decode("utf-8", errors="replace") for cell in line.split()]
         if len(cells) != n_cols:
             raise DataError(f"{path}, line {number}: {len(cells)} columns, expected {n_cols}")
         for cell in cells:
             try:
                 int(cell)
             except ValueError:
-                raise DataError(f"{path}, line {number}: {cell!r} is not an integer") from None
+                raise DataError(f"{path}, line {number}: {excerpt(cell)} is not an integer") from None
     raise DataError(f"{path}: {len(lines)} sample rows, expected {length}")
 
 
 def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
-               fs: int = FS, present_only: bool = False) -> ECGDataset:
-    """Labels and signals. Records listed without a signal file: an error, or skipped with `present_only`."""
+               fs: int = FS, present_only: bool = False, skip_bad_records: bool = False) -> ECGDataset:
+    """Labels and signals. Records listed without a signal file: an error, or skipped with `present_only`.
+
+    Record files that cannot be parsed: one error counting them and quoting the first few, or, with
+    `skip_bad_records`, the others loaded and these (and any missing file) listed in `skipped` with the reason.
+    """
     dataset = read_hefei_labels(files)
     present = present_mask(files, dataset.record_ids)
     if not present.all():
-        if not present_only:
+        if not present_only and not skip_bad_records:
             missing = [rid for rid, ok in zip(dataset.record_ids, present) if not ok]
             raise DataError(
                 f"{files.label_file}: {len(missing)} of {len(present)} listed records have no signal file in "
                 f"{files.record_dir} (first: {', '.join(m + '.txt' for m in missing[:MISSING_SHOWN])}); "
                 "pass present_only=True to load only the records present")
+        if not present_only:
+            dataset.skipped.update({rid: f"{record_path(files, rid)}: no such file (listed in {files.label_file})"
+                                    for rid, ok in zip(dataset.record_ids, present) if not ok})
         dataset = dataset.subset(present)
     paths = [record_path(files, rid) for rid in dataset.record_ids]
-    signals = parse_all(partial(parse_record, leads=tuple(leads), length=length, fs=fs), paths,
-                        (len(leads), length))
-    dataset.signals = signals
+    dataset.signals, failures = parse_each(partial(parse_record, leads=tuple(leads), length=length, fs=fs), paths,
+                                           (len(leads), length))
     dataset.lead_names = list(leads)
     dataset.fs = fs
-    return dataset
+    return keep_readable(dataset, failures, source=files.record_dir, skip=skip_bad_records)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Class vocabulary and multi-hot targets, the labels CSV, and classes without records."""
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +12,30 @@ import pandas as pd
 from ecg.data.errors import DataError
 
 SEX_WORDS = {"male": 1.0, "m": 1.0, "1": 1.0, "female": 0.0, "f": 0.0, "0": 0.0}
+# What label files and class lists are tried as, in order. The Hefei/Tianchi data ships UTF-8, sometimes with a
+# BOM (utf-8-sig reads both); files re-saved on Chinese Windows are GBK, which GB18030 contains.
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
+
+
+def read_text(path: Path) -> str:
+    """A label file, class list or labels CSV as text: UTF-8 (with or without BOM), UTF-16 with a BOM, or
+    GBK/GB18030; anything else is one line naming the file, the encodings tried and the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encodings: tuple[str, ...] = ("utf-16",)
+    else:
+        encodings = TEXT_ENCODINGS
+    first_error = None
+    for encoding in encodings:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as error:
+            first_error = first_error or error
+    raise DataError(f"{path}: not text in {' / '.join(encodings)} (byte {first_error.start}: "
+                    f"{data[first_error.start:first_error.start + 4]!r}); save it as UTF-8") from None
 
 
 def multi_hot(label_lists: Sequence[Sequence[str]], class_names: Sequence[str]) -> np.ndarray:
@@ -71,8 +96,8 @@ class LabelsCSV:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            frame = pd.read_csv(self.path, dtype=str, keep_default_na=False, engine="c")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            frame = pd.read_csv(io.StringIO(read_text(self.path)), dtype=str, keep_default_na=False, engine="c")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
             raise DataError(f"{self.path}: not a readable labels CSV ({error})") from None
         missing = [column for column in ("record", "labels") if column not in frame.columns]
         if missing:

@@ -1,9 +1,12 @@
 """NumPy `.npz`: `signals [N, leads, T]`, `labels [N, C]`, `class_names [C]`, optional `age`, `sex`,
-`record_ids`, `lead_names`, `fs`.
+`record_ids`, `lead_names`, `fs`, `units`.
 
-Integer signals are taken to be on the Hefei scale already; float signals are taken to be millivolts and
-converted (`ecg.data.scale`). Without `lead_names` the file must hold exactly the requested number of leads,
-in the requested order. NaN anywhere in the signals is an error naming the file and the first record and lead.
+Without `units`, integer signals are taken to be on the Hefei scale already and float signals to be
+millivolts; with `units` (a string such as 'uV', 'mV' or 'V') the signals are in that unit, whatever their
+dtype, and are converted (`ecg.data.scale`). Without `lead_names` the file must hold exactly the requested
+number of leads, in the requested order. NaN or inf anywhere in the signals is an error naming the file and
+the first record, lead and sample; so is any value beyond the int16 range of the Hefei scale (+-159.9 mV),
+since clipping it would load a wrong signal (typically uV saved as floats without `units`).
 """
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError
+from ecg.data.errors import DataError, excerpt
 from ecg.data.leads import plan_leads
-from ecg.data.scale import fit_length, resample, to_hefei_units
+from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefei_units
 
 REQUIRED = ("signals", "labels", "class_names")
 
@@ -39,6 +42,8 @@ def _open(path: Path) -> np.lib.npyio.NpzFile:
 def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
     labels = np.asarray(archive["labels"])
     n = len(labels)
+    if n == 0:
+        raise DataError(f"{path}: holds no records ('labels' has shape {labels.shape})")
     if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
         raise DataError(f"{path}: 'labels' must be a 0/1 array [N, C], got shape {labels.shape}")
     ids = [str(r) for r in archive["record_ids"]] if "record_ids" in archive.files else [str(i) for i in range(n)]
@@ -71,28 +76,62 @@ def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_
         signals = archive["signals"]
         file_leads = [str(x) for x in archive["lead_names"]] if "lead_names" in archive.files else None
         file_fs = float(archive["fs"]) if "fs" in archive.files else float(fs)
+        factor, units = _units(path, archive, signals)
     if signals.ndim != 3 or len(signals) != len(dataset):
         raise DataError(f"{path}: 'signals' shape {signals.shape} is not [{len(dataset)}, leads, samples]")
-    if np.issubdtype(signals.dtype, np.floating):
-        bad = np.argwhere(np.isnan(signals))
-        if len(bad):
-            record, lead, sample = bad[0]
-            raise DataError(f"{path}: NaN in 'signals' ({len(bad)} values; first at record {record} "
-                            f"'{dataset.record_ids[record]}', lead {lead}, sample {sample})")
-    elif not np.issubdtype(signals.dtype, np.integer):
+    if not (np.issubdtype(signals.dtype, np.floating) or np.issubdtype(signals.dtype, np.integer)):
         raise DataError(f"{path}: 'signals' has dtype {signals.dtype}, expected integers or floats")
+    if np.issubdtype(signals.dtype, np.floating):
+        _check_finite(path, signals, dataset.record_ids)
     signals = _select_leads(path, signals, file_leads, leads)
-    if file_fs != fs or signals.shape[2] != length:
-        millivolts = signals / UNITS_PER_MV if np.issubdtype(signals.dtype, np.integer) else signals
+    if factor is None:  # integers on the Hefei scale
+        if signals.min(initial=0) < -32768 or signals.max(initial=0) > 32767:
+            raise DataError(f"{path}: integer signals outside the int16 range of the Hefei scale "
+                            "(if they are in a physical unit, say which with a 'units' array: 'uV', 'mV' or 'V')")
+        if file_fs == fs and signals.shape[2] == length:  # derived limb leads (floats) rounded in Hefei units
+            signals = np.clip(np.rint(signals), -32768, 32767).astype(np.int16)
+        else:
+            signals = to_hefei_units(fit_length(resample(signals / UNITS_PER_MV, file_fs, fs), length))
+    else:
+        millivolts = signals * factor
+        _check_range(path, millivolts, units)
         signals = to_hefei_units(fit_length(resample(millivolts, file_fs, fs), length))
-    elif np.issubdtype(signals.dtype, np.floating):
-        signals = to_hefei_units(signals)
-    elif signals.min(initial=0) < -32768 or signals.max(initial=0) > 32767:
-        raise DataError(f"{path}: integer signals outside the int16 range of the Hefei scale")
     dataset.signals = np.ascontiguousarray(signals, dtype=np.int16)
     dataset.lead_names = list(leads)
     dataset.fs = fs
     return dataset
+
+
+def _units(path: Path, archive: np.lib.npyio.NpzFile, signals: np.ndarray) -> tuple[float | None, str]:
+    """mV per signal value (None: integers already on the Hefei scale) and the unit's name."""
+    if "units" not in archive.files:
+        return (None, "Hefei units") if np.issubdtype(signals.dtype, np.integer) else (1.0, "mV")
+    units = str(np.asarray(archive["units"]).reshape(-1)[0]) if archive["units"].size else ""
+    factor = mv_per_unit(units)
+    if factor is None:
+        raise DataError(f"{path}: 'units' is {excerpt(units)}; use 'uV', 'mV' or 'V'")
+    return factor, units
+
+
+def _check_finite(path: Path, signals: np.ndarray, record_ids: Sequence[str]) -> None:
+    bad = np.argwhere(~np.isfinite(signals))
+    if len(bad):
+        record, lead, sample = bad[0]
+        kind = "NaN" if np.isnan(signals[record, lead, sample]) else "inf"
+        raise DataError(f"{path}: {kind} in 'signals' ({len(bad)} values; first at record {record} "
+                        f"'{record_ids[record]}', lead {lead}, sample {sample})")
+
+
+def _check_range(path: Path, millivolts: np.ndarray, units: str) -> None:
+    """Values the int16 Hefei scale cannot hold are refused, never clipped: the unit is most likely wrong."""
+    limit = (INT16_MAX + 0.5) / UNITS_PER_MV
+    outside = int(np.count_nonzero(np.abs(millivolts) > limit))
+    if outside:
+        peak = float(np.abs(millivolts).max())
+        raise DataError(f"{path}: {outside / millivolts.size:.2%} of the signal values ({outside}) lie beyond "
+                        f"+-{limit:.1f} mV, the int16 range of the Hefei scale (largest {peak:.4g} mV read as "
+                        f"{units}); if the signals are not in {units}, state their unit with a 'units' array "
+                        "in the .npz ('uV', 'mV' or 'V')")
 
 
 def _select_leads(path: Path, signals: np.ndarray, file_leads: list[str] | None,
@@ -106,5 +145,4 @@ def _select_leads(path: Path, signals: np.ndarray, file_leads: list[str] | None,
     plan = plan_leads(file_leads, leads, str(path))
     if plan.direct is not None:
         return signals[:, plan.direct]
-    millivolts = signals / UNITS_PER_MV if np.issubdtype(signals.dtype, np.integer) else signals
-    return np.einsum("ol,nlt->not", plan.weights, millivolts)
+    return np.einsum("ol,nlt->not", plan.weights, signals.astype(np.float64))  # in the file's unit

@@ -164,7 +164,8 @@ def test_missing_signal_file(tmp_path):
     header = write_record(tmp_path, "r1", np.zeros((100, 8)))
     write_record(tmp_path, "r2", np.zeros((100, 8)))
     header.with_suffix(".dat").unlink()
-    with pytest.raises(DataError, match=r"1 of 2 headers have no signal file \(first: r1\.hea\)"):
+    with pytest.raises(DataError, match=r"1 of 2 records cannot be read \(first: \S+/r1\.hea: signal file r1\.dat "
+                                        r"is missing\); pass present_only=True to skip records without signal files$"):
         load(tmp_path, length=100)
     assert load(tmp_path, length=100, present_only=True).record_ids == ["r2"]
 
