@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ecg.data import ECGDataset
+from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
 from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
 from search.options import SearchOptions
 
@@ -49,10 +49,14 @@ class TrialData:
 
 
 def data_spec(options: SearchOptions) -> DataSpec:
-    """The records a search reads: the synthetic set at the hardware's size, or `--data` at 500 Hz x 5,000."""
+    """The records a search reads: the synthetic set at the hardware's size, or `--data` at 500 Hz x 5,000
+    (or --fs), with --task and --split filled from the data's convention (so run.json records them)."""
+    leads = ALL_12_LEADS if options.leads == 12 else HEFEI_LEADS
     if options.data is None:
-        return DataSpec(n_records=options.n_records, seed=options.seed, fs=options.fs, length=options.length)
-    return DataSpec(data=options.data, labels=options.labels)
+        return DataSpec(n_records=options.n_records, seed=options.seed, fs=options.fs, length=options.length,
+                        leads=leads)
+    return DataSpec(data=options.data, labels=options.labels, leads=leads, task=options.task, split=options.split,
+                    **({"fs": options.fs, "length": options.length} if options.fs else {})).resolved()
 
 
 def load(options: SearchOptions) -> tuple[ECGDataset, str]:
@@ -61,10 +65,11 @@ def load(options: SearchOptions) -> tuple[ECGDataset, str]:
     return load_spec(spec), spec.describe()
 
 
-def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str) -> SplitData:
-    """Stratified 7:1:2 split with `seed` (or the one already in `split_csv` when resuming), saved to `split_csv`."""
+def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str, spec: DataSpec | None = None) -> SplitData:
+    """The one already in `split_csv` when resuming, else the data's official split when `spec` asks for it
+    (PTB-XL's default), else the stratified 7:1:2 split with `seed`; saved to `split_csv`."""
     existing = split_csv if split_csv.exists() else None
-    parts = split_dataset(dataset, seed=seed, existing=existing)
+    parts = split_dataset(dataset, seed=seed, existing=existing, spec=spec)
     if existing is None:
         parts.save(split_csv)
     return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source)

@@ -61,6 +61,9 @@ class SearchOptions:
     space: str = "ecgnet"
     data: Path | None = None
     labels: Path | None = None
+    task: str | None = None  # a benchmark's classes (ecg.data.tasks); None: the data's own labels (PTB-XL: all)
+    split: str | None = None  # "official" | "stratified"; None: the data's convention
+    leads: int = 8  # the Hefei 8 (I, II, V1-V6) or all 12
     n_records: int | None = None
     num_samples: int | None = None
     max_epochs: int | None = None
@@ -68,7 +71,7 @@ class SearchOptions:
     reduction_factor: int | None = None
     scheduler: str = "asha"
     sampler: str = "tpe"
-    metric: str = "val_micro_f1"
+    metric: str | None = None  # None: the data's convention (val_macro_auc PTB-XL, val_challenge_score cinc2021)
     seed: int = 0
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
@@ -81,7 +84,8 @@ class SearchOptions:
     dashboard_host: str = "127.0.0.1"
     max_failures: int = 2
     resume: Path | None = None
-    # Filled by `resolved()`: whether the defaults came from the GPU set, and the synthetic data's shape.
+    # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' shape (`fs`, also
+    # --fs: None means the hardware's rate for the synthetic set, 500 Hz for --data; `length` is always 10 s).
     gpu: bool | None = field(default=None, repr=False)
     fs: int | None = field(default=None, repr=False)
     length: int | None = field(default=None, repr=False)
@@ -105,7 +109,7 @@ class SearchOptions:
             raise OptionError(f"--grace-period {self.grace_period} is larger than --max-epochs {self.max_epochs}")
         _choice("--scheduler", self.scheduler, SCHEDULERS)
         _choice("--sampler", self.sampler, SAMPLERS)
-        _choice("--metric", self.metric, METRICS)
+        self._check_conventions()
         if not self.cpus_per_trial > 0:
             raise OptionError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
@@ -118,6 +122,39 @@ class SearchOptions:
             raise OptionError(f"--seed must be >= 0, got {self.seed}")
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
+
+    def _check_conventions(self) -> None:
+        """--task, --split, --leads, --fs and --metric against each other and the data; the metric defaults
+        to the data's convention."""
+        if self.task is not None and self.data is None:
+            raise OptionError(f"--task {self.task} needs --data (a PTB-XL folder, or CinC 2021 WFDB records)")
+        if self.split is not None:
+            _choice("--split", self.split, ("official", "stratified"))
+        if self.leads not in (8, 12):
+            raise OptionError(f"--leads must be 8 or 12, got {self.leads}")
+        _positive("--fs", self.fs, minimum=50)
+        if self.metric is None:
+            self.metric = self.convention()["metric"]
+        _choice("--metric", self.metric, METRICS)
+        if self.metric == "val_challenge_score" and not str(self.task).startswith("cinc2021"):
+            raise OptionError("--metric val_challenge_score needs --task cinc2021 (the Challenge's scored classes)")
+
+    def convention(self) -> dict[str, str | None]:
+        """The task, split and selection metric this search follows (`ecg.data.tasks`); a refusal as OptionError.
+        A --data path that does not exist gets the plain convention here; check_environment refuses it."""
+        from ecg.data.errors import DataError
+        from ecg.data.source import DataSpec
+
+        if self.data is not None and not self.data.exists():
+            values: dict[str, str | None] = {"task": self.task, "split": self.split, "metric": "val_micro_f1"}
+        else:
+            try:
+                values = DataSpec(data=self.data, task=self.task, split=self.split).convention()
+            except DataError as err:
+                raise OptionError(str(err)) from None
+        if self.metric is not None:
+            values["metric"] = self.metric
+        return values
 
     @property
     def metric_mode(self) -> str:
@@ -160,7 +197,8 @@ class SearchOptions:
             values["grace_period"] = max_epochs
         if self.gpus_per_trial is None:
             values["gpus_per_trial"] = 1.0 if gpu else 0.0
-        values.update(gpu=gpu, fs=base.fs, length=base.length)
+        fs = self.fs or (base.fs if self.data is None else 500)  # real data: 500 Hz unless --fs says otherwise
+        values.update(gpu=gpu, fs=fs, length=fs * base.length // base.fs)  # 10 s at any rate
         return dataclasses.replace(self, **values)
 
     def to_dict(self) -> dict[str, Any]:

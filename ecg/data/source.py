@@ -22,7 +22,9 @@ from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 @dataclass(frozen=True)
 class DataSpec:
     """Where a run's records come from. `data` None means the built-in synthetic set, made from `n_records`
-    and `seed`; `fs` and `length` are the rate and samples per record every source is brought to."""
+    and `seed`; `fs` and `length` are the rate and samples per record every source is brought to. `task`
+    picks a benchmark's classes (`ecg.data.tasks`: PTB-XL's six, cinc2021) and `split` is "official" (PTB-XL's
+    strat_fold) or "stratified"; None means the data's convention (`convention()`)."""
 
     data: Path | None = None
     labels: Path | None = None
@@ -31,6 +33,8 @@ class DataSpec:
     length: int = N_SAMPLES
     seed: int = 0
     leads: tuple[str, ...] = HEFEI_LEADS
+    task: str | None = None
+    split: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("data", "labels"):
@@ -47,7 +51,22 @@ class DataSpec:
         """One line naming the records, as run.json and the CLIs print it."""
         if self.synthetic:
             return f"synthetic(n={self.n_records}, seed={self.seed}, fs={self.fs}, length={self.length})"
-        return str(self.data) if self.labels is None else f"{self.data} (labels {self.labels})"
+        text = str(self.data) if self.labels is None else f"{self.data} (labels {self.labels})"
+        return text if self.task is None else f"{text} (task {self.task})"
+
+    def convention(self) -> dict[str, str | None]:
+        """The task, split and selection metric a run on these records follows: the data's convention
+        (`ecg.data.tasks`), with `task` and `split` as given when given. A DataError for what does not fit."""
+        from ecg.data.loader import data_convention, resolve_split
+
+        values = data_convention(self.data, self.task).to_dict()
+        values["split"] = resolve_split(self.data, self.split)
+        return values
+
+    def resolved(self) -> "DataSpec":
+        """A copy with `task` and `split` filled from the convention, as run.json records them."""
+        values = self.convention()
+        return dataclasses.replace(self, task=values["task"], split=values["split"])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings, leads as a list."""
@@ -70,7 +89,8 @@ def load(spec: DataSpec) -> ECGDataset:
         return load_synthetic(n=spec.n_records, seed=spec.seed, leads=spec.leads, fs=spec.fs, length=spec.length)
     from ecg.data.loader import load_dataset
 
-    return load_dataset(spec.data, labels=spec.labels, leads=spec.leads, fs=spec.fs, length=spec.length)
+    return load_dataset(spec.data, labels=spec.labels, leads=spec.leads, fs=spec.fs, length=spec.length,
+                        task=spec.task)
 
 
 @dataclass
@@ -94,12 +114,19 @@ class Splits:
         return save_split(path, self.record_ids, self.assignment)
 
 
-def split(dataset: ECGDataset, *, seed: int, existing: Path | None = None) -> Splits:
-    """The stratified 7:1:2 split made with `seed`, or the one saved at `existing` (every record listed once)."""
+def split(dataset: ECGDataset, *, seed: int, existing: Path | None = None, spec: DataSpec | None = None) -> Splits:
+    """The one saved at `existing` (every record listed once); else the data's official split when `spec`
+    asks for it (or leaves `split` to PTB-XL's convention); else the stratified 7:1:2 split made with `seed`."""
     from ecg.data.cache import fingerprint
+    from ecg.data.loader import official_split, resolve_split
     from ecg.data.split import load_split, make_split
 
-    assignment = load_split(existing, dataset.record_ids) if existing is not None else make_split(dataset.labels, seed=seed)
+    if existing is not None:
+        assignment = load_split(existing, dataset.record_ids)
+    elif spec is not None and resolve_split(spec.data, spec.split) == "official":
+        assignment = official_split(spec.data, dataset.record_ids)
+    else:
+        assignment = make_split(dataset.labels, seed=seed)
     assignment = np.asarray(assignment)
     parts = {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
     return Splits(**parts, assignment=assignment, record_ids=list(dataset.record_ids),
