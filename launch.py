@@ -48,6 +48,19 @@ def parser() -> argparse.ArgumentParser:
                         f"{CPU_DEFAULTS.fs} Hz x {CPU_DEFAULTS.length} samples without a GPU, "
                         f"{GPU_DEFAULTS.fs} Hz x {GPU_DEFAULTS.length} with one)")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV for a WFDB folder (record, labels, age, sex)")
+    from ecg.data.tasks import SPLITS, TASKS  # here, not at import: reading the task tables costs ~0.5 s
+
+    p.add_argument("--task", choices=TASKS, default=None,
+                   help="a benchmark's classes: PTB-XL's all, diagnostic, subdiagnostic, superdiagnostic, form, "
+                        "rhythm; cinc2021 (26 scored diagnoses) or cinc2021+unscored (default: the data's own "
+                        "labels; PTB-XL: all)")
+    p.add_argument("--split", choices=SPLITS, default=None,
+                   help="official (PTB-XL's strat_fold 1-8/9/10) or stratified 7:1:2 (default: official for "
+                        "PTB-XL, else stratified)")
+    p.add_argument("--leads", type=int, choices=(8, 12), default=8, help="the 8 leads I, II, V1-V6, or all 12")
+    p.add_argument("--fs", type=int, default=None,
+                   help="sampling rate every record is brought to, 10 s per record; PTB-XL reads records100/ at "
+                        f"100 (default: 500 for --data, {CPU_DEFAULTS.fs} for the synthetic set without a GPU)")
     p.add_argument("--n-records", type=int, default=None, help=f"synthetic set size ({_hw('n_records')})")
     p.add_argument("--num-samples", type=int, default=None, help=f"trials to run ({_hw('num_samples')})")
     p.add_argument("--max-epochs", type=int, default=None, help=f"epochs per trial at most ({_hw('max_epochs')})")
@@ -57,7 +70,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"ASHA keeps 1/this of the trials at each rung ({_hw('reduction_factor')})")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="asha", help="early stopping: ASHA, or none (fifo)")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna sampler")
-    p.add_argument("--metric", choices=METRICS, default="val_micro_f1", help="what the search optimises")
+    p.add_argument("--metric", choices=METRICS, default=None,
+                   help="what the search optimises (default: the data's convention: val_macro_auc for PTB-XL, "
+                        "val_challenge_score with --task cinc2021, else val_micro_f1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (its torch threads)")
     p.add_argument("--gpus-per-trial", type=float, default=None,
