@@ -58,11 +58,13 @@ def run(options: SearchOptions) -> Path:
         run_dir = runinfo.new_run_dir(options.results_dir, options.space)
     print(f"run folder: {run_dir}")
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
+    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
+                               spec=run_data.data_spec(options))
     info: dict[str, Any] = {
         "status": "running", "space": options.space, "seed": options.seed, "args": options.to_dict(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": runinfo.versions(), "git": runinfo.git_commit(),
         "data": {"source": source, "spec": run_data.data_spec(options).to_dict(),
+                     "convention": options.convention(),  # task, split and metric: what results compare with
                  "fingerprint": split.fingerprint, "records": len(dataset),
                  "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
                  "classes": dataset.n_classes, "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")}},
@@ -95,7 +97,8 @@ def _resume(run_dir: Path) -> Path:
     started = time.time()
     print(f"resuming run folder: {run_dir}")
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
+    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
+                               spec=run_data.data_spec(options))
     if split.fingerprint != info["data"]["fingerprint"]:
         raise OptionError(f"--resume {run_dir}: the data changed since the run started "
                           f"(fingerprint {split.fingerprint} != {info['data']['fingerprint']})")
@@ -154,6 +157,8 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
                       run_dir / "best_configs.csv")
     exports.write_csv(results.test_results, run_dir / "test_results.csv")
     exports.write_csv(results.per_class, run_dir / "per_class.csv")
+    if len(results.per_source):  # CinC 2021: the Challenge score per record source
+        exports.write_csv(results.per_source, run_dir / "per_source.csv")
     print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
     info.update(status="complete", wall_time_s=round(time.time() - started, 1),
                 winners=[r.trial_id for r in results.winners],

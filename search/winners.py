@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ecg.benchmark import auc_interval, per_source_rows, task_scores
 from ecg.data import ECGDataset
 from ecg.ensemble import combine, greedy_selection
 from ecg.metrics import evaluate, label_score, per_class, probability_score
@@ -60,6 +61,7 @@ class WinnerResults:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (trial_id, why)
     test_results: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
+    per_source: pd.DataFrame = field(default_factory=pd.DataFrame)  # CinC 2021 only: rows per record source
     device: str = "cpu"
 
     @property
@@ -163,9 +165,10 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
         greedy = greedy_selection(val.labels, [c.val_probs for c in candidates], probability_score(metric))
         models.append(_ensemble("ensemble_greedy", candidates, greedy.weights))
     score = label_score(metric)
-    rows, per_class_frames = [], []
+    rows, per_class_frames, per_source_frames = [], [], []
     for model in models:
         choice = choose_thresholds(val.labels, model.val_probs, score, seed=seed)
+        interval = auc_interval(test.labels, model.test_probs)  # PTB-XL's headline: macro-AUC with a 95% CI
         for rule, thresholds in choice.thresholds.items():
             val_scores = evaluate(val.labels, model.val_probs, thresholds)
             test_scores = evaluate(test.labels, model.test_probs, thresholds)
@@ -176,7 +179,12 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
                 # What the rule was chosen on: its mean score on held-out halves of validation.
                 "cv_score": choice.cross_fit[rule],
                 **{f"val_{k}": val_scores[k] for k in SCORES},
-                **{f"test_{k}": test_scores[k] for k in SCORES},
+                **{f"test_{k}": test_scores[k] for k in SCORES}, **interval,
+                # what a benchmark defines for its own classes only (CinC 2021: val/test_challenge_score)
+                **{f"val_{k}": v for k, v in task_scores(val.labels, model.val_probs, val.class_names,
+                                                          thresholds).items()},
+                **{f"test_{k}": v for k, v in task_scores(test.labels, model.test_probs, test.class_names,
+                                                           thresholds).items()},
                 "best_epoch": model.best_epoch, "params": model.params,
                 "n_val_records": len(val), "n_test_records": len(test),
                 "test_positives": int(test.labels.sum()),
@@ -190,11 +198,18 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
             table.insert(0, "model", model.name)
             table["val_support"] = val.labels.sum(axis=0).astype(int)
             per_class_frames.append(table)
+            sources = per_source_rows(test.labels, model.test_probs, test.class_names, test.record_ids, thresholds)
+            if len(sources):
+                sources.insert(0, "chosen", rule == choice.chosen)
+                sources.insert(0, "thresholds", rule)
+                sources.insert(0, "model", model.name)
+                per_source_frames.append(sources)
     results.test_results = pd.DataFrame(rows)
     if len(results.test_results):
         for column in ("best_epoch", "params"):
             results.test_results[column] = results.test_results[column].astype("Int64")
     results.per_class = pd.concat(per_class_frames, ignore_index=True) if per_class_frames else pd.DataFrame()
+    results.per_source = pd.concat(per_source_frames, ignore_index=True) if per_source_frames else pd.DataFrame()
     return results
 
 

@@ -48,8 +48,14 @@ class HefeiFiles:
 
 
 def _first_line(path: Path) -> str:
+    """The first line, enough to recognise a file (UTF-16 by its BOM; GBK names decode as replacement marks)."""
     with open(path, "rb") as handle:
-        return handle.readline().decode("utf-8-sig", errors="replace").rstrip("\r\n")
+        head = handle.read(4096)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        text = head.decode("utf-16", errors="replace")
+    else:
+        text = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+    return text.split("\n", 1)[0].rstrip("\r")
 
 
 def _is_label_line(line: str) -> bool:

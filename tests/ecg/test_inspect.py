@@ -62,3 +62,75 @@ def test_wfdb_headers_with_labels_csv_before_the_signals_arrive(cinc_dir, tmp_pa
     assert report["classes"] == [{"index": 0, "name": "AF", "count": 2}, {"index": 1, "name": "PAC", "count": 1},
                                  {"index": 2, "name": "NORM", "count": 1}]
     assert report["missing_age"] == 1 and report["missing_sex"] == 1
+
+
+# ---- issues 12 and 19: what loads but should be seen, and unreadable records ---------------------------------
+
+
+def _challenge_record(folder: Path, name: str, n: int, comments: tuple[str, ...], fs: int = 500,
+                      record_name: str | None = None) -> None:
+    """A CinC-style record: MATLAB v4 `val` [12, n] + header (tests/ecg/data/test_wfdb_headers.py has every form)."""
+    import scipy.io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / f"{name}.mat", {"val": np.zeros((12, n), np.int16)}, format="4")
+    leads = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+    lines = [f"{record_name or name} 12 {fs} {n}", *(f"{name}.mat 16+24 1000/mV 16 0 0 0 0 {lead}" for lead in leads)]
+    (folder / f"{name}.hea").write_text("\n".join([*lines, *comments]) + "\n")
+
+
+def _wfdb_folder(folder: Path) -> Path:
+    _challenge_record(folder, "A1", 5000, ("# Age: 300", "# Sex: Male", "# Dx: 426783006"))
+    _challenge_record(folder, "A2", 12_000, ("# Age: 40", "# Sex: Female", "# Dx: Unknown"), record_name="A2.mat")
+    _challenge_record(folder, "A3", 2570, ("# Age: -1", "# Dx: 164889003"), fs=257)
+    return folder
+
+
+def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
+    folder = _wfdb_folder(tmp_path / "db")
+    assert main([str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["records_without_label"] == {"count": 1, "first": ["A2"]}
+    assert report["age_out_of_range"] == {"count": 2, "first": [{"record": "A1", "age": 300.0},
+                                                                {"record": "A3", "age": -1.0}]}
+    assert report["lengths"] == {"target_seconds": 10.0, "known": 3, "unknown": 0,
+                                 "seconds": {"min": 10.0, "median": 10.0, "max": 24.0},
+                                 "longer": 1, "shorter": 0, "rates": {"500": 2, "257": 1}}
+    assert main([str(folder)]) == 0
+    text = capsys.readouterr().out
+    assert "records with no label: 1 (first: A2)" in text
+    assert "ages outside 0-120: 2 (first: A1 (300), A3 (-1))" in text
+    assert ("lengths (from the headers): median 10 s, min 10 s, max 24 s; 1 longer than 10 s (their first 10 s are "
+            "read), 0 shorter (zero-padded at the end); rates: 500 Hz: 2, 257 Hz: 1") in text
+
+
+def test_labels_csv_rows_naming_no_record_are_counted(tmp_path, capsys):
+    folder = _wfdb_folder(tmp_path / "db")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("record,labels\nA1,AF\nA2,NORM\nA3,AF\nZ9,AF\nZ8,NORM\n")
+    assert main([str(folder), "--labels", str(csv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unknown_label_rows"] == {"count": 2, "first": ["Z9", "Z8"]}
+    assert main([str(folder), "--labels", str(csv)]) == 0
+    assert "labels-CSV rows naming no record: 2 (first: Z9, Z8)" in capsys.readouterr().out
+
+
+def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_records(tmp_path):
+    folder = _wfdb_folder(tmp_path / "db")
+    (folder / "BAD.hea").write_bytes(bytes(range(256)) * 4)
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ecg.inspect", str(folder), *extra], cwd=ROOT,
+                              capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
+
+    refused = run()
+    assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"error: {folder}: 1 of 4 records cannot be read (first: {folder / 'BAD.hea'}: "
+                                     "not a WFDB header")
+    assert refused.stderr.rstrip().endswith("pass skip_bad_records=True (--skip-bad-records) to load the rest")
+    skipped = run("--skip-bad-records", "--json")
+    assert skipped.returncode == 0, skipped.stderr
+    report = json.loads(skipped.stdout)
+    assert report["n_records"] == 3 and [s["record"] for s in report["skipped"]] == ["BAD"]
+    assert "not a WFDB header" in report["skipped"][0]["reason"]
+    text = run("--skip-bad-records")
+    assert "skipped as unreadable: 1\n  BAD: " in text.stdout

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,84 @@ def test_other_rate_resamples_the_500_hz_rows(hefei_folder, small):
     assert dataset.signals.shape == (6, 8, LENGTH // 2) and dataset.fs == 250
     expected = np.rint(resample_poly(small.signals.astype(float), 1, 2, axis=-1))
     np.testing.assert_allclose(dataset.signals, expected, atol=1)
+
+
+# ---- issue 12: rows of unequal length, encodings, garbage, unreadable records -----------------------------------
+
+
+def test_rows_of_unequal_length_with_the_right_total_are_refused(hefei_folder):
+    path = hefei_folder / "ecg_train" / "100003.txt"
+    lines = path.read_text().splitlines()
+    first, second = lines[5].split(), lines[6].split()
+    lines[5], lines[6] = " ".join(first + second[:1]), " ".join(second[1:])  # 9 and 7 values: 16 in all
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"1 of 6 records cannot be read \(first: \S+ecg_train/100003\.txt, line 6: "
+                                        r"9 columns, expected 8\); pass skip_bad_records=True"):
+        load(hefei_folder)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16"])
+def test_label_file_and_class_list_in_the_encodings_the_data_ships_in(hefei_folder, small, encoding):
+    for name in ("ecg_train.txt", "ecg_arrythmia.txt"):
+        path = hefei_folder / name
+        path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    dataset = load(hefei_folder)
+    assert dataset.class_names == ["窦性心律", "T波改变", "AF"]
+    np.testing.assert_array_equal(dataset.labels, small.labels)
+
+
+def test_undecodable_label_file_is_one_line_naming_it_and_the_encodings(hefei_folder):
+    path = hefei_folder / "ecg_train.txt"
+    path.write_bytes(path.read_bytes() + b"100099.txt\t30\tMALE\t\xff\xff\xff\t\n")
+    with pytest.raises(DataError) as caught:
+        load(hefei_folder)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: not text in utf-8-sig / gb18030 (byte ")
+    assert message.endswith("save it as UTF-8")
+
+
+def test_binary_garbage_as_a_record_is_quoted_in_at_most_80_characters(hefei_folder):
+    garbage = np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    path = hefei_folder / "ecg_train" / "100003.txt"
+    path.write_bytes(b"I II V1 V2 V3 V4 V5 V6\n" + garbage.replace(b"\n", b"x"))
+    with pytest.raises(DataError) as caught:
+        load(hefei_folder)
+    message = str(caught.value)
+    assert "\n" not in message and f"(first: {path}, line 2: not text (byte " in message
+    quoted = re.split(r" at column \d+: ", message, maxsplit=1)[1].split(")); pass", 1)[0]
+    assert len(quoted) <= 83 and quoted.endswith("...")
+
+
+def test_binary_garbage_header_line_is_cut_to_80_characters(hefei_folder):
+    path = hefei_folder / "ecg_train" / "100003.txt"
+    path.write_bytes(b"Z" * 5000 + b"\n1 2 3\n")
+    with pytest.raises(DataError, match=r"100003\.txt: record 100003 has no lead 'I' \(leads: Z{80}\.\.\.\)\)"):
+        load(hefei_folder)
+
+
+def test_unreadable_records_are_counted_or_skipped_with_reasons(hefei_folder, tmp_path):
+    _edit_record(hefei_folder, 4, "1 2 3 4 5 6 7 oops")
+    (hefei_folder / "ecg_train" / "100005.txt").write_text("I II V1 V2 V3 V4 V5 V6\n1 2 3\n")
+    with pytest.raises(DataError) as caught:
+        load(hefei_folder)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{hefei_folder / 'ecg_train'}: 2 of 6 records cannot be read (first: ")
+    assert "100003.txt, line 4: 'oops' is not an integer; " in message
+    assert "100005.txt, line 2: 3 columns, expected 8)" in message
+    with pytest.warns(UserWarning, match=r"skipped 2 record\(s\)"):
+        dataset = load_dataset(hefei_folder, length=LENGTH, cache_dir=tmp_path / "cache", skip_bad_records=True)
+    assert dataset.record_ids == ["100000", "100001", "100002", "100004"]
+    assert list(dataset.skipped) == ["100003", "100005"] and "'oops'" in dataset.skipped["100003"]
+    with pytest.warns(UserWarning, match=r"skipped 2 record\(s\)"):
+        cached = load_dataset(hefei_folder, length=LENGTH, cache_dir=tmp_path / "cache", skip_bad_records=True)
+    assert cached.skipped == dataset.skipped
+
+
+def test_skip_bad_records_also_lists_missing_signal_files(hefei_folder):
+    (hefei_folder / "ecg_train" / "100001.txt").unlink()
+    with pytest.warns(UserWarning, match=r"skipped 1 record"):
+        dataset = load(hefei_folder, skip_bad_records=True)
+    assert len(dataset) == 5 and dataset.skipped["100001"].endswith(
+        f"100001.txt: no such file (listed in {hefei_folder / 'ecg_train.txt'})")
