@@ -48,6 +48,9 @@ def parser() -> argparse.ArgumentParser:
                         f"{CPU_DEFAULTS.fs} Hz x {CPU_DEFAULTS.length} samples without a GPU, "
                         f"{GPU_DEFAULTS.fs} Hz x {GPU_DEFAULTS.length} with one)")
     p.add_argument("--labels", type=Path, default=None, help="labels CSV for a WFDB folder (record, labels, age, sex)")
+    p.add_argument("--skip-bad-records", action="store_true",
+                   help="load the readable records when some cannot be read; run.json lists the others with the "
+                        "reason (default: refuse, one line counting them)")
     from ecg.data.tasks import SPLITS, TASKS  # here, not at import: reading the task tables costs ~0.5 s
 
     p.add_argument("--task", choices=TASKS, default=None,

@@ -63,3 +63,16 @@ def bootstrap_macro_auc(y_true: np.ndarray, probs: np.ndarray, *, n: int = BOOTS
     tail = (1.0 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high), len(values)
+
+
+def auc_interval(y_true: np.ndarray, probs: np.ndarray, *, prefix: str = "test_") -> dict[str, float]:
+    """`{prefix}macro_auc_low/high` (bootstrap 95%) and the resamples used, as test_results.csv columns."""
+    low, high, used = bootstrap_macro_auc(y_true, probs)
+    return {f"{prefix}macro_auc_low": low, f"{prefix}macro_auc_high": high, f"{prefix}macro_auc_resamples": used}
+
+
+def per_source_rows(y_true: np.ndarray, probs: np.ndarray, class_names: Sequence[str], record_ids: Sequence[str],
+                    thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD):
+    """CinC 2021: one row per record source (name prefix A, Q, I, S, HR, E, JS) with its Challenge score and
+    F1s (`ecg.challenge.per_source`); an empty frame for any other vocabulary."""
+    return challenge.per_source(y_true, probs, class_names, record_ids, thresholds)

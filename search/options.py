@@ -63,6 +63,7 @@ class SearchOptions:
     labels: Path | None = None
     task: str | None = None  # a benchmark's classes (ecg.data.tasks); None: the data's own labels (PTB-XL: all)
     split: str | None = None  # "official" | "stratified"; None: the data's convention
+    skip_bad_records: bool = False  # load the readable records; run.json lists the others with the reason
     leads: int = 8  # the Hefei 8 (I, II, V1-V6) or all 12
     n_records: int | None = None
     num_samples: int | None = None

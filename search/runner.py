@@ -67,7 +67,8 @@ def run(options: SearchOptions) -> Path:
                      "convention": options.convention(),  # task, split and metric: what results compare with
                  "fingerprint": split.fingerprint, "records": len(dataset),
                  "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
-                 "classes": dataset.n_classes, "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")}},
+                 "classes": dataset.n_classes, "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
+                 "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},
         "experiment_path": str(tuning.experiment_path(options, run_dir)),
         "study": f"sqlite:///{(run_dir / tuning.STUDY_FILE).resolve()}",
     }

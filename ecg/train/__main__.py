@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--n-records", type=int, help=f"size of the synthetic set (default {DEFAULT_RECORDS})")
     data.add_argument("--split", type=Path, help="split.csv to use (default: the run's, else a new stratified split)")
     data.add_argument("--split-seed", type=int, help="seed of a new split and of the synthetic set (default 0)")
+    data.add_argument("--skip-bad-records", action="store_true",
+                      help="load the readable records when some cannot be read; they are listed in "
+                           "skipped_records.csv in the output folder (default: refuse, one line counting them)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="output folder (default results/train-<family>-<time>)")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -148,6 +151,8 @@ def choose_data(args: argparse.Namespace) -> DataChoice:
         choice.split = None
     if args.split is not None:
         choice.split = args.split
+    if args.skip_bad_records:  # the same records otherwise, so the run's split still applies
+        choice.spec = dataclasses.replace(choice.spec, skip_bad_records=True)
     return choice
 
 
@@ -186,6 +191,11 @@ def run(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([trial.to_flat()]).to_csv(out / "config.csv", index=False)
     splits.save(out / "split.csv")
+    if dataset.skipped:
+        pd.DataFrame({"record": list(dataset.skipped), "reason": list(dataset.skipped.values())}).to_csv(
+            out / "skipped_records.csv", index=False)
+        print(f"skipped {len(dataset.skipped)} unreadable record(s), listed in {out / 'skipped_records.csv'}",
+              file=sys.stderr)
     origin = f"run {choice.run_dir}: " if choice.run_dir else ""
     sizes = splits.sizes()
     print(f"{origin}records {choice.spec.describe()}, split {choice.split or f'new (seed {choice.split_seed})'}: "
