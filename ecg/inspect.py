@@ -97,12 +97,28 @@ def _render_checks(report: dict) -> list[str]:
     return lines
 
 
-def summarize(path: str, labels: str | None = None, *, seed: int = 0, skip_bad_records: bool = False) -> dict:
-    """The inspection report as a dict with the stable keys of `--json` (plus `labels_per_record`)."""
-    dataset, present = load_labels(path, labels=labels, skip_bad_records=skip_bad_records)
+def _left_out(path: str, task: str | None) -> int:
+    """PTB-XL: the records with no label in `task`, which every reader leaves out (0 for other data)."""
+    from ecg.data import ptbxl
+
+    folder = Path(path).expanduser()
+    return ptbxl.read_table(folder, task).left_out if detect_format(folder).name == "ptbxl" else 0
+
+
+def summarize(path: str, labels: str | None = None, *, seed: int = 0, skip_bad_records: bool = False,
+              task: str | None = None, split: str | None = None) -> dict:
+    """The inspection report as a dict with the stable keys of `--json` (plus `labels_per_record`).
+    `task` picks a benchmark's classes and `split` official/stratified, as `launch.py` does (None: the data's
+    convention, reported under `convention`)."""
+    from ecg.data.loader import data_convention, official_split, resolve_split
+
+    dataset, present = load_labels(path, labels=labels, skip_bad_records=skip_bad_records, task=task)
+    convention = data_convention(path, task).to_dict()
+    convention["split"] = resolve_split(path, split)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # uncovered classes are reported in the dict instead
-        assignment = make_split(dataset.labels, seed=seed)
+        assignment = (official_split(path, dataset.record_ids) if convention["split"] == "official"
+                      else make_split(dataset.labels, seed=seed))
     counts = dataset.labels.sum(axis=0)
     per_record = Counter(int(k) for k in dataset.labels.sum(axis=1))
     return {
@@ -117,6 +133,8 @@ def summarize(path: str, labels: str | None = None, *, seed: int = 0, skip_bad_r
         "uncovered_classes": uncovered_classes(dataset.labels, assignment),
         "empty_classes": [int(i) for i in np.flatnonzero(counts == 0)],
         "signals_present": int(present),
+        "convention": convention,
+        "left_out_by_task": _left_out(path, task),
         **checks(path, labels, dataset),
     }
 
@@ -124,7 +142,12 @@ def summarize(path: str, labels: str | None = None, *, seed: int = 0, skip_bad_r
 def render(report: dict) -> str:
     """Human-readable tables of `report`."""
     n = report["n_records"]
-    lines = [f"records: {n}  (signal files present: {report['signals_present']})", "",
+    convention = report["convention"]
+    lines = [f"records: {n}  (signal files present: {report['signals_present']})",
+             f"task: {convention['task'] or 'the labels as given'}  split: {convention['split']}  "
+             f"search metric by default: {convention['metric']}"
+             + (f"  (left out, no label in the task: {report['left_out_by_task']})" if report["left_out_by_task"]
+                else ""), "",
              f"{'index':>5}  {'count':>6}  {'train':>6}  {'val':>5}  {'test':>5}  name"]
     per_split = report["split_class_counts"]
     for cls in report["classes"]:
@@ -149,13 +172,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("path", help="Hefei folder or label file, WFDB folder, or .npz")
     parser.add_argument("--labels", help="label file (Hefei) or labels CSV (WFDB: record, labels[, age, sex])")
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0, as the search uses)")
+    from ecg.data.tasks import SPLITS, TASKS
+
+    parser.add_argument("--task", choices=TASKS, help="a benchmark's classes: PTB-XL's all, diagnostic, "
+                        "subdiagnostic, superdiagnostic, form, rhythm; cinc2021[+unscored] (default: the data's own)")
+    parser.add_argument("--split", choices=SPLITS, help="official (PTB-XL's strat_fold) or stratified "
+                        "(default: official for PTB-XL, else stratified, as launch.py)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON with stable keys")
     parser.add_argument("--skip-bad-records", action="store_true",
                         help="report records whose header cannot be read and inspect the rest "
                              "(default: one error counting them)")
     args = parser.parse_args(argv)
     try:
-        report = summarize(args.path, args.labels, seed=args.seed, skip_bad_records=args.skip_bad_records)
+        report = summarize(args.path, args.labels, seed=args.seed, skip_bad_records=args.skip_bad_records,
+                           task=args.task, split=args.split)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
