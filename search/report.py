@@ -44,9 +44,18 @@ def _cjk_font() -> str | None:
     """The name of an installed font with CJK glyphs (Noto Sans CJK, WenQuanYi, ...), or None."""
     from matplotlib import font_manager
 
+    keys = ("CJK", "WenQuanYi", "Source Han", "Droid Sans Fallback")
     for entry in font_manager.fontManager.ttflist:
-        if any(key in entry.name for key in ("CJK", "WenQuanYi", "Source Han", "Droid Sans Fallback")):
+        if any(key in entry.name for key in keys):
             return entry.name
+    # matplotlib's font cache predates a font installed later (apt-get install fonts-noto-cjk): look on disk.
+    for path in sorted(font_manager.findSystemFonts(), key=lambda p: ("Regular" not in p, p)):  # not a bold face
+        if any(key.lower().replace(" ", "") in Path(path).name.lower() for key in ("CJK", "wqy", "SourceHan", "DroidSansFallback")):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+            return font_manager.FontProperties(fname=path).get_name()
     return None
 
 
@@ -340,14 +349,15 @@ def per_class_f1(run: Run) -> Section:
     rows = run.per_class[(run.per_class["model"] == chosen["model"])
                          & (run.per_class["thresholds"].astype(str) == str(chosen["thresholds"]))].reset_index(drop=True)
     labels = ClassLabels.for_names([str(c) for c in rows["class"]])
-    fig, ax = plt.subplots(figsize=(12, 5))
-    ax.scatter(rows["support"], rows["f1"])
-    font = {"fontfamily": labels.font} if labels.font else {}
-    for i, r in rows[rows["support"] > 0].iterrows():  # absent classes (F1 0 at support 0) are in the table
-        ax.annotate(labels.label(i), (r["support"], r["f1"]), fontsize=8, xytext=(3, 3), textcoords="offset points", **font)
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("test support (positive records)")
-    ax.set_ylabel("test F1")
+    order = rows.sort_values("support", kind="stable").index  # most frequent class on top
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * len(rows)))
+    y = np.arange(len(order))
+    ax.barh(y, rows.loc[order, "f1"], color="tab:blue")
+    for yi, i in zip(y, order):
+        ax.text(float(rows.loc[i, "f1"]) + 0.01, yi, f"n={int(rows.loc[i, 'support'])}", va="center", fontsize=7)
+    ax.set_yticks(y, [labels.label(i) for i in order], fontsize=8, **({"fontfamily": labels.font} if labels.font else {}))
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("test F1 (n = test support, positive records)")
     ax.set_title(f"{chosen['model']}, thresholds {chosen['thresholds']}")
     section.figures.append(_png(fig))
     legend = rows[["class", "support", "f1", "precision", "recall", "threshold"]].copy()

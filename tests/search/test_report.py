@@ -1,0 +1,153 @@
+"""report.html from a run folder's files alone: every embedded figure decodes, a moved folder works,
+Chinese class names render (with a CJK font) or become index labels with a legend, never empty boxes."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from PIL import Image
+
+from ecg.synthetic import generate
+from search import exports
+from search.report import ClassLabels, _renderable, asha_rungs, build
+from search.winners import evaluate_winners
+
+ROOT = Path(__file__).resolve().parents[2]
+CHINESE = ["窦性心律", "窦性心动过速", "房颤"]
+
+
+def _study(path: Path) -> None:
+    """An Optuna study like a search's: two sampled parameters, complete and pruned trials."""
+    study = optuna.create_study(study_name="search", storage=f"sqlite:///{path}", direction="maximize")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        trial = study.ask()
+        width = trial.suggest_int("model/width", 4, 16)
+        lr = trial.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
+        value = 0.5 + 0.02 * width + 0.01 * rng.random()
+        if i % 3 == 2:
+            trial.report(value, 1)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+        assert lr > 0
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A complete run folder written by hand and by evaluate_winners on tiny untrained models."""
+    from tests.search.test_winners import make_record
+
+    root = tmp_path_factory.mktemp("run")
+    run = root / "ecgnet-20261201-100000"
+    run.mkdir()
+    data = generate(60, seed=1, fs=250, length=2500)
+    val, test = data.subset(np.arange(0, 30)), data.subset(np.arange(30, 60))
+    ranked = [make_record(root, t, f1, s) for t, f1, s in (("aaaa0001", 0.9, 1), ("aaaa0002", 0.8, 2))]
+    results = evaluate_winners(ranked, val, test, top_k=2)
+    per_class = results.per_class.copy()
+    names = dict(zip(test.class_names, CHINESE * 10))
+    per_class["class"] = per_class["class"].map(names)
+    exports.write_csv(results.test_results, run / "test_results.csv")
+    exports.write_csv(per_class, run / "per_class.csv")
+    trials = pd.DataFrame({
+        "trial_id": [f"aaaa000{i}" for i in range(1, 9)], "trial_number": range(1, 9), "optuna_trial_number": range(8),
+        "status": ["TERMINATED"] * 7 + ["ERROR"], "epochs_run": [3, 3, 1, 3, 3, 1, 3, 1],
+        "stopped_by_asha": [False, False, True, False, False, True, False, False], "family": ["ecgnet"] * 4 + ["gru"] * 4,
+        "best_val_micro_f1": np.linspace(0.9, 0.5, 8), "params": [1e4, 2e4, 3e4, 4e4, 5e5, 6e5, 7e5, np.nan],
+        "macs": [1e6] * 8, "latency_ms_b1": np.linspace(1, 3, 8), "latency_ms_b64": np.linspace(0.1, 0.3, 8),
+        "peak_mem_mb": [500.0] * 8, "train_time_s": [10.0] * 8, "best_epoch": [3, 2, 1, 3, 1, 1, 2, 1]})
+    exports.write_csv(trials, run / "trials.csv")
+    epochs = pd.DataFrame([{"trial_id": t, "epoch": e, "val_micro_f1": 0.3 + 0.1 * e, "train_loss": 1.0 / e}
+                           for t, n in zip(trials["trial_id"], trials["epochs_run"]) for e in range(1, n + 1)])
+    exports.write_csv(epochs, run / "epochs.csv")
+    _study(run / "optuna.db")
+    exports.write_json({"status": "complete", "space": "all", "seed": 0, "wall_time_s": 100.0,
+                        "args": {"metric": "val_micro_f1", "scheduler": "asha", "grace_period": 1,
+                                 "reduction_factor": 3, "max_epochs": 3},
+                        "data": {"source": "synthetic", "records": 60, "split": {"train": 0, "val": 30, "test": 30}},
+                        "search_constants": {"optim/epochs": 3}, "chosen_model": results.chosen}, run / "run.json")
+    return run
+
+
+def _figures(text: str) -> list[Image.Image]:
+    images = []
+    for payload in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text):
+        raw = base64.b64decode(payload, validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        image = Image.open(io.BytesIO(raw))
+        image.load()  # decodes every pixel: a truncated file raises here
+        images.append(image)
+    return images
+
+
+def test_every_figure_decodes_and_each_section_is_there(run_dir: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        text = build(run_dir)
+    assert not [w for w in caught if "missing from" in str(w.message)]  # no glyph drawn as an empty box
+    images = _figures(text)
+    # progress, learning curves, fANOVA, PED-ANOVA, families, per-class F1, ensemble weights, thresholds, costs
+    assert len(images) == 9, [s for s in re.findall(r"<h2>(.*?)</h2>", text)]
+    assert all(image.width > 200 and image.height > 100 for image in images)
+    for title in ("The run", "Progress of the search", "Learning curves", "Parameter importances", "Families side by side",
+                  "Per-class F1", "Ensemble members and weights", "What the thresholds do", "Cost against accuracy"):
+        assert f"<h2>{title}" in text, title
+    assert "could not be drawn" not in text
+    assert "窦性心律" in text  # the class names in the legend table, whatever the font
+    assert "5 complete, 2 stopped by ASHA, 1 errored" in text  # 7 TERMINATED, 2 of them stopped early
+
+
+def test_search_report_rebuilds_a_moved_folder(run_dir: Path, tmp_path: Path) -> None:
+    moved = tmp_path / "elsewhere" / run_dir.name
+    shutil.copytree(run_dir, moved)
+    proc = subprocess.run([sys.executable, "-m", "search.report", str(moved)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = moved / "report.html"
+    assert proc.stdout.strip().endswith(str(report))
+    assert len(_figures(report.read_text())) == 9
+    assert not list(moved.glob(".report.html.*"))  # written atomically, no temporary left
+    proc = subprocess.run([sys.executable, "-m", "search.report", str(tmp_path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_class_names_without_glyphs_become_index_labels() -> None:
+    assert _renderable(["sinus rhythm"], None)
+    assert not _renderable(CHINESE, "DejaVu Sans")  # matplotlib's default font has no CJK glyphs
+    labels = ClassLabels.for_names(CHINESE)
+    if labels.indexed:  # no CJK font installed: C0, C1, ... with the names in the legend table
+        assert [labels.label(i) for i in range(3)] == ["C0", "C1", "C2"]
+    else:
+        assert labels.font is not None and _renderable(CHINESE, labels.font) and labels.label(0) == "窦性心律"
+    assert not ClassLabels.for_names(["AF", "SR"]).indexed
+
+
+def test_asha_rungs() -> None:
+    assert asha_rungs({"scheduler": "asha", "grace_period": 2, "reduction_factor": 3, "max_epochs": 60}) == [2, 6, 18, 54]
+    assert asha_rungs({"scheduler": "fifo", "grace_period": 2, "reduction_factor": 3, "max_epochs": 60}) == []
+
+
+def test_an_interrupted_run_gets_a_report_without_test_sections(run_dir: Path, tmp_path: Path) -> None:
+    partial = tmp_path / run_dir.name
+    shutil.copytree(run_dir, partial)
+    for name in ("test_results.csv", "per_class.csv"):
+        (partial / name).unlink()
+    info = json.loads((partial / "run.json").read_text())
+    info.update(status="interrupted", chosen_model=None)
+    (partial / "run.json").write_text(json.dumps(info))
+    text = build(partial)
+    assert "No test evaluation in this run" in text and "could not be drawn" not in text
+    assert len(_figures(text)) == 6
