@@ -126,7 +126,7 @@ def split(dataset: ECGDataset, *, seed: int, existing: Path | None = None, spec:
     elif spec is not None and resolve_split(spec.data, spec.split) == "official":
         assignment = official_split(spec.data, dataset.record_ids)
     else:
-        assignment = make_split(dataset.labels, seed=seed)
+        assignment = make_split(dataset.labels, seed=seed, class_names=dataset.class_names)
     assignment = np.asarray(assignment)
     parts = {name: dataset.subset(np.flatnonzero(assignment == name)) for name in ("train", "val", "test")}
     return Splits(**parts, assignment=assignment, record_ids=list(dataset.record_ids),

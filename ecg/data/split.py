@@ -23,8 +23,10 @@ MIN_FOR_COVERAGE = 3  # a class with this many records can have one in each of t
 COVERED = ("train", "test")  # the splits every such class must reach
 
 
-def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0) -> np.ndarray:
-    """`np.ndarray` of "train"/"val"/"test", one per record, stratified over the multi-hot `labels [N, C]`."""
+def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
+               class_names: Sequence[str] | None = None) -> np.ndarray:
+    """`np.ndarray` of "train"/"val"/"test", one per record, stratified over the multi-hot `labels [N, C]`.
+    `class_names` (in index order) name the classes in the warning about classes too rare to cover."""
     labels = np.asarray(labels)
     ratios = np.asarray(ratios, dtype=float)
     if labels.ndim != 2:
@@ -44,7 +46,9 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
     repair_coverage(labels, assignment)
     uncovered = uncovered_classes(labels, assignment)
     if uncovered:
-        warnings.warn(f"class index(es) {uncovered} have fewer than {MIN_FOR_COVERAGE} records and cannot appear in "
+        which = (f"classes {', '.join(str(class_names[c]) for c in uncovered)}" if class_names is not None
+                 else f"class index(es) {uncovered}")
+        warnings.warn(f"{which} have fewer than {MIN_FOR_COVERAGE} records and cannot appear in "
                       f"both {' and '.join(COVERED)}", stacklevel=2)
     return assignment
 

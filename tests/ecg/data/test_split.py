@@ -60,6 +60,10 @@ def test_class_with_too_few_records_is_reported():
     with pytest.warns(UserWarning, match=r"class index\(es\) \[0\]"):
         assignment = make_split(labels)
     assert uncovered_classes(labels, assignment) == [0]
+    names = [f"C{i}" for i in range(labels.shape[1])]
+    names[0] = "LBBB"
+    with pytest.warns(UserWarning, match=r"^classes LBBB have fewer than 3 records"):
+        make_split(labels, class_names=names)
 
 
 def test_csv_round_trip(tmp_path):
