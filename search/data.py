@@ -56,6 +56,7 @@ def data_spec(options: SearchOptions) -> DataSpec:
         return DataSpec(n_records=options.n_records, seed=options.seed, fs=options.fs, length=options.length,
                         leads=leads)
     return DataSpec(data=options.data, labels=options.labels, leads=leads, task=options.task, split=options.split,
+                    skip_bad_records=options.skip_bad_records,
                     **({"fs": options.fs, "length": options.length} if options.fs else {})).resolved()
 
 

@@ -35,6 +35,7 @@ class DataSpec:
     leads: tuple[str, ...] = HEFEI_LEADS
     task: str | None = None
     split: str | None = None
+    skip_bad_records: bool = False  # load the readable records; the others are in dataset.skipped, with why
 
     def __post_init__(self) -> None:
         for name in ("data", "labels"):
@@ -90,7 +91,7 @@ def load(spec: DataSpec) -> ECGDataset:
     from ecg.data.loader import load_dataset
 
     return load_dataset(spec.data, labels=spec.labels, leads=spec.leads, fs=spec.fs, length=spec.length,
-                        task=spec.task)
+                        task=spec.task, skip_bad_records=spec.skip_bad_records)
 
 
 @dataclass

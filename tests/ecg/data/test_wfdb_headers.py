@@ -187,3 +187,18 @@ def test_a_folder_without_bad_records_warns_nothing(tmp_path):
 def test_the_fifty_shared_cinc_records_need_no_skipping(cinc_dir):
     dataset = load_dataset(cinc_dir, use_cache=False, skip_bad_records=True)
     assert len(dataset) == 50 and dataset.skipped == {}
+
+
+def test_a_data_spec_carries_skip_bad_records_through_load_and_run_json(tmp_path, monkeypatch):
+    from ecg.data.source import DataSpec, load
+
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+
+    folder = _folder_with_bad_records(tmp_path / "db")
+    spec = DataSpec(data=folder, length=100, skip_bad_records=True)
+    assert DataSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["skip_bad_records"] is True
+    with pytest.warns(UserWarning, match=r"skipped 3 record"):
+        dataset = load(spec)
+    assert len(dataset) == 4 and set(dataset.skipped) == {"B1", "B2", "B3"}
+    with pytest.raises(DataError, match=r"3 of 7 records cannot be read"):
+        load(DataSpec(data=folder, length=100))
