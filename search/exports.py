@@ -204,6 +204,7 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
             row[f"last_{name}"] = float(last[name]) if last is not None and name in last else None
         row["train_time_s"] = float(record.epochs["epoch_time_s"].sum()) if "epoch_time_s" in record.epochs else None
         row.update(_costs(record.epochs))
+        row.update(_placement(record.epochs))
         rows.append(row)
     frame = pd.DataFrame(rows)
     for column in ("stopped_at_epoch", "best_epoch", "optuna_trial_number", "params", "macs"):
@@ -219,6 +220,22 @@ def _costs(epochs: pd.DataFrame) -> dict[str, float | None]:
         values = epochs[name].dropna() if name in epochs else pd.Series(dtype=float)
         out[name] = float(values.iloc[-1]) if len(values) else None
     out["peak_mem_mb"] = float(epochs["peak_mem_mb"].max()) if "peak_mem_mb" in epochs else None
+    return out
+
+
+def _placement(epochs: pd.DataFrame) -> dict[str, str | None]:
+    """Where the trial's last epoch ran: `gpu_ids` (what ray.get_gpu_ids() gave it, "0,1" for two, empty
+    without a GPU share) and `device` (what it trained on: a GPU share without CUDA trains on the CPU)."""
+    out: dict[str, str | None] = {}
+    for name in ("gpu_ids", "device"):
+        value = epochs[name].iloc[-1] if name in epochs and len(epochs) else None
+        if value is None:
+            out[name] = None  # a trial that reported nothing, or one from before these columns
+        elif pd.isna(value):
+            out[name] = ""  # progress.csv reads an empty id list back as NaN
+        else:
+            # ... and a single id "0" as the number 0 (or 0.0 when another trial's row was "0,1")
+            out[name] = str(value) if isinstance(value, str) else str(int(value))
     return out
 
 
