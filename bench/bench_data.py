@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecg.data import HEFEI_LEADS, N_SAMPLES, ECGDataset, load_dataset  # noqa: E402
 from ecg.data import cache  # noqa: E402
-from ecg.data.hefei import parse_record  # noqa: E402
+from ecg.data.hefei import _first_ragged_row, parse_record  # noqa: E402
 from ecg.data.parallel import available_cores, parse_all  # noqa: E402
 
 FULL_SIZE = 20_000
@@ -72,6 +72,14 @@ def full_cache_load(cache_dir: Path, template: ECGDataset) -> float:
     return seconds
 
 
+def row_check_cost(path: Path) -> tuple[float, float]:
+    """ms per record of the values-per-row check and of numpy's text parse, on one file (best of 200)."""
+    body = path.read_bytes().split(b"\n", 1)[1]
+    _, check_s = timed(lambda: [_first_ragged_row(body, len(HEFEI_LEADS)) for _ in range(20)], repeats=10)
+    _, parse_s = timed(lambda: [np.fromstring(body, dtype=np.int64, sep=" ") for _ in range(20)], repeats=10)
+    return check_s / 20 * 1e3, parse_s / 20 * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="200 records, no full-size cache entry")
@@ -99,6 +107,8 @@ def main() -> None:
         print(f"{'first load incl. cache write + fingerprint':<50} {n / first_s:>8.0f} r/s")
         print(f"{f'cached load of {n} records (best of 3)':<50} {cached_s:>10.3f} s")
         print(f"{'cached load scaled to 20,000 records':<50} {scaled:>10.2f} s   <= 3 s")
+        check_ms, text_ms = row_check_cost(paths[0])
+        print(f"{'values-per-row check / numpy text parse, per record':<50} {check_ms:>5.2f} / {text_ms:.2f} ms")
         if not args.smoke:
             full_s = full_cache_load(cache_dir, first)
             print(f"{'cached load of a 20,000-record entry (best of 3)':<50} {full_s:>10.2f} s   <= 3 s "
