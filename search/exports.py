@@ -20,6 +20,8 @@ from search.faults import FATAL_FILE, trial_number
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
 SUMMARY_METRICS = ("val_micro_f1", "val_macro_f1", "val_loss", "train_loss", "val_micro_precision",
                    "val_micro_recall", "val_exact_match", "val_macro_auc")
+# ... and those only some data defines (CinC 2021's Challenge score), summarised where the trial reported them.
+TASK_METRICS = ("val_challenge_score",)
 # Costs each trial reports once (ecg.train.costs), as trials.csv columns.
 COST_METRICS = ("params", "macs", "latency_ms_b1", "latency_ms_b64")
 # Ray's own bookkeeping columns that epochs.csv leaves out.
@@ -197,10 +199,11 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
         row.update(record.config)
         best = record.best(metric, mode)
         row["best_epoch"] = int(best["epoch"]) if best is not None else None
-        for name in SUMMARY_METRICS:
+        summarised = SUMMARY_METRICS + tuple(m for m in TASK_METRICS if m in record.epochs)
+        for name in summarised:
             row[f"best_{name}"] = float(best[name]) if best is not None and name in best else None
         last = record.epochs.iloc[-1] if len(record.epochs) else None
-        for name in SUMMARY_METRICS:
+        for name in summarised:
             row[f"last_{name}"] = float(last[name]) if last is not None and name in last else None
         row["train_time_s"] = float(record.epochs["epoch_time_s"].sum()) if "epoch_time_s" in record.epochs else None
         row.update(_costs(record.epochs))
