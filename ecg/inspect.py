@@ -32,7 +32,7 @@ def _lengths(path: Path) -> dict | None:
         return None
     from ecg.data.physionet import read_wfdb_lengths
 
-    pairs = read_wfdb_lengths(path)
+    pairs, short = read_wfdb_lengths(path)
     seconds = np.array([n / fs for fs, n in pairs if fs and n is not None], dtype=float)
     target = N_SAMPLES / FS
     rates = Counter(f"{fs:g}" for fs, _ in pairs if fs)
@@ -40,7 +40,8 @@ def _lengths(path: Path) -> dict | None:
             "seconds": ({"min": float(seconds.min()), "median": float(np.median(seconds)),
                          "max": float(seconds.max())} if len(seconds) else None),
             "longer": int((seconds > target).sum()), "shorter": int((seconds < target).sum()),
-            "rates": dict(sorted(rates.items(), key=lambda kv: -kv[1]))}
+            "rates": dict(sorted(rates.items(), key=lambda kv: -kv[1])),
+            "short_signal_files": {"count": len(short), "first": list(short.values())[:SHOWN]}}
 
 
 def _unknown_label_rows(path: Path, labels: str | None) -> list[str]:
@@ -91,6 +92,10 @@ def _render_checks(report: dict) -> list[str]:
         lines.append(f"lengths (from the headers): median {sec['median']:g} s, min {sec['min']:g} s, max "
                      f"{sec['max']:g} s; {lengths['longer']} longer than {target:g} s (their first {target:g} s "
                      f"are read), {lengths['shorter']} shorter (zero-padded at the end); rates: {rates}")
+    short = (lengths or {}).get("short_signal_files") or {"count": 0}
+    if short["count"]:
+        lines.append(f"signal files shorter than their header says (will not load): {short['count']} "
+                     f"(first: {'; '.join(short['first'])})")
     if report["skipped"]:
         lines.append(f"skipped as unreadable: {len(report['skipped'])}")
         lines += [f"  {item['record']}: {item['reason']}" for item in report["skipped"]]

@@ -312,16 +312,43 @@ def read_wfdb_labels(path: Path, labels: Path | None = None, present_only: bool 
     return dataset, present, headers
 
 
-def read_wfdb_lengths(path: Path) -> list[tuple[float | None, int | None]]:
-    """(rate in Hz, samples) of every readable header below `path`, from the record lines alone."""
-    out = []
-    for header in find_headers(path):
+SIGNAL_FORMAT = re.compile(r"(\d+)(?:x\d*)?(?::\d*)?(?:\+(\d+))?")  # '16', '16+24', '16x1+24', '212'
+
+
+def short_signal_file(header: Path) -> str | None:
+    """Why the record's signal file cannot hold what its header says, from the header text and file sizes
+    alone; None when it can, when the header gives no length, or when a file is missing (not yet downloaded:
+    counted apart)."""
+    text = read_header_text(header)
+    if not text.n_samples or not all((header.parent / name).exists() for name in text.files):
+        return None
+    formats = [SIGNAL_FORMAT.match(line.split()[1]) if len(line.split()) > 1 else None
+               for line in text.lines[1:1 + text.n_sig]]
+    if not all(formats):
+        return None  # wfdb names the bad signal line when the record is read
+    try:
+        _check_signal_files(header, text.files, [m.group(1) for m in formats],
+                            [int(m.group(2) or 0) for m in formats], text.n_samples)
+    except DataError as error:
+        return str(error)
+    return None
+
+
+def read_wfdb_lengths(path: Path) -> tuple[list[tuple[float | None, int | None]], dict[str, str]]:
+    """(rate in Hz, samples) of every readable header below `path`, from the record lines alone, and
+    {record id: reason} of the records whose signal file is shorter than the header says."""
+    lengths, short = [], {}
+    headers = find_headers(path)
+    for header, rid in zip(headers, record_ids(path, headers)):
         try:
             text = read_header_text(header)
+            problem = short_signal_file(header)
         except DataError:  # reported by the labels pass
             continue
-        out.append((text.fs, text.n_samples))
-    return out
+        lengths.append((text.fs, text.n_samples))
+        if problem:
+            short[rid] = problem
+    return lengths, short
 
 
 def _missing_signal(header: Path) -> str:

@@ -95,7 +95,8 @@ def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
                                                                 {"record": "A3", "age": -1.0}]}
     assert report["lengths"] == {"target_seconds": 10.0, "known": 3, "unknown": 0,
                                  "seconds": {"min": 10.0, "median": 10.0, "max": 24.0},
-                                 "longer": 1, "shorter": 0, "rates": {"500": 2, "257": 1}}
+                                 "longer": 1, "shorter": 0, "rates": {"500": 2, "257": 1},
+                                 "short_signal_files": {"count": 0, "first": []}}
     assert main([str(folder)]) == 0
     text = capsys.readouterr().out
     assert "records with no label: 1 (first: A2)" in text
@@ -134,3 +135,18 @@ def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_recor
     assert "not a WFDB header" in report["skipped"][0]["reason"]
     text = run("--skip-bad-records")
     assert "skipped as unreadable: 1\n  BAD: " in text.stdout
+
+
+def test_signal_files_shorter_than_their_header_are_reported_without_reading_them(tmp_path, capsys):
+    folder = _wfdb_folder(tmp_path / "db")
+    mat = folder / "A2.mat"
+    mat.write_bytes(mat.read_bytes()[:24 + 12 * 2 * 6000])  # half of A2's 12,000 samples
+    (folder / "A3.mat").unlink()  # not downloaded yet: counted by signals_present, not as short
+    assert main([str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["signals_present"] == 2
+    assert report["lengths"]["short_signal_files"] == {
+        "count": 1, "first": [f"{folder / 'A2.hea'}: header says 12000 samples x 12 signals in A2.mat (288024 bytes) "
+                              "but the file has 144024 bytes"]}
+    assert main([str(folder)]) == 0
+    assert "signal files shorter than their header says (will not load): 1 (first: " in capsys.readouterr().out
