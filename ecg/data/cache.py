@@ -19,7 +19,9 @@ import numpy as np
 
 from ecg.data.dataset import ECGDataset
 
-CACHE_VERSION = 1  # bump when the parsed form changes, so old entries are not reused
+# Bump when the parsed form changes, so old entries are not reused. 2: Hefei rows are checked for their
+# values per row and WFDB headers naming their .mat load, so a version-1 entry may hold a record read wrongly.
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
