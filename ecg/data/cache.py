@@ -20,7 +20,8 @@ import numpy as np
 from ecg.data.dataset import ECGDataset
 
 # Bump when the parsed form changes, so old entries are not reused. 2: Hefei rows are checked for their
-# values per row and WFDB headers naming their .mat load, so a version-1 entry may hold a record read wrongly.
+# values per row (a version-1 entry may hold a ragged record read wrongly), and long WFDB records at another
+# rate are cut at length/fs seconds before resampling (their last samples differ slightly).
 CACHE_VERSION = 2
 
 

@@ -3,7 +3,12 @@
 Labels, age and sex come from the PhysioNet/CinC header comments (`# Age: 63`, `# Sex: Female`,
 `# Dx: 426783006,164889003` SNOMED CT codes, which become the class names, sorted), or from a labels CSV
 (`record`, `labels` separated by ';', optional `age`, `sex`) for headers that carry free text.
-Signals are read in physical units and brought to Hefei units, rate and length by `ecg.data.scale`.
+Signals are read in physical units and brought to Hefei units, rate and length by `ecg.data.scale`; only
+the first `length / fs` seconds of a longer record are read.
+
+Headers are taken as the PhysioNet/CinC 2020-2021 releases distribute them (docs/data.md lists the forms):
+wfdb reads all of them except a record line that names the signal file (`A0001.mat 12 500 7500`), which
+it refuses and the Challenge's helper code accepts; that one is read through a normalised copy.
 """
 from __future__ import annotations
 
