@@ -54,3 +54,19 @@ def test_bench_search_smoke_writes_every_figure(tmp_path) -> None:
     for name in ("asha_vs_fifo.csv", "tpe_vs_random.csv", "overhead.csv", "trial_start.csv", "concurrency.csv",
                  "asha_fifo_curve.png", "tpe_random_curve.png", "README.md"):
         assert (out_dir / name).stat().st_size > 0, name
+
+
+@pytest.mark.slow
+def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path) -> None:
+    import pandas as pd
+
+    out_dir = tmp_path / "thresholds"
+    out = run_bench("bench_thresholds.py", "--runs-dir", str(tmp_path / "runs"), "--out", str(out_dir),
+                    env={"ECG_CACHE_DIR": str(tmp_path / "cache")})
+    assert "rank1@0.5_micro" in out and "Goal: chosen micro-F1" in out
+    table = pd.read_csv(out_dir / "thresholds.csv")
+    assert len(table) == 1 and table["rank1_rule"].iloc[0] in ("0.5", "global", "per_class")
+    assert table[["rank1@0.5_micro", "rank1@chosen_micro", "greedy@chosen_micro"]].stack().between(0, 1).all()
+    assert "python bench/bench_thresholds.py --smoke" in (out_dir / "README.md").read_text()
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "report.html").stat().st_size > 0  # rebuilt from the re-evaluated results

@@ -29,8 +29,12 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
                    "failures", "retries", "error", "family", "model/version", "model/stem_kernel", "model/width",
                    "model/dropout", "model/use_age_sex", "optim/lr", "optim/batch_size", "optim/schedule",
                    "best_epoch", "best_val_micro_f1", "best_val_macro_f1", "last_val_micro_f1", "last_val_loss",
-                   "train_time_s"):
+                   "train_time_s", "optuna_trial_number", "params", "macs", "latency_ms_b1", "latency_ms_b64",
+                   "peak_mem_mb"):
         assert column in trials.columns, column
+    assert (trials["params"] > 0).all() and (trials["macs"] > trials["params"]).all()
+    assert (trials["latency_ms_b1"] > 0).all() and (trials["peak_mem_mb"] > 0).all()
+    assert sorted(trials["optuna_trial_number"]) == list(range(6))
     stopped = trials[trials["stopped_by_asha"]]
     assert len(stopped) >= 2  # rung 1 keeps 1/3 of the trials
     assert (stopped["epochs_run"] < 3).all() and (stopped["stopped_at_epoch"] == stopped["epochs_run"]).all()
@@ -60,10 +64,17 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     config = TrialConfig.from_csv(run_dir / "best_configs.csv")
     assert config.family == "ecgnet" and config.optim.epochs == 3
 
+    assert {"best_epoch", "params"} <= set(best.columns)
     test = cli.read_csv(run_dir / "test_results.csv")
-    assert test["model"].tolist() == ["rank1", "rank1", "rank2", "rank2", "ensemble", "ensemble"]
-    assert {"test_micro_f1", "test_macro_f1", "test_micro_precision", "test_micro_recall", "test_exact_match",
-            "test_macro_auc"} <= set(test.columns)
+    models = ["rank1", "rank2", "ensemble_topk", "ensemble_greedy"]
+    assert test["model"].tolist() == [m for m in models for _ in range(3)]
+    assert test["thresholds"].astype(str).tolist() == ["0.5", "global", "per_class"] * 4
+    assert test.groupby("model")["chosen"].sum().to_dict() == {m: 1 for m in models}  # one rule per model
+    assert {"test_micro_f1", "test_macro_f1", "test_macro_f1_present", "test_micro_precision", "test_micro_recall",
+            "test_exact_match", "test_macro_auc", "cv_score", "val_micro_f1", "val_macro_f1", "best_epoch", "params",
+            "n_test_records", "test_positives"} <= set(test.columns)
+    at_half = test[test["thresholds"].astype(str) == "0.5"].set_index("model")
+    assert at_half.loc["ensemble_greedy", "val_micro_f1"] >= at_half.loc["rank1", "val_micro_f1"] - 1e-9
     per_class = pd.read_csv(run_dir / "per_class.csv")
     assert {"model", "thresholds", "class", "f1", "precision", "recall", "support", "threshold"} <= set(per_class.columns)
     split = pd.read_csv(run_dir / "split.csv")
@@ -74,6 +85,10 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     assert {"torch", "ray", "optuna"} <= set(info["versions"]) and info["git"]["commit"]
     assert info["data"]["fingerprint"] and info["hardware"]["cpus"] >= 1
     assert info["study_trials"] == 6 and len(cli.study_trials(run_dir)) == 6
+    assert info["search_constants"]["optim/epochs"] == 3 and "optim/lr" not in info["search_constants"]
+    assert info["chosen_model"]["model"] in models and info["evaluation_device"] == "cpu"
+    report = (run_dir / "report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 6 and "Ensemble members and weights" in report
     assert "Test results" in proc.stdout and "ensemble" in proc.stdout
 
     # Only the best checkpoint of each trial is kept.
