@@ -77,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
                    help="what the search optimises (default: the data's convention: val_macro_auc for PTB-XL, "
                         "val_challenge_score with --task cinc2021, else val_micro_f1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="Ray Tune's full console output (every trial's config, a table each step) and the "
+                        "trials' own output (default: a compact status and one line per finished trial)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (its torch threads)")
     p.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPUs per trial, fractional to share a GPU (0.5: two trials per GPU) "

@@ -85,6 +85,7 @@ class SearchOptions:
     dashboard_host: str = "127.0.0.1"
     max_failures: int = 2
     resume: Path | None = None
+    verbose: bool = False  # -v: Ray Tune's own console output instead of search.progress's compact one
     # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' shape (`fs`, also
     # --fs: None means the hardware's rate for the synthetic set, 500 Hz for --data; `length` is always 10 s).
     gpu: bool | None = field(default=None, repr=False)

@@ -22,6 +22,7 @@ from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_ch
 from search.data import TrialData
 from ecg.selection import best_so_far, metric_mode
 from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, trial_number
+from search.progress import epoch_line
 
 
 def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
@@ -102,6 +103,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
                 ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
         else:
             ray.tune.report(metrics)
+    trial_id = context.get_trial_id()
 
     # Trial start-up: entering the trainable to the start of training (checkpoint, model build, fault marker).
     setup_s = time.time() - entered
@@ -116,3 +118,6 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
                   f"trial a larger GPU share (--gpus-per-trial, now {gpus:g}) ({str(err).splitlines()[0]})")
         folder.write(FATAL_FILE, {"reason": reason})
         raise TrialFailed(reason) from err
+        # One line per epoch in this worker's log: the Ray dashboard's log of the trial actor shows it live.
+        print(epoch_line(trial_id, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),
+              flush=True)

@@ -3,6 +3,7 @@ per-trial resources, best-checkpoint-only retention and retries."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,16 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.data import TrialData
 from search.options import SearchOptions
+from search.progress import SearchProgress
 from search.trainable import train_trial
 from spaces import SpaceContext, build_space
 
 STUDY_FILE = "optuna.db"
 STUDY_NAME = "search"
 EXPERIMENT_NAME = "tune"
+# User attributes of each study trial: the Ray trial it is, and its number in trials.csv (`trial_number`).
+RAY_TRIAL_ID_ATTR = "ray_trial_id"
+TRIAL_NUMBER_ATTR = "trial_number"
 
 
 def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
@@ -38,23 +43,64 @@ class OptunaSearchTellingStops(OptunaSearch):
     """
 
     def __init__(self, *args: Any, max_epochs: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self._max_epochs = max_epochs
+        # Trials this searcher asked the study for, in order: the n-th is Ray's trial number n (Ray's
+        # SearchGenerator numbers the trials it creates from our suggestions 1, 2, ...: the number in the trial
+        # folder's name and trials.csv's `trial_number`). Saved with the searcher, so a resume counts on.
+        self._suggested = 0
+        self._last_step: dict[str, int] = {}  # the last epoch reported as an intermediate value, per trial
+        super().__init__(*args, **kwargs)
+
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        # optuna-dashboard and study.trials_dataframe() then call the value by its name, not "value".
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._ot_study.set_metric_names([self._metric])
+
+    def suggest(self, trial_id: str) -> dict | None:
+        new = trial_id not in self._ot_trials
+        config = super().suggest(trial_id)
+        if new and trial_id in self._ot_trials:
+            self._suggested += 1
+            ot_trial = self._ot_trials[trial_id]
+            ot_trial.set_user_attr(RAY_TRIAL_ID_ATTR, trial_id)
+            ot_trial.set_user_attr(TRIAL_NUMBER_ATTR, self._suggested)
+        return config
 
     def _suggest_from_define_by_run_func(self, func: Any, ot_trial: optuna.Trial) -> dict:
         # Our spaces return the trial's whole flat config (spaces.Space). Ray's version would add every Optuna
         # parameter name as well, and in `all` those are family-qualified study names, not config names.
         return func(ot_trial)
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, result)
+        self._last_step[trial_id] = result["training_iteration"]
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         epochs_run = (result or {}).get("training_iteration", self._max_epochs)
         stopped_early = bool(result) and not error and epochs_run < self._max_epochs
-        if stopped_early:
-            # The result that made the scheduler stop the trial was never passed to on_trial_result; report it
-            # as the last intermediate value, which Optuna keeps as a pruned trial's value.
+        if result and self.metric in result and self._last_step.get(trial_id) != result["training_iteration"] \
+                and trial_id not in self._completed_trials:
+            # The result that ended the trial (ASHA's stop, or max_epochs) was never passed to on_trial_result:
+            # report it too, so the study's curve has every epoch; a pruned trial's value is its last one.
             self.on_trial_result(trial_id, result)
+        self._last_step.pop(trial_id, None)
         # Without a result and without an error, OptunaSearch tells the trial as PRUNED.
         super().on_trial_complete(trial_id, result=None if stopped_early else result, error=error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's restore (`--resume`), then fail the study's RUNNING trials this searcher does not own.
+
+        Those are proposals made after the experiment state that `--resume` restores was saved (the study in
+        SQLite is written at once, the state every few seconds): no Ray trial will ever report them, so left
+        RUNNING they would sit in the study and in optuna-dashboard as running for the whole resumed search.
+        """
+        super().restore(checkpoint_path)
+        owned = {t._trial_id for t in self._ot_trials.values()}  # noqa: SLF001 (optuna.Trial's storage id)
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if frozen._trial_id not in owned:  # noqa: SLF001
+                self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
 def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searcher:
@@ -100,13 +146,19 @@ def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = N
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=options.metric,
                                                 checkpoint_score_order=options.metric_mode),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
-        callbacks=callbacks,
-        verbose=1,
+        # Quiet by default: our SearchProgress prints a status and one line per trial; -v: Ray's own output.
+        callbacks=[*(callbacks or []), *([] if options.verbose else [progress_callback(options)])],
+        verbose=2 if options.verbose else 0,
     )
 
 
 def _allow_forced_snapshots() -> None:
     """Silence Ray's "snapshotting triggered multiple times" warning, which would print on most epochs.
+def progress_callback(options: SearchOptions) -> SearchProgress:
+    return SearchProgress(options.metric, options.trial_metric, options.metric_mode, options.max_epochs,
+                          asha=options.scheduler == "asha")
+
+
 
     With `num_to_keep=1` every new best checkpoint deletes the previous one, so Ray saves the experiment state
     right away to keep it pointing at a checkpoint that exists: that is what lets `--resume` continue every
@@ -123,13 +175,25 @@ def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every
                                   # trial pays a Python + torch start (5-7 s measured here, bench/bench_search.py).
-                                  reuse_actors=True)
+                                  reuse_actors=True, trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable(options, data), tune_config=tune_config,
                       run_config=run_config(options, run_dir, callbacks))
 
 
 def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
     return storage_root(options, run_dir) / EXPERIMENT_NAME
+def trial_dirname(trial: Any) -> str:
+    """`train_trial_<trial id>_<number>_<family>`: the trial folder, and so the trial's TensorBoard run name.
+
+    Ray's default appends every sampled parameter and the date (~200 characters, cut mid-name); this keeps
+    the `<trainable>_<trial id>_<number>_` prefix that `search.faults.trial_number` and the tests read.
+    `experiment_tag` starts with the number Ray's SearchGenerator gave the trial ("3_family=...").
+    """
+    number = str(trial.experiment_tag).split("_", 1)[0]
+    family = str((trial.config or {}).get("family", "trial"))
+    return f"{trial.trainable_name}_{trial.trial_id}_{number}_{family}"
+
+
 
 
 def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tune.Tuner:
