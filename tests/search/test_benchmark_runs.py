@@ -1,0 +1,92 @@
+"""The field's benchmarks through launch.py and ecg.inspect as a user runs them: a PTB-XL-layout folder (written
+by tests/conftest.py with wfdb, real statement table) and the shared CinC 2021 sample, in tiny searches."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+TINY = ("--space", "ecgnet", "--num-samples", "2", "--max-epochs", "1", "--top-k", "2", "--cpus-per-trial", "1",
+        "--seed", "0")
+
+
+def _official(record_ids: pd.Series) -> list[str]:
+    """strat_fold is i % 10 + 1 for ecg_id i + 1 in the fixture: folds 1-8 train, 9 val, 10 test."""
+    folds = (record_ids.astype(int) - 1) % 10 + 1
+    return ["train" if f <= 8 else "val" if f == 9 else "test" for f in folds]
+
+
+def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli):
+    proc = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", "superdiagnostic"],
+                          cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "records: 50  (signal files present: 50)"
+    assert lines[1] == ("task: superdiagnostic  split: official  search metric by default: val_macro_auc  "
+                        "(left out, no label in the task: 10)")
+    # superclass counts of the fixture's cycle (tests/ecg/data/test_ptbxl.py); official folds 8/1/1 of 10
+    table = {line.split()[-1]: [int(v) for v in line.split()[1:5]] for line in lines[4:9]}
+    assert table == {"CD": [10, 8, 2, 0], "HYP": [10, 8, 0, 2], "MI": [20, 16, 2, 2], "NORM": [20, 16, 2, 2],
+                     "STTC": [10, 8, 2, 0]}
+    assert "split: train 40 (80.0%), val 6 (12.0%), test 4 (8.0%)" in lines
+    for task, n_classes in (("all", 71), ("diagnostic", 44), ("subdiagnostic", 23), ("form", 19), ("rhythm", 12)):
+        proc = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", task, "--json"],
+                              cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
+        report = json.loads(proc.stdout)
+        assert len(report["classes"]) == n_classes and report["convention"]["split"] == "official", task
+    bad = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", "cinc2021"],
+                         cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("this is ptbxl data")
+
+
+@pytest.mark.slow
+def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(ptbxl_dir, cli, tmp_path):
+    proc = cli.launch(*TINY, "--data", str(ptbxl_dir), "--fs", "100", "--leads", "12", "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = cli.only_run(tmp_path)
+    assert proc.stdout.strip().splitlines()[-1] == f"results in {run_dir}"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["data"]["convention"] == {"task": "all", "split": "official", "metric": "val_macro_auc"}
+    assert info["args"]["metric"] == "val_macro_auc"
+    assert (info["data"]["fs"], info["data"]["samples"], info["data"]["leads"], info["data"]["classes"]) == (100, 1000, 12, 71)
+    split = pd.read_csv(run_dir / "split.csv", dtype=str)
+    assert len(split) == 60 and split["split"].tolist() == _official(split["record_id"])
+    trials = cli.read_csv(run_dir / "trials.csv")
+    assert "best_val_macro_auc" in trials.columns and len(trials) == 2
+    results = cli.read_csv(run_dir / "test_results.csv")
+    for column in ("test_macro_auc", "test_macro_auc_low", "test_macro_auc_high", "test_micro_f1", "test_macro_f1"):
+        assert column in results.columns, column
+    assert (results["test_macro_auc_low"] <= results["test_macro_auc"] + 1e-9).all()
+    assert (results["test_macro_auc"] <= results["test_macro_auc_high"] + 1e-9).all()
+    assert "test_challenge_score" not in results.columns and not (run_dir / "per_source.csv").exists()
+
+
+@pytest.mark.slow
+def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_path):
+    proc = cli.launch(*TINY, "--data", str(cinc_dir), "--task", "cinc2021", "--metric", "val_challenge_score",
+                      "--results-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = cli.only_run(tmp_path)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["data"]["convention"] == {"task": "cinc2021", "split": "stratified", "metric": "val_challenge_score"}
+    assert info["data"]["classes"] == 26
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    assert epochs["best_so_far_val_challenge_score"].tolist() == pytest.approx(epochs["val_challenge_score"].tolist())
+    trials = cli.read_csv(run_dir / "trials.csv")
+    study = sorted(t.value for t in cli.study_trials(run_dir))
+    assert study == pytest.approx(sorted(trials["best_val_challenge_score"]))  # Optuna's value is the score
+    results = cli.read_csv(run_dir / "test_results.csv")
+    assert {"val_challenge_score", "test_challenge_score"} <= set(results.columns)
+    assert results["test_challenge_score"].between(-5, 1).all()
+    sources = pd.read_csv(run_dir / "per_source.csv")
+    split = pd.read_csv(run_dir / "split.csv", dtype=str)
+    test_ids = split.loc[split["split"] == "test", "record_id"]
+    expected = test_ids.str.extract(r"^([A-Z]+)")[0].value_counts().sort_index()
+    one = sources[(sources["model"] == "rank1") & (sources["thresholds"] == "0.5")]
+    assert dict(zip(one["source"], one["records"])) == expected.to_dict()
+    assert set(one["database"]) <= {"Georgia", "PTB-XL", "Chapman-Shaoxing/Ningbo"}
+    assert np.isfinite(one["challenge_score"]).all()
