@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> Path:
     device = resolve_device(args.device)
 
     dataset = load_records(choice.spec)
-    splits = split_records(dataset, seed=choice.split_seed, existing=choice.split)
+    splits = split_records(dataset, seed=choice.split_seed, existing=choice.split, spec=choice.spec)  # PTB-XL: official
     train, val, test = splits.train, splits.val, splits.test
     out = args.out or Path("results") / f"train-{trial.family}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
