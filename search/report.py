@@ -283,7 +283,7 @@ def learning_curves(run: Run) -> Section:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     for ax, column in ((axes[0], metric), (axes[1], "train_loss" if "train_loss" in run.epochs else metric)):
         for trial_id, frame in run.epochs.groupby("trial_id"):
-            line, = ax.plot(frame["epoch"], frame[column], alpha=0.6, lw=1)
+            line, = ax.plot(frame["epoch"], frame[column], alpha=0.6, lw=1, marker=".")  # a 1-epoch trial shows too
             if trial_id in stopped:
                 ax.scatter(frame["epoch"].iloc[-1:], frame[column].iloc[-1:], marker="x", color=line.get_color(), s=40)
         for rung in asha_rungs(run.args):
@@ -308,11 +308,12 @@ def importances(run: Run) -> Section:
     notes = []
     for name, evaluator in (("fANOVA", FanovaImportanceEvaluator(seed=0)), ("PED-ANOVA", PedAnovaImportanceEvaluator())):
         try:
-            with warnings.catch_warnings():
+            # Optuna switches matplotlib to its own style globally; the context puts the rest back afterwards.
+            with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")  # Optuna flags its matplotlib backend as experimental
                 ax = plot_param_importances(study, evaluator=evaluator)
-            ax.set_xlabel(f"{name} importance for {run.metric}")
-            section.figures.append(_png(ax.figure))
+                ax.set_xlabel(f"{name} importance for {run.metric}")
+                section.figures.append(_png(ax.figure))
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
             plt.close("all")
             notes.append(f"{name}: not computable here ({err})")
@@ -461,7 +462,9 @@ def costs(run: Run) -> Section:
     for ax, cost in zip(axes, needed):
         for family, frame in run.trials.groupby("family") if "family" in run.trials else [("all", run.trials)]:
             ax.scatter(frame[cost], frame[column], label=family, alpha=0.7)
-        ax.set_xscale("log")
+        values = run.trials[cost].dropna()
+        if len(values) and values.min() > 0 and values.max() / values.min() > 10:
+            ax.set_xscale("log")  # families differ by orders of magnitude; within one family a linear axis reads better
         ax.set_xlabel({"params": "parameters", "macs": "MACs per record", "latency_ms_b1": "latency, batch 1 (ms/record)",
                        "latency_ms_b64": "latency, batch 64 (ms/record)"}[cost])
         ax.set_ylabel(column)
