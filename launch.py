@@ -81,6 +81,8 @@ def parser() -> argparse.ArgumentParser:
                    help="Ray Tune's full console output (every trial's config, a table each step) and the "
                         "trials' own output (default: a compact status and one line per finished trial)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (its torch threads)")
+    p.add_argument("--memory-per-trial", type=float, default=None, metavar="GIB",
+                   help="RAM Ray reserves for each trial, in GiB (default: none reserved)")
     p.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPUs per trial, fractional to share a GPU (0.5: two trials per GPU) "
                         "(default: 1 when the machine has GPUs, else 0)")
@@ -101,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
                    help="retries of a failing trial from its last checkpoint (-1: unlimited)")
     p.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue an interrupted run (its other options come from RUN_DIR/run.json)")
+    p.add_argument("--trust-run-folder", action="store_true",
+                   help="with --resume: skip checking that this user's searches wrote the Ray state Ray will "
+                        "unpickle (only for a folder from a source you trust; see README, Safe by default)")
     p.add_argument("--list-spaces", action="store_true", help="print every space's parameters and ranges, and exit")
     return p
 
@@ -117,6 +122,12 @@ def list_spaces(gpu: bool) -> None:
             print(f"  {param:32s} {ranges}")
 
 
+def _refuse(err: BaseException, code: int = 2) -> int:
+    """One line on stderr, whatever the message holds (a reader's message may quote a bad file's line)."""
+    print(f"launch.py: error: {' '.join(str(err).split())}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list_spaces:
@@ -127,23 +138,28 @@ def main(argv: list[str] | None = None) -> int:
     values = {k: v for k, v in vars(args).items() if k != "list_spaces"}
     try:
         options = SearchOptions(**values)
+        if options.trust_run_folder and options.resume is None:
+            raise OptionError("--trust-run-folder only applies with --resume")
         if options.resume is None:
             options.check_environment()
         elif not (options.resume / "run.json").is_file():
             raise OptionError(f"--resume {options.resume}: no run.json there (not a run folder)")
     except OptionError as err:
-        print(f"launch.py: error: {err}", file=sys.stderr)
-        return 2
-    import search  # imports ray: only once the arguments are known to be good
+        return _refuse(err)
+    # Ray, torch and the data readers only from here, once the arguments are known to be good: --help and a
+    # refused value return in well under a second instead of ~7 s of imports.
+    from ecg.data.errors import DataError
+    from search import runner
 
     try:
-        search.run(options)
-    except OptionError as err:  # what only the cluster can tell (e.g. GPUs per node with --address)
-        print(f"launch.py: error: {err}", file=sys.stderr)
-        return 2
-    except search.SearchInterrupted as stop:
+        runner.run(options)
+    except (OptionError, DataError) as err:  # bad data, or what only the cluster can tell (GPUs per node)
+        return _refuse(err)
+    except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
+        return _refuse(err, code=1)
+    except runner.SearchInterrupted as stop:
         print(f"\nSearch interrupted; what finished is in {stop.run_dir}.\nResume with:\n  "
-              f"{search.resume_command(stop.run_dir)}")
+              f"{runner.resume_command(stop.run_dir)}")
         return 130
     return 0
 

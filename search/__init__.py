@@ -2,8 +2,21 @@
 
     from search import SearchOptions, run
     run_dir = run(SearchOptions(space="ecgnet"))      # results/ecgnet-<timestamp>/
-"""
-from search.options import OptionError, SearchOptions
-from search.runner import SearchInterrupted, resume_command, run
 
-__all__ = ["OptionError", "SearchInterrupted", "SearchOptions", "resume_command", "run"]
+The names are loaded on first use (PEP 562), so `import search.options` (what `launch.py --help` and a
+refused value need) does not import ray, torch or the trainable: about 7 s of imports on a 2-core machine.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {"OptionError": "search.options", "SearchOptions": "search.options", "SearchFailed": "search.runner",
+          "SearchInterrupted": "search.runner", "resume_command": "search.runner", "run": "search.runner"}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'search' has no attribute {name!r}")
+    return getattr(importlib.import_module(_NAMES[name]), name)

@@ -1,25 +1,45 @@
-"""Starting or joining Ray, and checking that the cluster can give what a trial asks for."""
+"""Starting or joining Ray, and checking that the cluster can give what a trial asks for.
+
+Safe by default on one machine: a local search's Ray (GCS, raylet, workers, dashboard and its agents, the
+metrics port) listens on loopback only, requires Ray's auth token (Ray 2.60's default for a local instance,
+unless RAY_AUTH_MODE=disabled), and the token file is user-only (0600). `--address` joins a cluster that its operator configured;
+`--dashboard-host` moves only the dashboard (with a warning). docs/reliability.md, "Safe by default".
+"""
 from __future__ import annotations
 
 import logging
 import os
+import stat
+import time
+from pathlib import Path
+from typing import Any
 
 import ray
+from ray._private import ray_constants
+from ray.tune import Callback
 
 from search.options import OptionError, SearchOptions
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# One authenticated GCS call decides whether `--address` can be joined; a refused port answers at once, a
+# host that drops packets within this bound (ray.init itself retries for 20 s to minutes with no cause given).
+PROBE_TIMEOUT_S = 10.0
+# A trial that waits this long with nothing running, for resources no live node has, ends the search.
+PLACEMENT_TIMEOUT_ENV = "ECG_SEARCH_PLACEMENT_TIMEOUT_S"
+PLACEMENT_TIMEOUT_S = 120.0
 # Whether `start` started Ray itself: `stop` shuts down only what it started, so a notebook, a benchmark or
 # a caller already connected to a cluster keeps its Ray across several searches.
 _started_here = False
+_saved_cluster_mode: tuple[bool, str | None] | None = None  # (Ray's flag, its env var) before start
 
 
 def start(options: SearchOptions) -> str | None:
     """`ray.init` on a new local instance, or on the cluster at `--address`; returns the dashboard URL.
 
     The dashboard binds to 127.0.0.1 unless `--dashboard-host` says otherwise: it can run jobs on the
-    cluster, so exposing it is warned about. Ray's token authentication is left as Ray configures it.
+    cluster, so exposing it is warned about. `--address` is probed first (`probe`): an unreachable cluster or
+    one refusing the token is one OptionError naming the address and the likely cause.
     """
     global _started_here
     if ray.is_initialized():
@@ -33,39 +53,196 @@ def start(options: SearchOptions) -> str | None:
             log.warning("the Ray dashboard will listen on %s: anyone who can reach it can run code on this "
                         "machine; keep it on 127.0.0.1 and use an SSH tunnel unless this network is trusted",
                         options.dashboard_host)
+        _listen_on_loopback_only()
+        _secure_token_file(create=True)  # Ray 2.60 turns token auth on for a local instance unless told not to
         # address="local": without it Ray joins the newest instance already running on this machine (another
         # user's launch.py, say) instead of starting this search's own.
         context = ray.init(address="local", include_dashboard=True, dashboard_host=options.dashboard_host,
                            runtime_env=runtime_env, configure_logging=True, logging_level=logging.WARNING,
-                           log_to_driver=True)
+                           log_to_driver=options.verbose)  # trials' own output: in their worker logs; -v here too
+        _secure_token_file()
     else:
-        context = ray.init(address=options.address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        address = probe(options.address)
+        context = ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
+                           log_to_driver=options.verbose)
     _started_here = True
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
+def _listen_on_loopback_only() -> None:
+    """Make the local instance's node address 127.0.0.1: Ray's gRPC servers (GCS, raylet, core workers) then
+    bind to loopback instead of every interface, and the dashboard agent, runtime-env agent and metrics
+    exporter follow the node address. Ray does this itself only on macOS and Windows, behind the flag below
+    (ray._private.services.get_node_ip_address); `stop` restores it for a later `--address` in this process."""
+    global _saved_cluster_mode
+    if _saved_cluster_mode is None:
+        _saved_cluster_mode = (ray_constants.ENABLE_RAY_CLUSTER,
+                               os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR))
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # processes that import Ray afresh agree
+
+
+def token_file() -> Path:
+    """Where Ray keeps its auth token: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token."""
+    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return Path(custom).expanduser() if custom else Path.home() / ".ray" / "auth_token"
+
+
+def _secure_token_file(create: bool = False) -> None:
+    """Ray writes its token file with the umask's mode (0644 here): anyone on the machine could read it and
+    use the cluster. Make it user-only; with `create`, write a new one user-only from the start, where Ray
+    would generate it (token auth not disabled, no token given in the environment)."""
+    path = token_file()
+    wanted = os.environ.get("RAY_AUTH_MODE", "token").lower() == "token" and not os.environ.get("RAY_AUTH_TOKEN")
+    if create and wanted and not path.exists():
+        from ray._private.authentication.authentication_token_generator import generate_new_authentication_token
+
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(generate_new_authentication_token())
+        except FileExistsError:  # another search wrote it a moment ago
+            pass
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO) and path.stat().st_uid == os.getuid():
+            path.chmod(0o600)
+    except FileNotFoundError:
+        pass
+
+
+def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
+    """The GCS address (HOST:PORT) of the cluster `address` names, after one authenticated call to it.
+
+    Raises OptionError (one line: the address and the likely cause) when there is no cluster to find, nothing
+    answers, or the cluster refuses this machine's token, instead of ray.init's retries without a cause.
+    """
+    import grpc
+    from ray._private.gcs_utils import create_gcs_channel
+    from ray._private.services import canonicalize_bootstrap_address
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    try:
+        resolved = canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError):
+        resolved = None
+    if not resolved:
+        raise OptionError(f"--address {address}: no running Ray cluster found on this machine (start one with "
+                          "`ray start --head`, or give the head node's HOST:PORT)")
+    channel = create_gcs_channel(resolved)
+    try:
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+            gcs_service_pb2.GetClusterIdRequest(), timeout=timeout_s)
+    except grpc.RpcError as err:
+        code = err.code()
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            where = "" if address == "auto" else ", or run on the head node with --address auto"
+            raise OptionError(f"--address {address}: the cluster at {resolved} refused this machine's Ray auth "
+                              f"token; set RAY_AUTH_TOKEN to the one `ray get-auth-token` prints on the head node"
+                              f"{where}") from None
+        cause = (err.details() or str(code)).rsplit(": ", 1)[-1]
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            cause = f"no answer within {timeout_s:g} s"
+        raise OptionError(f"--address {address}: cannot reach a Ray cluster at {resolved} ({cause}); is the head "
+                          "node started (`ray start --head`) and its port open? On the head node use "
+                          "--address auto") from None
+    finally:
+        channel.close()
+    return resolved
+
+
+def _live_nodes() -> list[dict[str, float]]:
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
 def gpu_capacity() -> tuple[float, float]:
     """(total GPUs in the cluster, most GPUs on any one node), from the live nodes Ray knows."""
-    per_node = [node.get("Resources", {}).get("GPU", 0.0) for node in ray.nodes() if node.get("Alive")]
+    per_node = [resources.get("GPU", 0.0) for resources in _live_nodes()]
     return float(sum(per_node)), float(max(per_node, default=0.0))
 
 
 def check_capacity(options: SearchOptions) -> None:
-    """A trial must fit on one node: refuse `--gpus-per-trial`/`--cpus-per-trial` larger than any node has."""
-    _, gpus_on_largest = gpu_capacity()
-    if options.gpus_per_trial and options.gpus_per_trial > gpus_on_largest:
-        raise OptionError(f"--gpus-per-trial {options.gpus_per_trial:g} is more than any node of the cluster has "
-                          f"({gpus_on_largest:g} GPUs)")
-    cpus_on_largest = max((n.get("Resources", {}).get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
-    if options.cpus_per_trial > cpus_on_largest:
-        raise OptionError(f"--cpus-per-trial {options.cpus_per_trial:g} is more than any node of the cluster has "
-                          f"({cpus_on_largest:g} CPUs)")
+    """A trial must fit on one node: refuse `--gpus-per-trial`, `--cpus-per-trial` or `--memory-per-trial`
+    larger than any node has (one OptionError, before any trial is created)."""
+    where = "this machine" if options.address is None else "any node of the cluster"
+    nodes = _live_nodes()
+    largest = {key: max((node.get(key, 0.0) for node in nodes), default=0.0) for key in ("GPU", "CPU", "memory")}
+    if options.gpus_per_trial and options.gpus_per_trial > largest["GPU"]:
+        raise OptionError(f"--gpus-per-trial {options.gpus_per_trial:g} is more than {where} has "
+                          f"({largest['GPU']:g} GPUs)")
+    if options.cpus_per_trial > largest["CPU"]:
+        raise OptionError(f"--cpus-per-trial {options.cpus_per_trial:g} is more than {where} has "
+                          f"({largest['CPU']:g} CPUs)")
+    if options.memory_per_trial and options.memory_per_trial * 2**30 > largest["memory"]:
+        raise OptionError(f"--memory-per-trial {options.memory_per_trial:g} is more than {where} gives Ray trials "
+                          f"({largest['memory'] / 2**30:.1f} GiB)")
+    need = {"CPU": options.cpus_per_trial, "GPU": options.gpus_per_trial or 0.0,
+            "memory": (options.memory_per_trial or 0.0) * 2**30}
+    if not fits_a_node(need, nodes):
+        raise OptionError(f"no single node has {_describe(need)} at once, which each trial asks for")
+
+
+def fits_a_node(need: dict[str, float], nodes: list[dict[str, float]] | None = None) -> bool:
+    """Whether some live node has every resource in `need` (a trial is placed on one node)."""
+    nodes = _live_nodes() if nodes is None else nodes
+    return any(all(node.get(key, 0.0) >= amount for key, amount in need.items() if amount) for node in nodes)
+
+
+def _describe(need: dict[str, float]) -> str:
+    parts = [f"{need[key]:g} {key}s" for key in ("CPU", "GPU") if need.get(key)]
+    if need.get("memory"):
+        parts.append(f"{need['memory'] / 2**30:g} GiB memory")
+    return ", ".join(parts) or "no resources"
+
+
+class TrialUnplaceable(RuntimeError):
+    """Trials wait for resources that no live node has (e.g. the only GPU node left); the message says which."""
+
+
+class PlacementWatchdog(Callback):
+    """Ends the search when trials have waited `timeout_s` with nothing running for resources that no live node
+    has, instead of waiting forever (Ray Tune only warns, every minute). Trials that wait only because the
+    nodes are busy (another job) are left waiting: the check asks whether any node could ever hold one."""
+
+    def __init__(self, timeout_s: float | None = None) -> None:
+        self.timeout_s = timeout_s if timeout_s is not None else float(
+            os.environ.get(PLACEMENT_TIMEOUT_ENV, PLACEMENT_TIMEOUT_S))
+        self._waiting_since: float | None = None
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        pending = [t for t in trials if t.status == "PENDING"]
+        if not pending or any(t.status == "RUNNING" for t in trials):
+            self._waiting_since = None
+            return
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            return
+        if now - self._waiting_since < self.timeout_s:
+            return
+        need = {key: float(value) for key, value in pending[0].placement_group_factory.required_resources.items()}
+        if fits_a_node(need):
+            self._waiting_since = now  # the nodes are busy, not too small: look again later
+            return
+        raise TrialUnplaceable(f"trial {pending[0].trial_id} has waited {now - self._waiting_since:.0f} s for "
+                               f"{_describe(need)}, which no live node of the cluster has (a node left?); "
+                               f"stopping instead of waiting forever")
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: keep no timer across a resume
+        return {"timeout_s": self.timeout_s, "_waiting_since": None}
 
 
 def stop() -> None:
     """Shut Ray down if `start` started it; leave a Ray instance the caller started alone."""
-    global _started_here
+    global _started_here, _saved_cluster_mode
     if _started_here and ray.is_initialized():
         ray.shutdown()
     _started_here = False
+    if _saved_cluster_mode is not None:
+        ray_constants.ENABLE_RAY_CLUSTER, env_value = _saved_cluster_mode
+        if env_value is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = env_value
+        _saved_cluster_mode = None

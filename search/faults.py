@@ -9,6 +9,7 @@ Test hook (documented, off unless set): the environment variable `ECG_SEARCH_FAU
 purpose, e.g. `ECG_SEARCH_FAULT="raise@2"` or `"nan@1;trials=1,3"` or `"raise@2;times=1"`:
     kind     raise (a RuntimeError), nan (ecg.train.NonFiniteLossError), oom (torch.OutOfMemoryError),
              sleep (pauses 3 s per epoch from that epoch on: for interrupting a run mid-trial),
+             diskfull (OSError ENOSPC, "No space left on device", as a write to a full disk raises),
              corrupt (no failure; the search overwrites this trial's best checkpoint with garbage after the
              search, so the winners' evaluation meets a corrupt checkpoint)
     @epoch   the (1-based) epoch at whose end the fault fires
@@ -21,6 +22,7 @@ It is read only by `search.trainable` and `search.runner`; nothing else looks at
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -31,7 +33,7 @@ import pyarrow.fs
 FAULT_ENV = "ECG_SEARCH_FAULT"
 FATAL_FILE = "fatal.json"
 ATTEMPTS_FILE = "fault_attempts.json"
-FAULT_KINDS = ("raise", "nan", "oom", "sleep", "corrupt")
+FAULT_KINDS = ("raise", "nan", "oom", "sleep", "corrupt", "diskfull")
 
 
 class TrialFailed(RuntimeError):
@@ -40,6 +42,13 @@ class TrialFailed(RuntimeError):
 
 class InjectedFault(RuntimeError):
     """Raised by the test hook (`ECG_SEARCH_FAULT=raise@N`)."""
+
+
+DISK_FULL = os.strerror(errno.ENOSPC)  # "No space left on device": how a trial's error says the disk is full
+
+
+def is_disk_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ class FaultInjector:
         message = f"fault injected by {FAULT_ENV} at epoch {epoch} (attempt {attempts + 1})"
         if spec.kind == "raise":
             raise InjectedFault(message)
+        if spec.kind == "diskfull":
+            raise OSError(errno.ENOSPC, f"{DISK_FULL} ({message})")
         if spec.kind == "nan":
             from ecg.train import NonFiniteLossError
 

@@ -76,6 +76,7 @@ class SearchOptions:
     seed: int = 0
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
+    memory_per_trial: float | None = None  # GiB of RAM Ray reserves per trial; None: no reservation
     max_concurrent: int | None = None
     top_k: int = 3
     ensemble_candidates: int = 10
@@ -84,8 +85,9 @@ class SearchOptions:
     address: str | None = None
     dashboard_host: str = "127.0.0.1"
     max_failures: int = 2
-    resume: Path | None = None
     verbose: bool = False  # -v: Ray Tune's own console output instead of search.progress's compact one
+    resume: Path | None = None
+    trust_run_folder: bool = False  # --resume without verifying the state digests (search.integrity)
     # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' shape (`fs`, also
     # --fs: None means the hardware's rate for the synthetic set, 500 Hz for --data; `length` is always 10 s).
     gpu: bool | None = field(default=None, repr=False)
@@ -114,6 +116,8 @@ class SearchOptions:
         self._check_conventions()
         if not self.cpus_per_trial > 0:
             raise OptionError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
+        if self.memory_per_trial is not None and not self.memory_per_trial > 0:
+            raise OptionError(f"--memory-per-trial must be > 0 (GiB), got {self.memory_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial < 0:
             raise OptionError(f"--gpus-per-trial must be >= 0, got {self.gpus_per_trial}")
         if self.gpus_per_trial is not None and self.gpus_per_trial > 1 and self.gpus_per_trial != int(self.gpus_per_trial):
@@ -124,6 +128,7 @@ class SearchOptions:
             raise OptionError(f"--seed must be >= 0, got {self.seed}")
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
+        _check_host("--dashboard-host", self.dashboard_host)
 
     def _check_conventions(self) -> None:
         """--task, --split, --leads, --fs and --metric against each other and the data; the metric defaults
@@ -185,6 +190,15 @@ class SearchOptions:
             gpus = local_gpus if local_gpus is not None else _local_gpu_count()
             if self.gpus_per_trial > gpus:
                 raise OptionError(f"--gpus-per-trial {self.gpus_per_trial:g} is more than this machine has ({gpus} GPUs)")
+        if self.address is None:
+            # A trial asking for more than the machine has would wait for a node that never comes.
+            cpus = _local_cpu_count()
+            if self.cpus_per_trial > cpus:
+                raise OptionError(f"--cpus-per-trial {self.cpus_per_trial:g} is more than this machine has ({cpus} CPUs)")
+            memory = _local_memory_gib()
+            if self.memory_per_trial is not None and self.memory_per_trial > memory:
+                raise OptionError(f"--memory-per-trial {self.memory_per_trial:g} is more than this machine has "
+                                  f"({memory:.1f} GiB)")
 
     def resolved(self, gpus_available: float) -> "SearchOptions":
         """A copy with every `None` default filled for hardware with `gpus_available` GPUs."""
@@ -238,6 +252,34 @@ def _check_writable(flag: str, path: Path) -> None:
             pass
     except OSError as exc:
         raise OptionError(f"{flag} {path}: {probe} is not writable ({exc.strerror})") from None
+
+
+def _check_host(flag: str, host: str) -> None:
+    """An interface address to listen on: an IPv4/IPv6 literal or "localhost" (refused before Ray starts)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise OptionError(f"{flag} {host!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for "
+                              "every interface)") from None
+
+
+def _local_cpu_count() -> int:
+    """The CPUs this process may run on (its affinity mask, as a container or taskset limits it)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _local_memory_gib() -> float:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def _local_gpu_count() -> int:

@@ -81,6 +81,23 @@ def read(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / RUN_FILE).read_text())
 
 
+def read_for_resume(run_dir: Path) -> dict[str, Any]:
+    """run.json of a folder to resume, or an OptionError naming the folder and what is wrong (one line)."""
+    from search.options import OptionError
+
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise OptionError(f"--resume {run_dir}: no {RUN_FILE} there (not a run folder)")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise OptionError(f"--resume {run_dir}: {path} is unreadable ({err}); the run cannot be resumed") from None
+    missing = [key for key in ("status", "args", "data") if not isinstance(info, dict) or key not in info]
+    if missing:
+        raise OptionError(f"--resume {run_dir}: {path} lacks {', '.join(missing)} (not written by launch.py?)")
+    return info
+
+
 def write(run_dir: Path, info: dict[str, Any]) -> None:
     info = {**info, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(info, run_dir / RUN_FILE)

@@ -6,6 +6,7 @@ resumes from it. The data comes from the object store (`tune.with_parameters`), 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -21,7 +22,8 @@ from ecg.train.device import bf16_enabled
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
 from ecg.selection import best_so_far, metric_mode
-from search.faults import FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, trial_number
+from search.faults import (FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, is_disk_full,
+                           trial_number)
 from search.progress import epoch_line
 
 
@@ -112,6 +114,14 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     except NonFiniteLossError as err:
         reason = f"non-finite loss: {err}"
         folder.write(FATAL_FILE, {"reason": reason})
+        raise TrialFailed(reason) from err
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        # A retry would meet the same full disk; the marker itself may not fit, so the retries may still run.
+        reason = f"disk full: {err}"
+        with contextlib.suppress(OSError):
+            folder.write(FATAL_FILE, {"reason": reason})
         raise TrialFailed(reason) from err
     except torch.OutOfMemoryError as err:
         reason = (f"out of memory at batch size {optim.batch_size}: use a smaller optim/batch_size or give each "

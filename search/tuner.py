@@ -129,6 +129,8 @@ def make_scheduler(options: SearchOptions) -> TrialScheduler:
 def trainable(options: SearchOptions, data: TrialData) -> Any:
     """`train_trial` with its resources and the data placed once in the object store."""
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial or 0}
+    if options.memory_per_trial:  # Ray's "memory" resource is in bytes
+        resources["memory"] = int(options.memory_per_trial * 2**30)
     trainable_with_data = tune.with_parameters(train_trial, data=data)
     return tune.with_resources(trainable_with_data, resources)
 

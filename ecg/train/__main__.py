@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:  # bad input or a diverged run: one line
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")  # one line, always
     return 0
 
 

@@ -405,3 +405,26 @@ def test_the_fault_hook_gives_each_trial_its_own_fault(monkeypatch) -> None:
     assert picked[7] is None
     monkeypatch.delenv(FAULT_ENV)
     assert configured_faults() == []
+
+
+@pytest.mark.slow
+def test_9_disk_full_mid_search_fails_in_one_line_and_exports_what_finished(tmp_path, cli) -> None:
+    # Trial 2 meets a full disk (the hook raises OSError ENOSPC at its first epoch's end); trial 1 finishes first.
+    results = tmp_path / "results"
+    proc = cli.launch(*cli.small, "--num-samples", "2", "--max-epochs", "1", "--scheduler", "fifo", "--top-k", "1",
+                      "--max-concurrent", "1", "--results-dir", str(results),
+                      env=cli.env(**{FAULT_ENV: "diskfull@1;trials=2"}))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("launch.py: error: the disk is full: trial ") and "No space left on device" in last, last
+    run_dir = cli.only_run(results)
+    trials = cli.read_csv(run_dir / "trials.csv").set_index("trial_number")
+    assert trials.loc[1, "status"] == "TERMINATED"
+    assert trials.loc[2, "status"] == "ERROR" and trials.loc[2, "error"].startswith("disk full: [Errno 28]")
+    assert trials.loc[2, "failures"] == 1 + MAX_FAILURES  # retries met the marker and failed at once
+    assert cli.read_csv(run_dir / "best_configs.csv")["trial_id"].tolist() == [trials.loc[1, "trial_id"]]
+    assert len(cli.read_csv(run_dir / "epochs.csv")) == 1
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and info["failure"].startswith("the disk is full: trial ")
+    assert not (run_dir / "test_results.csv").exists()  # no winners' evaluation after a failed search
+    report("disk full mid-search", trials.reset_index(), 2)

@@ -1,0 +1,339 @@
+"""Safe by default (issue 12, items 5, 6, 8, 9, 10): a local search listens on loopback only, an unreachable or
+token-refusing cluster is one line within 30 s, `--resume` unpickles nothing this user's searches did not
+write, and a failed or pointless resume changes nothing. README "Safe by default", docs/reliability.md.
+
+One tiny local search (2 trials x 1 epoch) is shared by the module (`finished_run`): its sockets are listed
+while it runs, and the resume tests work on copies of its folder. The searches get their own HOME (Ray's
+token file) and XDG_CONFIG_HOME (the digest key), so nothing of the user's is read or changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search import integrity
+
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with a hash of its bytes: what "nothing was changed" compares."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("launch.py: error: "), stderr[-2000:]
+    return lines[0]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def outside_ip() -> str | None:
+    """This machine's address on its network (not loopback), to knock on the ports from "outside"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("192.0.2.1", 9))  # no packet is sent; the kernel picks the outgoing interface
+            ip = udp.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def listening(pid: int) -> set[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of `pid` and its descendants."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    found = set()
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return found
+    for process in processes:
+        try:
+            name = process.name()
+            for conn in process.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((name, conn.laddr.ip, conn.laddr.port))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def env(cli, home) -> dict[str, str]:
+    return cli.env(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), ECG_CACHE_DIR=str(home / "cache"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, cli, env):
+    """A complete tiny search, and the sockets its Ray processes listened on while trials ran."""
+    results = tmp_path_factory.mktemp("results")
+    logs = results.parent / "safety-stdout.txt", results.parent / "safety-stderr.txt"
+    with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
+        driver = cli.start(*cli.small, "--num-samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
+                           "--top-k", "1", "--results-dir", str(results), env=env, stdout=stdout, stderr=stderr)
+    sockets: set[tuple[str, str, int]] = set()
+    try:
+        deadline = time.time() + 600
+        while driver.poll() is None and time.time() < deadline:
+            sockets |= listening(driver.pid)
+            time.sleep(0.5)
+        driver.wait(timeout=max(1.0, deadline - time.time()))
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, 9)
+            driver.wait()
+    assert driver.returncode == 0, logs[1].read_text()[-3000:]
+    return cli.only_run(results), sockets
+
+
+@pytest.mark.slow
+def test_10_a_local_search_listens_on_loopback_only(finished_run) -> None:
+    _, sockets = finished_run
+    names = {name for name, _, _ in sockets}
+    # GCS, raylet, the dashboard and its agents, and the trial workers were all seen while the search ran.
+    assert {"gcs_server", "raylet"} <= names and any("DashboardAgent" in n for n in names), names
+    assert any(n.startswith("ray::") and "Agent" not in n for n in names), names  # a trial worker
+    exposed = {s for s in sockets if s[1] not in LOOPBACK}
+    assert not exposed, f"listening beyond loopback: {sorted(exposed)}"
+
+
+@pytest.mark.slow
+def test_10_nothing_answers_from_outside_and_the_token_file_is_user_only(finished_run, home) -> None:
+    run_dir, sockets = finished_run
+    ip = outside_ip()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to knock from")
+    # The search is over, so also start nothing new: knock on every port it used, from the network address.
+    for _, _, port in sockets:
+        with socket.socket() as knock:
+            knock.settimeout(2)
+            assert knock.connect_ex((ip, port)) != 0, f"port {port} answers on {ip}"
+    token = home / ".ray" / "auth_token"
+    assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.slow
+def test_9_a_run_records_a_keyed_digest_of_every_state_file_ray_unpickles(finished_run, home, monkeypatch) -> None:
+    run_dir, _ = finished_run
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    key = home / ".config" / "ecg-autosearch" / integrity.KEY_NAME
+    assert (key.stat().st_mode & 0o777) == 0o600 and (key.parent.stat().st_mode & 0o777) == 0o700
+    recorded = json.loads((run_dir / integrity.RECORD_FILE).read_text())["files"]
+    state = dict(integrity.state_files(run_dir / "tune"))
+    names = {Path(relative).name.split("-")[0] for relative in state}
+    assert {"tuner.pkl", "experiment_state", "searcher", "search_gen_state"} <= names, names
+    assert set(state) <= set(recorded)
+    integrity.verify(run_dir, run_dir / "tune")  # every file Ray would unpickle verifies
+
+
+@pytest.mark.slow
+def test_8_resuming_a_complete_run_says_so_and_changes_nothing(finished_run, cli, env) -> None:
+    run_dir, _ = finished_run
+    before = snapshot(run_dir)
+    started = time.time()
+    proc = cli.launch("--resume", str(run_dir), env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"{run_dir} is already complete" in proc.stdout and "nothing to resume" in proc.stdout
+    assert "Ray dashboard" not in proc.stdout and "Test results" not in proc.stdout  # no Ray, no evaluation
+    assert snapshot(run_dir) == before
+    print(f"\nresume of a complete run: {time.time() - started:.1f} s")
+
+
+def resumable_copy(run_dir: Path, tmp_path: Path, **changes) -> Path:
+    """A copy of the finished run that claims to be interrupted (run.json is not a state file)."""
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    info = json.loads((copy / "run.json").read_text())
+    info["status"] = "interrupted"
+    for key, value in changes.items():
+        info["args"][key] = value
+    (copy / "run.json").write_text(json.dumps(info))
+    return copy
+
+
+class Payload:
+    """Unpickling this creates a file: the proof that a resume ran code from the folder."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.slow
+def test_9_resume_refuses_a_state_file_it_did_not_write_and_runs_none_of_it(finished_run, cli, env,
+                                                                             tmp_path) -> None:
+    copy = resumable_copy(finished_run[0], tmp_path)
+    marker = tmp_path / "code_ran"
+    (copy / "tune" / "tuner.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    before = snapshot(copy)
+    proc = cli.launch("--resume", str(copy), env=env)
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert f"{copy / 'tune' / 'tuner.pkl'} does not match the digest" in line and "--trust-run-folder" in line
+    assert not marker.exists() and snapshot(copy) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, message", [
+    ("no record", "state_digests.json is missing"),
+    ("another user", "no digest key at"),
+    ("corrupt run.json", "run.json is unreadable"),
+    ("missing data file", "no such file or folder"),
+])
+def test_8_9_a_resume_that_cannot_go_on_is_one_line_and_changes_nothing(damage, message, finished_run, cli, env,
+                                                                        tmp_path) -> None:
+    copy = resumable_copy(finished_run[0], tmp_path, **(
+        {"data": str(tmp_path / "gone.npz")} if damage == "missing data file" else {}))
+    if damage == "no record":
+        (copy / integrity.RECORD_FILE).unlink()
+    if damage == "another user":
+        env = {**env, "XDG_CONFIG_HOME": str(tmp_path / "elsewhere")}
+    if damage == "corrupt run.json":
+        (copy / "run.json").write_text('{"status": "interru')
+    before = snapshot(copy)
+    proc = cli.launch("--resume", str(copy), env=env)
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert message in line and (str(copy) in line or "gone.npz" in line), line
+    assert snapshot(copy) == before
+    assert not (tmp_path / "elsewhere").exists()  # a refused resume creates no key either
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trust", [False, True])
+def test_8_a_resume_that_fails_later_puts_the_status_back(trust, finished_run, home, tmp_path, monkeypatch) -> None:
+    from search import cluster, runner, tuner
+    from search.options import SearchOptions
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    copy = resumable_copy(finished_run[0], tmp_path)
+    if trust:  # a folder without a record goes through with --trust-run-folder
+        (copy / integrity.RECORD_FILE).unlink()
+
+    def ray_fails(*args, **kwargs):
+        raise RuntimeError("Ray could not restore the experiment")
+
+    # No Ray: the failure comes where Tuner.restore would run, after run.json said "running".
+    monkeypatch.setattr(cluster, "start", lambda options: None)
+    monkeypatch.setattr(cluster, "check_capacity", lambda options: None)
+    monkeypatch.setattr(tuner, "restore_tuner", ray_fails)
+    with pytest.raises(RuntimeError, match="could not restore"):
+        runner.run(SearchOptions(resume=copy, trust_run_folder=trust))
+    info = json.loads((copy / "run.json").read_text())
+    assert info["status"] == "interrupted"
+    assert info["resumes"][-1]["error"] == "RuntimeError: Ray could not restore the experiment"
+
+
+@pytest.mark.slow
+def test_6_an_unreachable_address_is_one_line_within_30_s(cli, env, tmp_path) -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.time()
+    proc = cli.launch("--address", address, "--results-dir", str(tmp_path / "results"), env=env)
+    took = time.time() - started
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert f"--address {address}: cannot reach a Ray cluster" in line and "Connection refused" in line
+    assert "ray start --head" in line and "--address auto" in line
+    assert took < 30 and not (tmp_path / "results").exists()
+    print(f"\nunreachable --address refused in {took:.1f} s")
+
+
+def _stop_cluster(temp_dir: Path) -> None:
+    """End the processes of the cluster this test started (found by its own temp dir), not `ray stop`, which
+    would stop every Ray on the machine."""
+    import ray  # noqa: F401
+    import psutil
+
+    mine: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter(["cmdline"]):
+        if any(str(temp_dir) in part for part in process.info["cmdline"] or []):
+            mine[process.pid] = process
+            with_children = process.children(recursive=True) if process.is_running() else []
+            mine.update({child.pid: child for child in with_children})
+    for process in mine.values():
+        try:
+            process.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(list(mine.values()), timeout=10)
+    for process in alive:
+        process.kill()
+
+
+@pytest.mark.slow
+def test_6_a_cluster_refusing_the_token_is_one_line_within_30_s(cli, env, tmp_path) -> None:
+    temp_dir = Path(f"/tmp/ecg-token-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
+    port = free_port()
+    cluster_env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "a" * 64}
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    try:
+        subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}", "--num-cpus=1",
+                        "--include-dashboard=false", "--disable-usage-stats"],
+                       env=cluster_env, check=True, capture_output=True, timeout=120)
+        started = time.time()
+        proc = cli.launch("--address", f"127.0.0.1:{port}", "--results-dir", str(tmp_path / "results"),
+                          env={**cluster_env, "RAY_AUTH_TOKEN": "b" * 64})
+        took = time.time() - started
+    finally:
+        _stop_cluster(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert proc.returncode == 2
+    line = one_line(proc.stderr)
+    assert f"--address 127.0.0.1:{port}: the cluster at" in line and "refused this machine's Ray auth token" in line
+    assert "ray get-auth-token" in line and "--address auto" in line
+    assert took < 30 and not (tmp_path / "results").exists()
+    print(f"\ntoken refused in {took:.1f} s")
+
+
+def test_5_a_trial_that_no_node_can_hold_ends_the_search_instead_of_waiting(monkeypatch) -> None:
+    from search import cluster
+
+    class Trial:
+        def __init__(self, status: str, cpus: float) -> None:
+            self.status, self.trial_id = status, "t1"
+            self.placement_group_factory = type("PGF", (), {"required_resources": {"CPU": cpus}})()
+
+    nodes = [{"CPU": 2.0}]
+    monkeypatch.setattr(cluster, "_live_nodes", lambda: nodes)
+    clock = [0.0]
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
+    watchdog = cluster.PlacementWatchdog(timeout_s=60)
+    busy = [Trial("RUNNING", 2), Trial("PENDING", 2)]
+    for clock[0] in (0, 30, 90, 400):  # a trial running: the pending one just waits its turn
+        watchdog.on_step_end(0, busy)
+    waiting = [Trial("PENDING", 2)]
+    for clock[0] in (500, 530, 600):  # nothing running, but a node can hold it: busy elsewhere, keep waiting
+        watchdog.on_step_end(0, waiting)
+    nodes[:] = [{"CPU": 1.0}]  # the 2-CPU node left
+    watchdog.on_step_end(0, waiting)
+    clock[0] = 700
+    with pytest.raises(cluster.TrialUnplaceable, match=r"trial t1 has waited 100 s for 2 CPUs, which no live node"):
+        watchdog.on_step_end(0, waiting)
+    assert pickle.loads(pickle.dumps(watchdog))._waiting_since is None  # a resumed search starts its own clock
