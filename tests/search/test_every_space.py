@@ -188,3 +188,53 @@ def test_the_all_space_resumes_after_sigkill_with_its_searcher(tmp_path, cli) ->
         assert {p.split("/")[0] for p in trial.params if p.count("/") == 2} <= {family}
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "complete" and len(info["resumes"]) == 1
+
+
+# --- The README's "More ways to run it", each command as written, at tiny sizes -------------------------------
+README = Path(__file__).resolve().parents[2] / "README.md"
+# What each command becomes here: the same entry point and options, with tiny sizes and temporary paths.
+# {synth}: a Hefei-layout folder written by the synthetic command; {run}: the ECGNet run of this module.
+README_RUNS = {
+    "python launch.py --list-spaces": (["launch.py", "--list-spaces"], "gru/model/version"),
+    "python launch.py --resume results/ecgnet-20261125-101500": (["launch.py", "--resume", "{run}"], "complete"),
+    "python -m ecg.synthetic --out /tmp/synth --n 2000 --seed 0":
+        (["-m", "ecg.synthetic", "--out", "{synth}", "--n", "60", "--seed", "0", "--fs", "250", "--length", "2500"],
+         ""),
+    "python -m ecg.inspect ~/hf_round2": (["-m", "ecg.inspect", "{synth}"], "60"),
+    "python -m ecg.train --config-csv results/<run>/best_configs.csv --row 0 --epochs 200":
+        (["-m", "ecg.train", "--config-csv", "{run}/best_configs.csv", "--row", "0", "--epochs", "1",
+          "--out", "{tmp}/retrain"], "written to"),
+    "python -m ecg.synthetic.plot --out docs/synthetic_diagnoses.png":
+        (["-m", "ecg.synthetic.plot", "--out", "{tmp}/diagnoses.png", "--n", "200"], ""),
+}
+NOT_RUN_HERE = {
+    "python launch.py --space all --data ~/hf_round2 --gpus-per-trial 0.5": "needs a GPU and the Hefei download",
+    "python launch.py --space gru --address auto --storage-path /shared/ray": "needs a running Ray cluster",
+}
+
+
+def readme_commands(section: str = "## More ways to run it") -> list[str]:
+    """The commands of the first bash block after `section`, without their comments."""
+    text = README.read_text().split(section, 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in text.splitlines() if line.strip()]
+
+
+def test_the_readme_lists_exactly_the_commands_tested_here() -> None:
+    assert sorted(readme_commands()) == sorted({**README_RUNS, **NOT_RUN_HERE})
+
+
+@pytest.mark.parametrize("command", list(README_RUNS))
+def test_readme_command_runs_as_written(command: str, results: Path, cli, tmp_path_factory) -> None:
+    run_dir, _ = run_space("ecgnet", results, cli)
+    tmp = tmp_path_factory.mktemp("readme")
+    synth = results / "synth"
+    if "{synth}" in " ".join(README_RUNS[command][0]) and not (synth / "hf_round2_train.txt").exists():
+        made = subprocess.run([sys.executable, "-m", "ecg.synthetic", "--out", str(synth), "--n", "60", "--fs", "250",
+                               "--length", "2500"], cwd=cli.root, env=cli.env(), capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+    argv, expected = README_RUNS[command]
+    argv = [a.format(run=run_dir, synth=synth, tmp=tmp) for a in argv]
+    proc = subprocess.run([sys.executable, *argv], cwd=cli.root, env=cli.env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert expected in proc.stdout + proc.stderr
