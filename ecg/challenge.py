@@ -22,6 +22,7 @@ import pandas as pd
 from ecg.data.cinc2021 import SOURCES, Scoring, scoring, source_of
 from ecg.metrics import binarize, evaluate
 
+
 def modified_confusion_matrix(labels: np.ndarray, outputs: np.ndarray) -> np.ndarray:
     """A[j, k] = sum over records with label j and output k of 1 / |labels ∪ outputs| (at least 1)."""
     labels = np.asarray(labels, dtype=bool)

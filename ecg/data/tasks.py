@@ -6,9 +6,11 @@ convention the literature uses, which a run follows unless told otherwise and re
 
 | data | task (default) | split | selection metric |
 |---|---|---|---|
-| PTB-XL folder | all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm (all) | official (strat_fold 1-8/9/10) | val_macro_auc |
+| PTB-XL folder | all (default), diagnostic, subdiagnostic, superdiagnostic, form, rhythm | official | val_macro_auc |
 | WFDB with `--task cinc2021` | cinc2021, cinc2021+unscored | stratified | val_challenge_score |
 | Hefei, other WFDB, .npz, synthetic | none | stratified (7:1:2) | val_micro_f1 |
+
+PTB-XL's official split is its strat_fold: 1-8 train, 9 validation, 10 test.
 """
 from __future__ import annotations
 

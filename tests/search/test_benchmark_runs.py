@@ -52,7 +52,8 @@ def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(p
     info = json.loads((run_dir / "run.json").read_text())
     assert info["data"]["convention"] == {"task": "all", "split": "official", "metric": "val_macro_auc"}
     assert info["args"]["metric"] == "val_macro_auc"
-    assert (info["data"]["fs"], info["data"]["samples"], info["data"]["leads"], info["data"]["classes"]) == (100, 1000, 12, 71)
+    data = info["data"]
+    assert (data["fs"], data["samples"], data["leads"], data["classes"]) == (100, 1000, 12, 71)
     split = pd.read_csv(run_dir / "split.csv", dtype=str)
     assert len(split) == 60 and split["split"].tolist() == _official(split["record_id"])
     trials = cli.read_csv(run_dir / "trials.csv")
