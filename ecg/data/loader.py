@@ -86,7 +86,19 @@ def _wfdb_read(path: Path, options: Options) -> ECGDataset:
                                           skip_bad_records=options.skip_bad_records), options)
 
 
+def _no_labels_csv(path: Path, options: Options) -> None:
+    if options.labels is not None:  # would be ignored: PTB-XL's labels are its scp_codes
+        raise DataError(f"{path}: --labels does not apply to PTB-XL; its labels are ptbxl_database.csv's "
+                        "scp_codes, chosen with --task")
+
+
+def _ptbxl_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
+    _no_labels_csv(path, options)
+    return ptbxl.read_ptbxl_labels(path, options.task, options.fs)
+
+
 def _ptbxl_read(path: Path, options: Options) -> ECGDataset:
+    _no_labels_csv(path, options)
     return ptbxl.read_ptbxl(path, task=options.task, leads=options.leads, length=options.length, fs=options.fs,
                             present_only=options.present_only)
 
@@ -98,7 +110,7 @@ def _npz_read(path: Path, options: Options) -> ECGDataset:
 FORMATS: list[Format] = [
     Format("npz", npz.looks_like_npz, lambda path, _: npz.read_npz_labels(path), _npz_read, lambda path, _: [path]),
     # Before WFDB: a PTB-XL folder holds WFDB records too, but its labels are in ptbxl_database.csv.
-    Format("ptbxl", ptbxl.looks_like_ptbxl, lambda path, o: ptbxl.read_ptbxl_labels(path, o.task, o.fs), _ptbxl_read,
+    Format("ptbxl", ptbxl.looks_like_ptbxl, _ptbxl_labels, _ptbxl_read,
            lambda path, o: ptbxl.source_files(path, o.fs), ptbxl.official_split),
     Format("hefei", hefei.looks_like_hefei, _hefei_labels, _hefei_read, _hefei_sources),
     Format("wfdb", physionet.looks_like_wfdb, _wfdb_labels, _wfdb_read, lambda path, _: physionet.source_files(path)),
