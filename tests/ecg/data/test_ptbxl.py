@@ -144,3 +144,10 @@ def test_missing_signal_files_are_an_error_or_skipped(ptbxl_dir, tmp_path):
             load_dataset(root, fs=100, length=1000, use_cache=False)
         data = load_dataset(root, fs=100, length=1000, present_only=True, use_cache=False)
     assert len(data) == 59 and "1" not in data.record_ids
+
+
+def test_a_labels_csv_is_refused_not_ignored(ptbxl_dir, tmp_path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("record,labels\n1,NORM\n")
+    with pytest.raises(DataError, match="--labels does not apply to PTB-XL"):
+        load_labels(ptbxl_dir, labels=csv)
