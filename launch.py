@@ -146,8 +146,15 @@ def main(argv: list[str] | None = None) -> int:
             raise OptionError(f"--resume {options.resume}: no run.json there (not a run folder)")
     except OptionError as err:
         return _refuse(err)
-    # Ray, torch and the data readers only from here, once the arguments are known to be good: --help and a
-    # refused value return in well under a second instead of ~7 s of imports.
+    if options.address is not None and options.resume is None:
+        from search.address import probe  # ray and grpc only: a bad --address is refused in seconds
+
+        try:
+            probe(options.address)
+        except OptionError as err:
+            return _refuse(err)
+    # Ray Tune, torch and the data readers only from here, once the arguments are known to be good: --help
+    # and a refused value return in under a second instead of ~7 s of imports.
     from ecg.data.errors import DataError
     from search import runner
 

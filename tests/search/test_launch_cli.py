@@ -90,3 +90,15 @@ def test_list_spaces_prints_parameters_and_ranges(capsys) -> None:
         assert f"\n{name}\n" in out
     assert "optim/lr" in out and "[0.0001, 0.01] log" in out
     assert "gru/model/version" in out  # the all space, family-qualified
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--max-epochs", "-3"], ["--dashboard-host", "my laptop"]])
+def test_help_and_a_refused_value_import_neither_ray_nor_torch(argv) -> None:
+    import subprocess
+
+    # -X importtime lists every module imported; Ray and torch cost ~7 s here, the rest well under a second.
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "launch.py"), *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert proc.returncode == (0 if argv == ["--help"] else 2)
+    assert imported and not imported & {"ray", "torch", "search.runner", "ray.tune"}, sorted(imported & {"ray", "torch"})
