@@ -269,22 +269,41 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     return np.clip(np.rint(plan.apply(table)), -32768, 32767).astype(np.int16)
 
 
-def _first_ragged_row(body: bytes, n_cols: int) -> int | None:
-    """0-based index of the first body line that does not hold exactly `n_cols` values, else None.
-
-    Vectorised on the bytes (about a quarter of the parse's time): a value starts where a byte above 0x20
-    follows a blank or control byte, and the starts are summed per line between the newlines.
-    """
-    raw = np.frombuffer(body, dtype=np.uint8)
-    if raw.size == 0:
-        return None
+def _values_per_line(raw: np.ndarray) -> np.ndarray:
+    """How many values each line of `raw` (the body's bytes) holds: a value starts where a byte above 0x20
+    follows a blank or control byte (or the start); the starts are summed between the newlines."""
     blank = raw <= 0x20
     starts = ~blank
     starts[1:] &= blank[:-1]
     line_starts = np.flatnonzero(raw == 0x0A) + 1
     bounds = np.concatenate(([0], line_starts[line_starts < raw.size]))  # every line holds >= 1 byte
-    counts = np.add.reduceat(starts, bounds, dtype=np.int32)
-    ragged = np.flatnonzero(counts != n_cols)
+    return np.add.reduceat(starts, bounds, dtype=np.int32)
+
+
+def _first_ragged_row(body: bytes, n_cols: int) -> int | None:
+    """0-based index of the first body line that does not hold exactly `n_cols` values, else None.
+
+    Vectorised on the bytes, about a sixth of numpy's parse: with `n_cols` value starts per line in all,
+    every line holds exactly `n_cols` when each line's last start lies before its newline and the next
+    line's first start after it (strided compares). Otherwise some line is off; `_values_per_line` finds it.
+    """
+    raw = np.frombuffer(body, dtype=np.uint8)
+    if raw.size == 0:
+        return None
+    blank = raw <= 0x20
+    starts = np.flatnonzero(blank[:-1] > blank[1:]) + 1  # a blank byte followed by a value byte
+    ends = np.flatnonzero(raw == 0x0A)
+    n_lines = len(ends) + int(raw[-1] != 0x0A)
+    if len(starts) + int(not blank[0]) != n_lines * n_cols:
+        ragged = np.flatnonzero(_values_per_line(raw) != n_cols)
+        return int(ragged[0]) if len(ragged) else None
+    if not blank[0]:
+        starts = np.concatenate(([0], starts))
+    if raw[-1] != 0x0A:
+        ends = np.append(ends, raw.size)
+    bad = starts[n_cols - 1::n_cols] > ends
+    bad[:-1] |= starts[n_cols::n_cols] < ends[:-1]
+    ragged = np.flatnonzero(bad)
     return int(ragged[0]) if len(ragged) else None
 
 
