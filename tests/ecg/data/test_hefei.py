@@ -290,3 +290,20 @@ def test_skip_bad_records_also_lists_missing_signal_files(hefei_folder):
         dataset = load(hefei_folder, skip_bad_records=True)
     assert len(dataset) == 5 and dataset.skipped["100001"].endswith(
         f"100001.txt: no such file (listed in {hefei_folder / 'ecg_train.txt'})")
+
+
+def test_row_check_finds_the_line_counting_values_per_line_finds():
+    """The strided fast path against a plain per-line count, on random bodies with ragged, empty, CRLF lines."""
+    from ecg.data.hefei import _first_ragged_row
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        cols = int(rng.integers(1, 5))
+        lines = [" " * int(rng.integers(0, 3)) + " ".join(map(str, rng.integers(-99, 99, rng.choice(
+            [cols, cols, cols, max(cols - 1, 0), cols + 1, 0])))) for _ in range(int(rng.integers(1, 7)))]
+        newline = "\r\n" if rng.random() < 0.3 else "\n"
+        body = (newline.join(lines) + (newline if rng.random() < 0.7 else "")).encode()
+        pieces = body.split(b"\n")
+        counts = [len(line.split()) for line in (pieces[:-1] if pieces[-1] == b"" else pieces)]
+        expected = next((i for i, count in enumerate(counts) if count != cols), None)
+        assert _first_ragged_row(body, cols) == expected, body
