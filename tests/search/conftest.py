@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -69,6 +70,27 @@ class SearchCLI:
             if len(frame) and "epoch" in frame and frame["epoch"].max() >= max_epochs:
                 done.add(str(frame["trial_id"].iloc[0]))
         return done
+
+    def kill_after_a_trial_finishes(self, *args: str, results: Path, max_epochs: int,
+                                    timeout_s: float = 400) -> tuple[Path, set[str]]:
+        """Start `launch.py *args` and SIGKILL it with its local Ray (one process group, as a machine crash
+        would) once a trial has reached `max_epochs`; the run folder and the ids of the trials finished."""
+        driver = self.start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline, finished = time.time() + timeout_s, set()
+        try:
+            while time.time() < deadline and driver.poll() is None:
+                time.sleep(1)
+                runs = list(results.iterdir())
+                if runs and (runs[0] / "tune").exists():
+                    finished = self.finished_trials(runs[0], max_epochs)
+                    if finished:
+                        time.sleep(2)  # let the experiment state catch up with the finished trial
+                        break
+        finally:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+        assert finished, "no trial finished before the deadline"
+        return self.only_run(results), finished
 
 
 @pytest.fixture(scope="session")

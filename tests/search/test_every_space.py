@@ -8,12 +8,9 @@ and resumed: its searcher, with the space inside, comes back from Ray's experime
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -150,22 +147,7 @@ def test_the_all_space_resumes_after_sigkill_with_its_searcher(tmp_path, cli) ->
     args = ["--space", "all", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "0", "--num-samples", "4",
             "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "2", "--max-concurrent", "1",
             "--results-dir", str(tmp_path)]
-    driver = cli.start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, finished = time.time() + 400, set()
-    try:
-        while time.time() < deadline and driver.poll() is None:
-            time.sleep(1)
-            runs = list(tmp_path.iterdir())
-            if runs and (runs[0] / "tune").exists():
-                finished = cli.finished_trials(runs[0], 2)
-                if finished:
-                    time.sleep(2)  # let the experiment state catch up with the finished trial
-                    break
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    assert finished, "no trial finished before the deadline"
-    run_dir = cli.only_run(tmp_path)
+    run_dir, _ = cli.kill_after_a_trial_finishes(*args, results=tmp_path, max_epochs=2)
     assert not (run_dir / "trials.csv").exists()
     assert list((run_dir / "tune").glob("searcher-state-*.pkl")), "Ray saved no searcher state"
     study_before = cli.study_trials(run_dir)

@@ -3,10 +3,6 @@ driver is killed, and trials placed on both nodes of a two-node cluster. Slow: a
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 
 import optuna
 import pandas as pd
@@ -103,23 +99,7 @@ def test_resume_after_the_driver_is_killed_reruns_no_finished_trial(tmp_path, cl
             "--max-concurrent", "1", "--results-dir", str(tmp_path)]
     # A new session: the driver and the local Ray it starts form one process group, killed together (SIGKILL)
     # as a machine crash would.
-    driver = cli.start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 400
-    finished: set[str] = set()
-    try:
-        while time.time() < deadline and driver.poll() is None:
-            time.sleep(1)
-            runs = list(tmp_path.iterdir())
-            if runs and (runs[0] / "tune").exists():
-                finished = cli.finished_trials(runs[0], 2)
-                if finished:
-                    time.sleep(2)  # let the experiment state catch up with the finished trial
-                    break
-    finally:
-        os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait()
-    assert finished, "no trial finished before the deadline"
-    run_dir = cli.only_run(tmp_path)
+    run_dir, finished = cli.kill_after_a_trial_finishes(*args, results=tmp_path, max_epochs=2)
     assert not (run_dir / "trials.csv").exists()  # the driver died before exporting
     before = {p.parent.name: p.read_text() for p in (run_dir / "tune").glob("train_trial_*/progress.csv")}
     study_before = len(cli.study_trials(run_dir))
