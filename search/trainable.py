@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import tempfile
 import time
 from typing import Any, Iterable
@@ -49,6 +50,23 @@ class RunningBest:
         return self.value
 
 
+def trial_device(gpus: float, gpu_ids: str, cuda_available: bool) -> str:
+    """The device a trial trains on: "cuda" when it was given a GPU share and CUDA works in this process, else
+    "cpu".
+
+    A trial can be given GPU ids with no CUDA device behind them: a cluster that declares logical GPUs
+    (`ray start --num-gpus 2` on a CPU machine, as the GPU packing tests do), or a node whose torch is the CPU
+    build. It then trains on the CPU rather than crash, and says so in its log (Ray shows a trial's stderr on
+    the driver's console and keeps it in the trial's log files).
+    """
+    if gpus > 0 and cuda_available:
+        return "cuda"
+    if gpus > 0:
+        print(f"trial given GPU share {gpus:g} (GPU ids {gpu_ids or 'none'}) but this process sees no CUDA device: "
+              f"training on the CPU", file=sys.stderr, flush=True)
+    return "cpu"
+
+
 def train_trial(config: dict[str, Any], data: TrialData) -> None:
     """The Ray Tune function trainable (see the module docstring). Each epoch also reports the trial's best
     selection metric so far (`best_so_far(optim.metric)`), which ASHA and the sampler compare; the same metric
@@ -66,7 +84,8 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     cpus = max(1, int(resources.required_resources.get("CPU", 1)))
     gpus = resources.required_resources.get("GPU", 0)
     torch.set_num_threads(cpus)
-    device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+    gpu_ids = ",".join(str(i) for i in ray.get_gpu_ids())  # Ray's ids for this trial; CUDA_VISIBLE_DEVICES too
+    device = trial_device(gpus, gpu_ids, torch.cuda.is_available())
 
     optim = train_config(config, threads=cpus)
     # Seed before building: the initial weights are then a function of the config, so the same config gives
@@ -98,6 +117,9 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
             metrics["setup_s"] = setup_s
             setup_s = None
         metrics["node_id"] = node_id  # which machine ran the epoch (epochs.csv; the two-node test reads it)
+        # Where it ran: the GPU ids Ray gave the trial and the device it trained on (trials.csv; the GPU
+        # packing tests read them).
+        metrics["gpu_ids"], metrics["device"] = gpu_ids, device
         metrics.update(costs.metrics())  # params, macs, latency once; peak memory every epoch
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
