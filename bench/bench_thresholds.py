@@ -75,7 +75,8 @@ def evaluate_seed(run_dir: Path, seed: int) -> dict:
     write_report(run_dir)
     frame = results.test_results
     base, chosen = row(frame, "rank1", "0.5"), row(frame, "rank1")
-    out = {"seed": seed, "run": run_dir.name, "val_records": int(base["n_val_records"]),
+    out = {"seed": seed, "run": run_dir.name, "search_commit": str(info.get("git", {}).get("commit", ""))[:7],
+           "val_records": int(base["n_val_records"]),
            "rank1_rule": chosen["thresholds"],
            "rank1@0.5_micro": base["test_micro_f1"], "rank1@chosen_micro": chosen["test_micro_f1"],
            "rank1@0.5_macro": base["test_macro_f1"], "rank1@chosen_macro": chosen["test_macro_f1"]}
@@ -97,7 +98,7 @@ def readme(table: pd.DataFrame, command: str, smoke: bool) -> str:
         "",
         "Each seed is the default search (`python launch.py --space ecgnet --seed S`: 1,000 synthetic records, "
         "700/100/200, 12 trials of up to 6 epochs); its winners were evaluated again from their checkpoints with "
-        "this commit's rules. `rank1@chosen`: the best trial at the threshold rule chosen by cross-fitting on "
+        "this commit's rules (`search_commit`: the code that ran the search itself). `rank1@chosen`: the best trial at the threshold rule chosen by cross-fitting on "
         "validation; `greedy@chosen`: the greedy ensemble at its chosen rule. Test took part in no choice.",
         "",
         "```\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n```",
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the searches' run folders are (reused) or go")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "thresholds")
     parser.add_argument("--smoke", action="store_true", help="one tiny search: CI checks the bench runs")
+    parser.add_argument("--note", default="", help="a paragraph for README.md (e.g. how the run folders were made)")
     args = parser.parse_args(argv)
     seeds = args.seeds[:1] if args.smoke else args.seeds
     args.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -142,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     command = "python bench/bench_thresholds.py" + (" --smoke" if args.smoke else "") + \
         ("" if args.smoke or seeds == [0, 1, 2, 3, 4] else " --seeds " + " ".join(map(str, seeds)))
-    text = readme(table, command, args.smoke)
-    print(text.splitlines()[-2])
+    text = readme(table, command, args.smoke) + (f"\n{args.note}\n" if args.note else "")
+    print(next(line for line in text.splitlines() if line.startswith("Goal:")))
     exports.write_csv(table, args.out / "thresholds.csv")
     exports.write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
     return 0

@@ -62,7 +62,7 @@ def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path) -> N
 
     out_dir = tmp_path / "thresholds"
     out = run_bench("bench_thresholds.py", "--runs-dir", str(tmp_path / "runs"), "--out", str(out_dir),
-                    env={"ECG_CACHE_DIR": str(tmp_path / "cache")})
+                    env={"ECG_CACHE_DIR": str(tmp_path / "cache")}, timeout=1200)  # a search, then its re-evaluation
     assert "rank1@0.5_micro" in out and "Goal: chosen micro-F1" in out
     table = pd.read_csv(out_dir / "thresholds.csv")
     assert len(table) == 1 and table["rank1_rule"].iloc[0] in ("0.5", "global", "per_class")
@@ -70,3 +70,14 @@ def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path) -> N
     assert "python bench/bench_thresholds.py --smoke" in (out_dir / "README.md").read_text()
     run = next((tmp_path / "runs").iterdir())
     assert (run / "report.html").stat().st_size > 0  # rebuilt from the re-evaluated results
+
+
+@pytest.mark.slow
+def test_bench_peer_smoke_runs_the_three_methods_and_writes_the_figures(tmp_path) -> None:
+    out_dir = tmp_path / "peer"
+    out = run_bench("bench_peer.py", "--out", str(out_dir), env={"ECG_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
+    for method in ("ray_asha_tpe", "optuna_hb_tpe", "random_full"):
+        assert method in out, method
+    for name in ("summary.csv", "curves.csv", "events.csv", "load.csv", "curves.png", "README.md"):
+        assert (out_dir / name).stat().st_size > 0, name
+    assert "time to reach (c)'s final best" in (out_dir / "README.md").read_text()
