@@ -341,6 +341,7 @@ def test_safe_dashboard_binds_to_loopback_and_warns_when_exposed(monkeypatch, ca
         cluster.start(SearchOptions(dashboard_host="0.0.0.0"))
     assert calls[-1]["dashboard_host"] == "0.0.0.0"
     assert "the Ray dashboard will listen on 0.0.0.0: anyone who can reach it can run code" in caplog.text
+    cluster.stop()  # puts back Ray's node-address mode that start() set for a loopback-only instance
 
 
 class Payload:
