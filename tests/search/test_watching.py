@@ -283,3 +283,107 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
         assert len(lines) <= 40, out
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_cluster(ray: str, ray_tmp: Path, env: dict[str, str], dashboard_port: int):
+    """`ray start --head --block` with the dashboard, in its own temp dir and ports; retried, since a loaded
+    machine can miss Ray's fixed start-up windows (as tests/search/test_gpu_packing.py's ray_head does)."""
+    import subprocess
+    import time
+
+    log = ray_tmp / "ray_start.log"
+    for _ in range(3):
+        head = subprocess.Popen([ray, "start", "--head", "--block", f"--temp-dir={ray_tmp}", f"--port={free_port()}",
+                                 "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+                                 # Every port its own: Ray's fixed defaults (agent 52365, client 10001, ...)
+                                 # may be taken by another Ray on this machine.
+                                 f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
+                                 f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+                                 f"--runtime-env-agent-port={free_port()}", "--num-cpus=2",
+                                 "--include-dashboard=true", "--disable-usage-stats"],
+                                env=env, start_new_session=True, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and head.poll() is None and "block forever" not in log.read_text():
+            time.sleep(1)
+        if head.poll() is None and "block forever" in log.read_text():
+            return head
+        stop_cluster(head, ray_tmp)
+    raise AssertionError(f"ray start failed:\n{log.read_text()[-3000:]}")
+
+
+def stop_cluster(head, ray_tmp: Path) -> None:
+    """Stop the cluster this test started, and nothing else: `ray start --block` stops the processes it
+    started on SIGTERM; any process left that names this cluster's temp folder is killed by its pid."""
+    import os
+    import signal
+    import subprocess
+
+    if head.poll() is None:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(ray_tmp) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
+
+
+@pytest.mark.slow
+def test_a_search_submitted_as_a_ray_job_shows_its_driver_output_in_the_job_logs(tmp_path, cli) -> None:
+    """README, "As a Ray job": `ray job submit -- python launch.py --address auto ...` on a local cluster; the
+    job's logs (what the dashboard's Jobs page shows) hold the search's own lines."""
+    import secrets
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    ray = str(Path(sys.executable).parent / "ray")
+    ray_tmp = short_tmp()
+    dashboard = f"http://127.0.0.1:{free_port()}"
+    # Token auth with a token of its own (by environment, never the user's token file).
+    env = cli.env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16))
+    head = start_cluster(ray, ray_tmp, env, int(dashboard.rsplit(":", 1)[1]))
+    try:
+        deadline = time.monotonic() + 180
+        while subprocess.run([ray, "job", "list", "--address", dashboard], env=env, capture_output=True).returncode:
+            assert time.monotonic() < deadline and head.poll() is None, "the local Ray cluster did not start"
+            time.sleep(3)
+        deadline = time.monotonic() + 300
+        while True:  # the head's job agent starts a little after its dashboard answers
+            submit = subprocess.run(
+                [ray, "job", "submit", "--address", dashboard, "--submission-id", "watching-14", "--",
+                 sys.executable, str(cli.root / "launch.py"), "--address", "auto", *cli.small, "--num-samples", "1",
+                 "--max-epochs", "1", "--top-k", "1", "--results-dir", str(tmp_path)],
+                env=env, capture_output=True, text=True, timeout=900)
+            if "No available agent" not in submit.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        assert submit.returncode == 0, (submit.stdout + submit.stderr)[-3000:]
+        status = subprocess.run([ray, "job", "status", "--address", dashboard, "watching-14"], env=env,
+                                capture_output=True, text=True)
+        assert "Job 'watching-14' succeeded" in status.stdout
+        logs = subprocess.run([ray, "job", "logs", "--address", dashboard, "watching-14"], env=env,
+                              capture_output=True, text=True, timeout=60).stdout
+        run_dir = cli.only_run(tmp_path)
+        trial_id = cli.read_csv(run_dir / "trials.csv")["trial_id"].iloc[0]
+        assert f"run folder: {run_dir}" in logs
+        assert f"TensorBoard:   tensorboard --logdir {run_dir / 'tune'}" in logs
+        assert f"trial {trial_id} ecgnet: 1 epoch, best val_micro_f1 " in logs
+        assert re.search(r"^search finished in \d\d:\d\d: 1 trials \(1 complete\)$", logs, re.M), logs
+    finally:
+        stop_cluster(head, ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
