@@ -75,7 +75,9 @@ class SearchCLI:
                                     timeout_s: float = 400) -> tuple[Path, set[str]]:
         """Start `launch.py *args` and SIGKILL it with its local Ray (one process group, as a machine crash
         would) once a trial has reached `max_epochs`; the run folder and the ids of the trials finished."""
-        driver = self.start(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = results.parent / f"{results.name}-driver.log"  # beside the results folder, which holds only runs
+        with log.open("w") as out:
+            driver = self.start(*args, stdout=out, stderr=subprocess.STDOUT)
         deadline, finished = time.time() + timeout_s, set()
         try:
             while time.time() < deadline and driver.poll() is None:
@@ -89,7 +91,7 @@ class SearchCLI:
         finally:
             os.killpg(driver.pid, signal.SIGKILL)
             driver.wait()
-        assert finished, "no trial finished before the deadline"
+        assert finished, f"no trial finished before the deadline; the driver said:\n{log.read_text()[-3000:]}"
         return self.only_run(results), finished
 
 
