@@ -123,3 +123,19 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(case, tmp_path, c
     assert message in err, err
     assert sorted(p.relative_to(results) for p in results.rglob("*")) == before  # no run folder, nothing else
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("case", ["garbage .npz", "text in a Hefei record", "empty folder"])
+def test_ecg_train_refuses_bad_data_in_one_line_before_writing(case, tmp_path, capsys, monkeypatch) -> None:
+    from ecg.train.__main__ import main as train_main
+
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+    argv, message = CASES[case](tmp_path)
+    out = tmp_path / "train-out"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        train_main([*argv, "--family", "ecgnet", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("python -m ecg.train: error: ") and message in err, err
+    assert not out.exists()
