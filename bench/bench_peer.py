@@ -426,7 +426,7 @@ def plot(curves: dict[str, pd.DataFrame], budget_s: float, path: Path) -> None:
 
 
 def write_readme(out: Path, args: argparse.Namespace, table: pd.DataFrame, load: LoadSampler,
-                 split_same: bool, command: str, profiles: pd.DataFrame) -> None:
+                 split_same: bool, command: str, profiles: pd.DataFrame, ray_failure: str | None) -> None:
     fmt = table.copy()
     lines = [
         "# bench_peer: this system against plain Optuna and random search", "",
@@ -447,6 +447,8 @@ def write_readme(out: Path, args: argparse.Namespace, table: pd.DataFrame, load:
         reach = f"{row.time_to_random_final_s:.0f} s" if not math.isnan(row.time_to_random_final_s) else "never"
         lines.append(f"| {row.method} | {row.first_epoch_s:.0f} s | {row.trials} | {row.trial_epochs} | {at} | {reach} | "
                      f"{row.retrained_val_micro_f1:.4f} / {row.retrained_test_micro_f1:.4f} |")
+    if ray_failure:
+        lines += ["", f"**(a) failed**: {ray_failure} (its log: `ray_asha_tpe.log` in the work folder)."]
     lines += ["", "Profile (`profile.csv`): where each method's time went within the budget.", "",
               "| method | first epoch at (s) | median epoch (s) | two slots' time inside epochs | time outside "
               "epochs per trial, median (s) | epoch seconds in configs > 3x the median epoch |",
@@ -482,6 +484,10 @@ def parent(args: argparse.Namespace, argv: Sequence[str]) -> None:
         launched = launch_all(args, deadline)
         stop_at_deadline(launched, deadline)
     starts = {item.method: item.started for item in launched}
+    # launch.py exits 130 after Ctrl-C; anything else means it failed, and the README says how.
+    ray_exit = launched[0].processes[0].returncode
+    ray_log = [line for line in (work / "ray_asha_tpe.log").read_text(errors="replace").splitlines() if line.strip()]
+    ray_failure = None if ray_exit in (0, 130) else f"launch.py exited {ray_exit}: {(ray_log or ['?'])[-1][:300]}"
     events, configs, counts, curves, winners = {}, {}, {}, {}, {}
     ray_frame, configs["ray_asha_tpe"], ray_run = ray_events(work, starts["ray_asha_tpe"])
     events["ray_asha_tpe"] = ray_frame
@@ -510,7 +516,7 @@ def parent(args: argparse.Namespace, argv: Sequence[str]) -> None:
     pd.concat([e.assign(method=m) for m, e in events.items()], ignore_index=True).to_csv(out / "events.csv", index=False)
     plot(curves, budget, out / "curves.png")
     command = "python bench/bench_peer.py " + shlex.join(argv)
-    write_readme(out, args, table, load, split_same, command.strip(), profiles)
+    write_readme(out, args, table, load, split_same, command.strip(), profiles, ray_failure)
     print("\n" + (out / "README.md").read_text())
     if not args.keep:
         import shutil
