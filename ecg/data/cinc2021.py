@@ -136,4 +136,4 @@ def apply_task(dataset: ECGDataset, task: str) -> ECGDataset:
                       "records have no scored label (kept, as in the Challenge's data)", stacklevel=3)
     return ECGDataset(signals=dataset.signals, age=dataset.age, sex=dataset.sex, labels=labels, class_names=names,
                       record_ids=list(dataset.record_ids), lead_names=list(dataset.lead_names), fs=dataset.fs,
-                      units_per_mv=dataset.units_per_mv)
+                      units_per_mv=dataset.units_per_mv, skipped=dict(dataset.skipped))
