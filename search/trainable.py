@@ -22,10 +22,10 @@ from ecg.train.costs import CostMeter
 from ecg.train.device import bf16_enabled
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
+from search.progress import epoch_line
 from ecg.selection import best_so_far, metric_mode
 from search.faults import (FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, is_disk_full,
                            trial_number)
-from search.progress import epoch_line
 
 
 def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
@@ -103,6 +103,7 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
 
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
+    trial_id = context.get_trial_id()
     injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
     costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
@@ -121,13 +122,15 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         # packing tests read them).
         metrics["gpu_ids"], metrics["device"] = gpu_ids, device
         metrics.update(costs.metrics())  # params, macs, latency once; peak memory every epoch
+        # One line per epoch in this worker's log: the Ray dashboard's log of the trial actor shows it live.
+        print(epoch_line(trial_id, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),
+              flush=True)
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
                 save_checkpoint(epoch.state(), directory)
                 ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
         else:
             ray.tune.report(metrics)
-    trial_id = context.get_trial_id()
 
     # Trial start-up: entering the trainable to the start of training (checkpoint, model build, fault marker).
     setup_s = time.time() - entered
@@ -150,6 +153,3 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
                   f"trial a larger GPU share (--gpus-per-trial, now {gpus:g}) ({str(err).splitlines()[0]})")
         folder.write(FATAL_FILE, {"reason": reason})
         raise TrialFailed(reason) from err
-        # One line per epoch in this worker's log: the Ray dashboard's log of the trial actor shows it live.
-        print(epoch_line(trial_id, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),
-              flush=True)

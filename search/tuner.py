@@ -154,13 +154,13 @@ def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = N
     )
 
 
-def _allow_forced_snapshots() -> None:
-    """Silence Ray's "snapshotting triggered multiple times" warning, which would print on most epochs.
 def progress_callback(options: SearchOptions) -> SearchProgress:
     return SearchProgress(options.metric, options.trial_metric, options.metric_mode, options.max_epochs,
                           asha=options.scheduler == "asha")
 
 
+def _allow_forced_snapshots() -> None:
+    """Silence Ray's "snapshotting triggered multiple times" warning, which would print on most epochs.
 
     With `num_to_keep=1` every new best checkpoint deletes the previous one, so Ray saves the experiment state
     right away to keep it pointing at a checkpoint that exists: that is what lets `--resume` continue every
@@ -182,8 +182,6 @@ def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks
                       run_config=run_config(options, run_dir, callbacks))
 
 
-def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
-    return storage_root(options, run_dir) / EXPERIMENT_NAME
 def trial_dirname(trial: Any) -> str:
     """`train_trial_<trial id>_<number>_<family>`: the trial folder, and so the trial's TensorBoard run name.
 
@@ -196,6 +194,8 @@ def trial_dirname(trial: Any) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}_{number}_{family}"
 
 
+def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
+    return storage_root(options, run_dir) / EXPERIMENT_NAME
 
 
 def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tune.Tuner:
