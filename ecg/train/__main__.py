@@ -187,6 +187,11 @@ def run(args: argparse.Namespace) -> Path:
     dataset = load_records(choice.spec)
     splits = split_records(dataset, seed=choice.split_seed, existing=choice.split, spec=choice.spec)  # PTB-XL: official
     train, val, test = splits.train, splits.val, splits.test
+    # Seeded before building, as a search trial is, so the same config starts from the same weights; built
+    # before the output folder exists, so that bad model options leave nothing behind.
+    torch.manual_seed(config.seed)
+    model = create_model(trial.family, n_leads=dataset.n_leads, n_classes=dataset.n_classes,
+                         length=dataset.n_samples, **trial.model)
     out = args.out or Path("results") / f"train-{trial.family}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([trial.to_flat()]).to_csv(out / "config.csv", index=False)
@@ -202,10 +207,6 @@ def run(args: argparse.Namespace) -> Path:
           f"{sizes['train']} train / {sizes['val']} val / {sizes['test']} test, {dataset.n_classes} classes",
           file=sys.stderr)
     print(f"{trial.family} {trial.model}, {config}", file=sys.stderr)
-    # Seeded before building, as a search trial is: the same config starts from the same weights.
-    torch.manual_seed(config.seed)
-    model = create_model(trial.family, n_leads=dataset.n_leads, n_classes=dataset.n_classes,
-                         length=dataset.n_samples, **trial.model)
 
     resume = load_checkpoint(args.resume) if args.resume else None
     start = int(resume["meta"]["epoch"]) if resume else 0

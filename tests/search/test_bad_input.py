@@ -139,3 +139,17 @@ def test_ecg_train_refuses_bad_data_in_one_line_before_writing(case, tmp_path, c
     assert stop.value.code == 2
     assert err.count("\n") == 1 and err.startswith("python -m ecg.train: error: ") and message in err, err
     assert not out.exists()
+
+
+def test_ecg_train_refuses_an_unknown_model_option_in_one_line_before_writing(tmp_path, capsys, monkeypatch) -> None:
+    from ecg.train.__main__ import main as train_main
+
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "train-out"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        train_main(["--family", "ecgnet", "--model", "no_such_option=3", "--n-records", "40", "--fs", "100", "--length", "1000",
+                    "--out", str(out)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and "no_such_option" in err, err
+    assert not out.exists()
