@@ -2,12 +2,14 @@
 launching `launch.py` as a user would, in a subprocess with its own Ray."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import optuna
 import pandas as pd
@@ -93,6 +95,15 @@ class SearchCLI:
             driver.wait()
         assert finished, f"no trial finished before the deadline; the driver said:\n{log.read_text()[-3000:]}"
         return self.only_run(results), finished
+
+
+@pytest.fixture(scope="session")
+def launch() -> ModuleType:
+    """launch.py as a module, for tests that call its `main` in-process (it is a script, not in a package)."""
+    spec = importlib.util.spec_from_file_location("launch", ROOT / "launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

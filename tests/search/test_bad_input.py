@@ -7,7 +7,6 @@ docs/reliability.md, "Bad input", lists these cases with what happens.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Callable
@@ -18,14 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_launch():
-    spec = importlib.util.spec_from_file_location("launch_bad_input", ROOT / "launch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-launch = load_launch()
 
 
 def _hefei(tmp: Path) -> Path:
@@ -108,7 +99,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(case, tmp_path, capsys, monkeypatch) -> None:
+def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(case, tmp_path, capsys, monkeypatch, launch) -> None:
     monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
     argv, message = CASES[case](tmp_path)
     results = tmp_path / "results"

@@ -1,7 +1,6 @@
 """launch.py refuses each bad value in one line, exit code 2, before Ray starts; --help shows every default."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -10,14 +9,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load_launch():
-    spec = importlib.util.spec_from_file_location("launch", ROOT / "launch.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-launch = load_launch()
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -34,7 +25,7 @@ launch = load_launch()
     (["--max-epochs", "ten"], "argument --max-epochs: invalid int value: 'ten'"),
     (["--resume", "/no/such/run"], "--resume /no/such/run: no run.json there"),
 ])
-def test_bad_values_are_refused_in_one_line_before_ray_starts(argv, message, capsys, monkeypatch) -> None:
+def test_bad_values_are_refused_in_one_line_before_ray_starts(argv, message, capsys, monkeypatch, launch) -> None:
     import search.options
 
     monkeypatch.setattr(search.options, "_local_gpu_count", lambda: 0)
@@ -49,7 +40,7 @@ def test_bad_values_are_refused_in_one_line_before_ray_starts(argv, message, cap
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
-def test_results_dir_that_cannot_be_written_is_refused(tmp_path, capsys) -> None:
+def test_results_dir_that_cannot_be_written_is_refused(tmp_path, capsys, launch) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     code = launch.main(["--results-dir", str(blocker / "results")])
@@ -69,7 +60,7 @@ def test_read_only_results_dir_is_refused(tmp_path, monkeypatch) -> None:
         SearchOptions(results_dir=tmp_path).check_environment()
 
 
-def test_help_documents_every_option_with_its_default(capsys) -> None:
+def test_help_documents_every_option_with_its_default(capsys, launch) -> None:
     with pytest.raises(SystemExit):
         launch.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -83,7 +74,7 @@ def test_help_documents_every_option_with_its_default(capsys) -> None:
     assert "default: 6 without a GPU, 60 with GPUs" in text
 
 
-def test_list_spaces_prints_parameters_and_ranges(capsys) -> None:
+def test_list_spaces_prints_parameters_and_ranges(capsys, launch) -> None:
     assert launch.main(["--list-spaces"]) == 0
     out = capsys.readouterr().out
     for name in ("ecgnet", "resnet", "resnext", "seresnet", "lstm", "gru", "hybrid", "all"):
