@@ -56,8 +56,8 @@ def trial_device(gpus: float, gpu_ids: str, cuda_available: bool) -> str:
 
     A trial can be given GPU ids with no CUDA device behind them: a cluster that declares logical GPUs
     (`ray start --num-gpus 2` on a CPU machine, as the GPU packing tests do), or a node whose torch is the CPU
-    build. It then trains on the CPU rather than crash, and says so in its log (Ray shows a trial's stderr on
-    the driver's console and keeps it in the trial's log files).
+    build. It then trains on the CPU rather than crash, says so in its worker log (the driver's console shows
+    it with `-v`), and trials.csv records the `device` it trained on.
     """
     if gpus > 0 and cuda_available:
         return "cuda"
