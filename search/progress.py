@@ -64,9 +64,9 @@ def _token_auth() -> bool:
 
 
 def _token_path() -> str:
-    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    path = Path(custom).expanduser() if custom else Path.home() / ".ray" / "auth_token"
-    return str(path).replace(str(Path.home()), "~", 1)
+    from search.cluster import token_file
+
+    return str(token_file()).replace(str(Path.home()), "~", 1)
 
 
 def _number(value: Any) -> str:
