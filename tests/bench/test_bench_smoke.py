@@ -64,7 +64,7 @@ def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path) -> N
     out = run_bench("bench_thresholds.py", "--runs-dir", str(tmp_path / "runs"), "--out", str(out_dir),
                     env={"ECG_CACHE_DIR": str(tmp_path / "cache")}, timeout=1200)  # a search, then its re-evaluation
     assert "rank1@0.5_micro" in out and "Goal: chosen micro-F1" in out
-    table = pd.read_csv(out_dir / "thresholds.csv")
+    table = pd.read_csv(out_dir / "thresholds.csv", dtype={"rank1_rule": str, "greedy_rule": str})  # "0.5" is a name
     assert len(table) == 1 and table["rank1_rule"].iloc[0] in ("0.5", "global", "per_class")
     assert table[["rank1@0.5_micro", "rank1@chosen_micro", "greedy@chosen_micro"]].stack().between(0, 1).all()
     assert "python bench/bench_thresholds.py --smoke" in (out_dir / "README.md").read_text()
