@@ -44,7 +44,8 @@ _at_kill: dict[str, object] = {}  # what the killed `all` run held before its re
 def run_space(space: str, results: Path, cli) -> tuple[Path, subprocess.CompletedProcess]:
     """The run folder of `space`'s tiny search and what launch.py printed (run once per test session)."""
     if space not in _runs:
-        args = ("--space", space, *TINY, *RUNS[space], "--results-dir", str(results / space))
+        trials = () if "--num-samples" in RUNS[space] else ("--num-samples", "2")
+        args = ("--space", space, *TINY, *trials, *RUNS[space], "--results-dir", str(results / space))
         if space == "all":
             (results / space).mkdir()
             run_dir, _ = cli.kill_after_a_trial_finishes(*args, results=results / space, max_epochs=2)
