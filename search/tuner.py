@@ -73,7 +73,17 @@ class OptunaSearchTellingStops(OptunaSearch):
         # parameter name as well, and in `all` those are family-qualified study names, not config names.
         return func(ot_trial)
 
+    def _finished_in_study(self, trial_id: str) -> bool:
+        ot_trial = self._ot_trials.get(trial_id)
+        return ot_trial is not None and \
+            ot_trial.storage.get_trial(ot_trial._trial_id).state.is_finished()  # noqa: SLF001
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self._completed_trials and self._finished_in_study(trial_id):
+            # After a kill, Ray's last experiment snapshot can predate the end of a trial that the study (in
+            # SQLite, written at once) already recorded; --resume then reruns the trial's last epochs from its
+            # checkpoint and reports them again. The study keeps what it recorded; Optuna would refuse the update.
+            self._completed_trials.add(trial_id)
         super().on_trial_result(trial_id, result)
         self._last_step[trial_id] = result["training_iteration"]
 
