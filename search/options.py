@@ -54,44 +54,77 @@ def _known_spaces() -> list[str]:
     return sorted(SPACES)
 
 
+def option(default: Any, help: str, *, hardware_default: bool = False, choices: tuple[Any, ...] | None = None,
+           metavar: str | None = None, short: str | None = None) -> Any:
+    """A SearchOptions field that is also a launch.py option: `help` is its --help text ("{spaces}" names the
+    spaces, "{cpu.x}"/"{gpu.x}" the hardware defaults); `hardware_default` appends the CPU and GPU defaults of
+    the field of that name; `choices` are checked by argparse (the others here in `__post_init__`)."""
+    return field(default=default, metadata={"help": help, "hardware_default": hardware_default, "choices": choices,
+                                            "metavar": metavar, "short": short})
+
+
 @dataclass
 class SearchOptions:
-    """One search. `None` means "the hardware default" (see `resolved`)."""
+    """One search: every field with `option(...)` metadata is a launch.py option of the same name (`launch.py`
+    builds its parser from these fields). `None` means "the hardware default" (see `resolved`)."""
 
-    space: str = "ecgnet"
-    data: Path | None = None
-    labels: Path | None = None
-    task: str | None = None  # a benchmark's classes (ecg.data.tasks); None: the data's own labels (PTB-XL: all)
-    split: str | None = None  # "official" | "stratified"; None: the data's convention
-    skip_bad_records: bool = False  # load the readable records; run.json lists the others with the reason
-    leads: int = 8  # the Hefei 8 (I, II, V1-V6) or all 12
-    n_records: int | None = None
-    num_samples: int | None = None
-    max_epochs: int | None = None
-    grace_period: int | None = None
-    reduction_factor: int | None = None
-    scheduler: str = "asha"
-    sampler: str = "tpe"
-    metric: str | None = None  # None: the data's convention (val_macro_auc PTB-XL, val_challenge_score cinc2021)
-    seed: int = 0
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None
-    memory_per_trial: float | None = None  # GiB of RAM Ray reserves per trial; None: no reservation
-    max_concurrent: int | None = None
-    top_k: int = 3
-    ensemble_candidates: int = 10
-    results_dir: Path = Path("results")
-    storage_path: Path | None = None
-    address: str | None = None
-    dashboard_host: str = "127.0.0.1"
-    max_failures: int = 2
-    verbose: bool = False  # -v: Ray Tune's own console output instead of search.progress's compact one
-    resume: Path | None = None
-    trust_run_folder: bool = False  # --resume without verifying the state digests (search.integrity)
-    # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' shape (`fs`, also
-    # --fs: None means the hardware's rate for the synthetic set, 500 Hz for --data; `length` is always 10 s).
+    space: str = option("ecgnet", "search space: {spaces}")
+    data: Path | None = option(
+        None, "records: a Hefei folder, a WFDB folder or an .npz (default: the built-in synthetic set, "
+              "{cpu.fs} Hz x {cpu.length} samples without a GPU, {gpu.fs} Hz x {gpu.length} with one)")
+    labels: Path | None = option(None, "labels CSV for a WFDB folder (record, labels, age, sex)")
+    skip_bad_records: bool = option(
+        False, "load the readable records when some cannot be read; run.json lists the others with the reason "
+               "(default: refuse, one line counting them)")
+    task: str | None = option(
+        None, "a benchmark's classes: PTB-XL's all, diagnostic, subdiagnostic, superdiagnostic, form, rhythm; "
+              "cinc2021 (26 scored diagnoses) or cinc2021+unscored (default: the data's own labels; PTB-XL: all)")
+    split: str | None = option(
+        None, "official (PTB-XL's strat_fold 1-8/9/10) or stratified 7:1:2 (default: official for PTB-XL, else "
+              "stratified)", choices=("official", "stratified"))
+    leads: int = option(8, "the 8 leads I, II, V1-V6, or all 12", choices=(8, 12))
+    fs: int | None = option(
+        None, "sampling rate every record is brought to, 10 s per record; PTB-XL reads records100/ at 100 "
+              "(default: 500 for --data, {cpu.fs} for the synthetic set without a GPU)")
+    n_records: int | None = option(None, "synthetic set size", hardware_default=True)
+    num_samples: int | None = option(None, "trials to run", hardware_default=True)
+    max_epochs: int | None = option(None, "epochs per trial at most", hardware_default=True)
+    grace_period: int | None = option(None, "epochs before ASHA may stop a trial", hardware_default=True)
+    reduction_factor: int | None = option(None, "ASHA keeps 1/this of the trials at each rung", hardware_default=True)
+    scheduler: str = option("asha", "early stopping: ASHA, or none (fifo)", choices=SCHEDULERS)
+    sampler: str = option("tpe", "Optuna sampler", choices=SAMPLERS)
+    metric: str | None = option(
+        None, "what the search optimises (default: the data's convention: val_macro_auc for PTB-XL, "
+              "val_challenge_score with --task cinc2021, else val_micro_f1)", choices=METRICS)
+    seed: int = option(0, "seed of the split, the sampler and training")
+    verbose: bool = option(
+        False, "Ray Tune's full console output (every trial's config, a table each step) and the trials' own "
+               "output (default: a compact status and one line per finished trial)", short="-v")
+    cpus_per_trial: float = option(1.0, "CPUs per trial (its torch threads)")
+    memory_per_trial: float | None = option(None, "RAM Ray reserves for each trial, in GiB (default: none reserved)",
+                                            metavar="GIB")
+    gpus_per_trial: float | None = option(
+        None, "GPUs per trial, fractional to share a GPU (0.5: two trials per GPU) (default: 1 when the machine "
+              "has GPUs, else 0)")
+    max_concurrent: int | None = option(None, "trials at once at most (default: as many as the resources allow)")
+    top_k: int = option(3, "best trials evaluated on the test split (and ensembled)")
+    ensemble_candidates: int = option(10, "best finished trials the greedy ensemble selection may draw from")
+    results_dir: Path = option(Path("results"), "where run folders are created")
+    storage_path: Path | None = option(
+        None, "trial results and checkpoints on storage every node shares (needed with --address on more than "
+              "one machine; default: inside the run folder)")
+    address: str | None = option(None, "join a running Ray cluster: auto or HOST:PORT (default: start a local Ray "
+                                       "instance)")
+    dashboard_host: str = option("127.0.0.1", "interface the Ray dashboard listens on (0.0.0.0 exposes it: a "
+                                              "warning is printed)")
+    max_failures: int = option(2, "retries of a failing trial from its last checkpoint (-1: unlimited)")
+    resume: Path | None = option(None, "continue an interrupted run (its other options come from RUN_DIR/run.json)",
+                                 metavar="RUN_DIR")
+    trust_run_folder: bool = option(
+        False, "with --resume: skip checking that this user's searches wrote the Ray state Ray will unpickle "
+               "(only for a folder from a source you trust; see README, Safe by default)")
+    # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' length (10 s at `fs`).
     gpu: bool | None = field(default=None, repr=False)
-    fs: int | None = field(default=None, repr=False)
     length: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +146,6 @@ class SearchOptions:
             raise OptionError(f"--grace-period {self.grace_period} is larger than --max-epochs {self.max_epochs}")
         _choice("--scheduler", self.scheduler, SCHEDULERS)
         _choice("--sampler", self.sampler, SAMPLERS)
-        self._check_conventions()
         if not self.cpus_per_trial > 0:
             raise OptionError(f"--cpus-per-trial must be > 0, got {self.cpus_per_trial}")
         if self.memory_per_trial is not None and not self.memory_per_trial > 0:
@@ -129,6 +161,7 @@ class SearchOptions:
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
         _check_host("--dashboard-host", self.dashboard_host)
+        self._check_conventions()  # last: it reads the data's kind, the others are checks of plain values
 
     def _check_conventions(self) -> None:
         """--task, --split, --leads, --fs and --metric against each other and the data; the metric defaults

@@ -10,14 +10,15 @@ work: they only suggest values. Ranges depend on the hardware (`SpaceContext.gpu
 """
 from __future__ import annotations
 
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from spaces.all import AllFamilies, RecordingTrial, SpaceFn
 from spaces.cnn import ecgnet, resnet, resnext, seresnet
 from spaces.context import SpaceContext
 from spaces.recurrent import gru, hybrid, lstm
+
+if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
+    import optuna
 
 FAMILY_SPACES: dict[str, SpaceFn] = {
     "ecgnet": ecgnet,
@@ -64,6 +65,8 @@ def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[
     distributions they record is the space (a categorical branch is reached with probability >= 1/8 per draw
     in every space here, so 300 draws find them all). Constants are listed as "= value".
     """
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     space = build_space(name, ctx)
@@ -82,6 +85,8 @@ def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[
 
 
 def _format(dist: optuna.distributions.BaseDistribution) -> str:
+    import optuna
+
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return "{" + ", ".join(str(c) for c in dist.choices) + "}"
     scale = " log" if dist.log else ""

@@ -9,13 +9,14 @@ families. The qualified names live in the study only: this module is the one pla
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import optuna
+if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
+    import optuna
 
 from spaces.context import SpaceContext
 
-SpaceFn = Callable[[optuna.Trial, SpaceContext], dict[str, Any]]
+SpaceFn = Callable[["optuna.Trial", SpaceContext], dict[str, Any]]
 
 
 class RecordingTrial:

@@ -2,9 +2,10 @@
 (ResNet, ResNeXt, SE-ResNet). On CPU the widths, depths and block counts are smaller."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
+    import optuna
 
 from spaces.common import suggest_common_model, suggest_optim
 from spaces.context import SpaceContext

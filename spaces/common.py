@@ -1,9 +1,10 @@
 """Parameters every family samples: training settings (`optim/...`) and the common model options."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
+    import optuna
 
 from spaces.context import SpaceContext
 

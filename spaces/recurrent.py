@@ -7,9 +7,10 @@ three among them); on CPU steps stay in 10..50 and hidden sizes small. LSTM v1's
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
+    import optuna
 
 from spaces.common import segmentations, suggest_common_model, suggest_optim
 from spaces.context import SpaceContext

@@ -83,13 +83,24 @@ def test_list_spaces_prints_parameters_and_ranges(capsys, launch) -> None:
     assert "gru/model/version" in out  # the all space, family-qualified
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--max-epochs", "-3"], ["--dashboard-host", "my laptop"]])
+def test_every_search_option_is_a_launch_flag_and_nothing_else(launch) -> None:
+    import dataclasses
+
+    options = {f.name for f in dataclasses.fields(launch.SearchOptions) if "help" in f.metadata}
+    dests = {a.dest for a in launch.parser()._actions} - {"help", "list_spaces"}
+    assert dests == options
+    assert {"gpu", "length"} & dests == set()  # filled by resolved(), never given
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--max-epochs", "-3"], ["--dashboard-host", "my laptop"],
+                                  ["--seed", "-1"], ["--leads", "10"]])
 def test_help_and_a_refused_value_import_neither_ray_nor_torch(argv) -> None:
     import subprocess
 
-    # -X importtime lists every module imported; Ray and torch cost ~7 s here, the rest well under a second.
+    # -X importtime lists every module imported: the heavy ones (bench/results/cli) must wait for a good command.
     proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "launch.py"), *argv], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert proc.returncode == (0 if argv == ["--help"] else 2)
-    assert imported and not imported & {"ray", "torch", "search.runner", "ray.tune"}, sorted(imported & {"ray", "torch"})
+    heavy = {"ray", "torch", "search.runner", "ray.tune", "optuna", "pandas"}
+    assert imported and not imported & heavy, sorted(imported & heavy)
