@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ecg.benchmark import auc_interval, per_source_rows, task_scores
 from ecg.data import ECGDataset
 from ecg.ensemble import combine, greedy_selection
-from ecg.metrics import evaluate, label_score, per_class, probability_score
+from ecg.evaluation import evaluate_on_test
+from ecg.metrics import probability_score
 from ecg.models import create_model
-from ecg.thresholds import choose_thresholds
 from ecg.train import load_checkpoint, predict
 from search.exports import TrialRecord
 
@@ -35,7 +34,6 @@ log = logging.getLogger(__name__)
 
 ENSEMBLE_CANDIDATES = 10  # the default N of greedy selection: the best N finished trials
 EVAL_BATCH_SIZE = 256
-SCORES = ("micro_f1", "macro_f1", "macro_f1_present", "micro_precision", "micro_recall", "exact_match", "macro_auc")
 
 
 class CheckpointUnusable(RuntimeError):
@@ -164,46 +162,18 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
     if len(candidates) > 1:
         greedy = greedy_selection(val.labels, [c.val_probs for c in candidates], probability_score(metric))
         models.append(_ensemble("ensemble_greedy", candidates, greedy.weights))
-    score = label_score(metric)
     rows, per_class_frames, per_source_frames = [], [], []
     for model in models:
-        choice = choose_thresholds(val.labels, model.val_probs, score, seed=seed)
-        interval = auc_interval(test.labels, model.test_probs)  # PTB-XL's headline: macro-AUC with a 95% CI
-        for rule, thresholds in choice.thresholds.items():
-            val_scores = evaluate(val.labels, model.val_probs, thresholds)
-            test_scores = evaluate(test.labels, model.test_probs, thresholds)
-            rows.append({
-                "model": model.name, "trial_id": model.trial_id,
-                "members": " ".join(f"{t}:{w:g}" for t, w in model.members.items()),
-                "thresholds": rule, "chosen": rule == choice.chosen,
-                # What the rule was chosen on: its mean score on held-out halves of validation.
-                "cv_score": choice.cross_fit[rule],
-                **{f"val_{k}": val_scores[k] for k in SCORES},
-                **{f"test_{k}": test_scores[k] for k in SCORES}, **interval,
-                # what a benchmark defines for its own classes only (CinC 2021: val/test_challenge_score)
-                **{f"val_{k}": v for k, v in task_scores(val.labels, model.val_probs, val.class_names,
-                                                          thresholds).items()},
-                **{f"test_{k}": v for k, v in task_scores(test.labels, model.test_probs, test.class_names,
-                                                           thresholds).items()},
-                "best_epoch": model.best_epoch, "params": model.params,
-                "n_val_records": len(val), "n_test_records": len(test),
-                "test_positives": int(test.labels.sum()),
-                "test_classes_present": int((test.labels.sum(axis=0) > 0).sum()),
-                "threshold_values": " ".join(f"{t:.4g}" for t in thresholds),
-            })
-            table = per_class(test.labels, model.test_probs, thresholds, test.class_names)
-            table.insert(0, "chosen", rule == choice.chosen)
-            table.insert(0, "thresholds", rule)
-            table.insert(0, "trial_id", model.trial_id)
-            table.insert(0, "model", model.name)
-            table["val_support"] = val.labels.sum(axis=0).astype(int)
-            per_class_frames.append(table)
-            sources = per_source_rows(test.labels, model.test_probs, test.class_names, test.record_ids, thresholds)
-            if len(sources):
-                sources.insert(0, "chosen", rule == choice.chosen)
-                sources.insert(0, "thresholds", rule)
-                sources.insert(0, "model", model.name)
-                per_source_frames.append(sources)
+        scored = evaluate_on_test(val, model.val_probs, test, model.test_probs, metric=metric, seed=seed)
+        identity = {"model": model.name, "trial_id": model.trial_id,
+                    "members": " ".join(f"{t}:{w:g}" for t, w in model.members.items())}
+        rows += [{**identity, **row, "best_epoch": model.best_epoch, "params": model.params} for row in scored.rows]
+        scored.per_class.insert(0, "trial_id", model.trial_id)
+        scored.per_class.insert(0, "model", model.name)
+        per_class_frames.append(scored.per_class)
+        if len(scored.per_source):
+            scored.per_source.insert(0, "model", model.name)
+            per_source_frames.append(scored.per_source)
     results.test_results = pd.DataFrame(rows)
     if len(results.test_results):
         for column in ("best_epoch", "params"):

@@ -28,7 +28,7 @@ from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
 from ecg.data.source import DataSpec, load as load_records, split as split_records
 from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
-from ecg.metrics import evaluate, per_class, tune_thresholds
+from ecg.evaluation import evaluate_on_test
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
 from ecg.train.config import TrainConfig, TrialConfig
 from ecg.train.device import DeviceSplit, bf16_enabled, resolve_device
@@ -229,27 +229,22 @@ def run(args: argparse.Namespace) -> Path:
     weights = torch.as_tensor(class_weights(train.labels, config.class_weights), device=device)
     criterion = make_loss(config.class_weights, weights)
     val_probs, _ = logits_and_loss(model, val, criterion, device, bf16)
-    thresholds = tune_thresholds(val.labels, val_probs)
     test_probs, test_loss = logits_and_loss(model, test, criterion, device, bf16)
-    rows, tables = [], []
-    variants = [("0.5", 0.5, False), ("tuned", thresholds, False)]
-    if args.at_least_one:
-        variants += [("0.5+at_least_one", 0.5, True), ("tuned+at_least_one", thresholds, True)]
-    for name, t, at_least_one in variants:
-        rows.append({"thresholds": name, **evaluate(test.labels, test_probs, t, at_least_one=at_least_one,
-                                                    loss=test_loss)})
-        table = per_class(test.labels, test_probs, t, test.class_names, at_least_one=at_least_one)
-        tables.append(table.assign(thresholds=name))
-    pd.DataFrame(rows).to_csv(out / "test_metrics.csv", index=False)
-    pd.concat(tables).to_csv(out / "per_class.csv", index=False)
-    pd.DataFrame({"class": val.class_names, "threshold": thresholds}).to_csv(out / "thresholds.csv", index=False)
+    scored = evaluate_on_test(val, val_probs, test, test_probs, metric=config.metric, seed=config.seed,
+                              at_least_one=args.at_least_one, test_loss=test_loss)
+    thresholds = scored.chosen_thresholds
+    pd.DataFrame(scored.rows).to_csv(out / "test_metrics.csv", index=False)
+    scored.per_class.to_csv(out / "per_class.csv", index=False)
+    pd.DataFrame({"class": val.class_names, "threshold": thresholds, "rule": scored.chosen}).to_csv(
+        out / "thresholds.csv", index=False)
     save_checkpoint({"model": result.best_state, "meta": {
         "family": trial.family, "model": trial.model, "config": config.to_dict(), "best_epoch": result.best_epoch,
         "best_metrics": result.best_metrics, "thresholds": thresholds, "class_names": list(dataset.class_names),
         "lead_names": list(dataset.lead_names), "fs": dataset.fs, "length": dataset.n_samples}}, out / "best")
 
     print(f"best epoch {result.best_epoch}: {config.metric} {result.best_metrics[config.metric]:.4f}", file=sys.stderr)
-    print(pd.DataFrame(rows).set_index("thresholds").round(4).to_string())
+    columns = ["thresholds", "chosen", "test_micro_f1", "test_macro_f1", "test_macro_auc", "test_loss"]
+    print(pd.DataFrame(scored.rows)[columns].set_index("thresholds").round(4).to_string())
     print(f"written to {out}")
     return out
 

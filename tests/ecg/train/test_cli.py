@@ -23,11 +23,15 @@ def test_cli_trains_evaluates_and_writes_everything(tmp_path, monkeypatch, capsy
     assert metrics["epoch"].tolist() == [1, 2]
     assert {"train_loss", "val_micro_f1", "val_macro_auc", "lr"} <= set(metrics.columns)
     test = pd.read_csv(out / "test_metrics.csv")
-    assert test["thresholds"].tolist() == ["0.5", "tuned", "0.5+at_least_one", "tuned+at_least_one"]
-    assert test[["micro_f1", "exact_match", "loss"]].notna().all().all()
-    thresholds = pd.read_csv(out / "thresholds.csv")
+    # The winners' rules (search.winners scores the same way), each also with at least one label per record.
+    rules = ["0.5", "global", "per_class"]
+    assert test["thresholds"].tolist() == rules + [f"{r}+at_least_one" for r in rules]
+    assert test["chosen"].sum() == 1 and test.loc[test["chosen"], "thresholds"].item() in rules
+    assert test[["test_micro_f1", "test_exact_match", "test_loss", "val_micro_f1"]].notna().all().all()
+    thresholds = pd.read_csv(out / "thresholds.csv", dtype={"rule": str})
+    assert set(thresholds["rule"]) == {test.loc[test["chosen"], "thresholds"].item()}
     per_class = pd.read_csv(out / "per_class.csv")
-    assert len(per_class) == 4 * len(thresholds)
+    assert len(per_class) == 6 * len(thresholds)
     split = pd.read_csv(out / "split.csv")
     assert len(split) == 160
     best = load_checkpoint(out / "best")
