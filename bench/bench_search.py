@@ -433,7 +433,6 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     before the model is built; its best validation micro-F1."""
     import torch
 
-    from ecg.models import create_model
     from ecg.train import fit
     from ecg.train.config import TrialConfig
     from search import data as run_data
@@ -449,8 +448,8 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     config.optim.epochs = found.spec.epochs
     config.optim.threads = max(1, int(options.cpus_per_trial))
     torch.manual_seed(config.optim.seed)  # seeded initial weights: the retraining is repeatable
-    model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
-                         length=split.train.n_samples, **config.model)
+    model = config.build_model(n_leads=split.train.n_leads, n_classes=split.train.n_classes,
+                               length=split.train.n_samples)
     started = time.perf_counter()
     result = fit(model, split.train, split.val, config.optim, device=device)
     return {"trial_id": row["trial_id"], "retrained_best": float(result.best_metrics[METRIC]), "retrained_best_epoch": result.best_epoch,

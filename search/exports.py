@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from ecg.train.config import flatten
 from search.faults import FATAL_FILE, trial_number
 
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
@@ -100,17 +101,10 @@ class TrialTable:
         scored = [r for r in self.records if not math.isnan(r.best_value(metric, mode))]
         return sorted(scored, key=lambda r: r.best_value(metric, mode), reverse=(mode == "max"))
 
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested Ray config -> `family`, `model/...`, `optim/...`."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, prefix=f"{name}/"))
-        else:
-            flat[name] = value
-    return flat
+def stopped_early(epochs_run: int, max_epochs: int) -> bool:
+    """Whether a trial that ended without an error stopped before its epoch budget (ASHA, or fit's own
+    early stopping): what the tuner tells Optuna as PRUNED, the console and trials.csv report."""
+    return epochs_run < max_epochs
 
 
 def _last_error(error_file: Path | None) -> str | None:
@@ -181,7 +175,7 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
     for record in table.records:
         epochs_run = record.epochs_run
         finished = record.status == "TERMINATED"
-        stopped_early = finished and scheduler == "asha" and epochs_run < max_epochs
+        by_asha = finished and scheduler == "asha" and stopped_early(epochs_run, max_epochs)
         errored = record.status == "ERROR"
         row: dict[str, Any] = {
             "trial_id": record.trial_id,
@@ -189,8 +183,8 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
             "optuna_trial_number": optuna_numbers.get(record.trial_id),
             "status": record.status,
             "epochs_run": epochs_run,
-            "stopped_by_asha": stopped_early,
-            "stopped_at_epoch": epochs_run if stopped_early else None,
+            "stopped_by_asha": by_asha,
+            "stopped_at_epoch": epochs_run if by_asha else None,
             "failures": record.failures,
             # Every failure but the one that ended an errored trial was followed by a retry.
             "retries": max(0, record.failures - 1) if errored else record.failures,

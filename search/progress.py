@@ -22,6 +22,8 @@ from typing import IO, Any, Sequence
 
 from ray.tune import Callback
 
+from search.exports import stopped_early
+
 STATUS_EVERY_S = 30.0  # a file or a pipe: one status block at most this often, and only when it changed
 REDRAW_EVERY_S = 5.0  # a terminal: the status is redrawn in place, so it can be refreshed often at no cost
 # What an epoch line and the status show, besides the selection metric, when the trial reports them.
@@ -206,7 +208,7 @@ class SearchProgress(Callback):
         best = _number(result.get(self.trial_metric))
         if error:
             ended = f"error: {_error(trial)}"
-        elif epochs < self.max_epochs:
+        elif stopped_early(epochs, self.max_epochs):
             ended = f"stopped by ASHA at epoch {epochs}" if self.asha else f"stopped early at epoch {epochs}"
         else:
             ended = "complete"

@@ -7,6 +7,7 @@ resumes from it. The data comes from the object store (`tune.with_parameters`), 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 import tempfile
@@ -17,20 +18,14 @@ import ray
 import ray.tune
 import torch
 
-from ecg.models import create_model
 from ecg.train.costs import CostMeter
 from ecg.train.device import bf16_enabled
-from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
+from ecg.train import EpochReport, NonFiniteLossError, TrialConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
 from search.progress import epoch_line
 from ecg.selection import best_so_far, metric_mode
 from search.faults import (FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, is_disk_full,
                            trial_number)
-
-
-def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
-    """The trial's `optim/...` settings as a TrainConfig, with the CPU threads its resources allow."""
-    return TrainConfig(**{**config.get("optim", {}), "threads": threads})
 
 
 class RunningBest:
@@ -87,12 +82,12 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     gpu_ids = ",".join(str(i) for i in ray.get_gpu_ids())  # Ray's ids for this trial; CUDA_VISIBLE_DEVICES too
     device = trial_device(gpus, gpu_ids, torch.cuda.is_available())
 
-    optim = train_config(config, threads=cpus)
+    trial = TrialConfig.from_nested(config)
+    optim = dataclasses.replace(trial.optim, threads=cpus)  # the CPU threads its resources allow
     # Seed before building: the initial weights are then a function of the config, so the same config gives
     # the same trial in any process (and a winner retrained with ecg.train reproduces its trial).
     torch.manual_seed(optim.seed)
-    model = create_model(config["family"], n_leads=data.n_leads, n_classes=data.n_classes, length=data.length,
-                         **config.get("model", {}))
+    model = trial.build_model(n_leads=data.n_leads, n_classes=data.n_classes, length=data.length)
     resume = None
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:

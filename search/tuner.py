@@ -15,6 +15,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search.data import TrialData
 from search.options import SearchOptions
+from search.exports import stopped_early
 from search.progress import SearchProgress
 from search.trainable import train_trial
 from spaces import SpaceContext, build_space
@@ -89,7 +90,7 @@ class OptunaSearchTellingStops(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         epochs_run = (result or {}).get("training_iteration", self._max_epochs)
-        stopped_early = bool(result) and not error and epochs_run < self._max_epochs
+        ended_early = bool(result) and not error and stopped_early(epochs_run, self._max_epochs)
         if result and self.metric in result and self._last_step.get(trial_id) != result["training_iteration"] \
                 and trial_id not in self._completed_trials:
             # The result that ended the trial (ASHA's stop, or max_epochs) was never passed to on_trial_result:
@@ -97,7 +98,7 @@ class OptunaSearchTellingStops(OptunaSearch):
             self.on_trial_result(trial_id, result)
         self._last_step.pop(trial_id, None)
         # Without a result and without an error, OptunaSearch tells the trial as PRUNED.
-        super().on_trial_complete(trial_id, result=None if stopped_early else result, error=error)
+        super().on_trial_complete(trial_id, result=None if ended_early else result, error=error)
 
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore (`--resume`), then fail the study's RUNNING trials this searcher does not own.

@@ -13,7 +13,6 @@ takes its place. Inference runs on the device the trials trained on, in batches,
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,7 @@ from ecg.data import ECGDataset
 from ecg.ensemble import combine, greedy_selection
 from ecg.evaluation import evaluate_on_test
 from ecg.metrics import probability_score
-from ecg.models import create_model
-from ecg.train import load_checkpoint, predict
+from ecg.train import TrialConfig, load_checkpoint, predict
 from search.exports import TrialRecord
 
 log = logging.getLogger(__name__)
@@ -89,8 +87,8 @@ def load_winner(record: TrialRecord, data: ECGDataset) -> torch.nn.Module:
         raise CheckpointUnusable(f"trial {record.trial_id} has no checkpoint")
     try:
         state = load_checkpoint(record.checkpoint)
-        model = create_model(record.config["family"], n_leads=data.n_leads, n_classes=data.n_classes,
-                             length=data.n_samples, **_model_options(record.config))
+        model = TrialConfig.from_flat(record.config).build_model(n_leads=data.n_leads, n_classes=data.n_classes,
+                                                                 length=data.n_samples)
         weights = state["best_model"] if state.get("best_model") is not None else state["model"]
         model.load_state_dict(weights)
     except Exception as err:  # any failure to read or apply the file means the same: use the next trial
@@ -99,14 +97,9 @@ def load_winner(record: TrialRecord, data: ECGDataset) -> torch.nn.Module:
     return model
 
 
-def _model_options(flat: dict) -> dict:
-    return {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith("model/")}
-
-
 def _bf16(record: TrialRecord) -> bool | None:
     """The trial's own bf16 setting (None: autocast on CUDA only, as in training)."""
-    value = record.config.get("optim/bf16")
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else bool(value)
+    return TrialConfig.from_flat(record.config).optim.bf16
 
 
 def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, results: WinnerResults, *,

@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ecg.values import convert
+
 Builder = Callable[..., nn.Module]
 
 # Every family accepts these; a family may change the defaults.
@@ -115,31 +117,11 @@ def create_model(family: str, n_leads: int, n_classes: int, length: int, **optio
     return _FAMILIES[family].builder(n_leads=n_leads, n_classes=n_classes, length=length, **merged)
 
 
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
-
 def _coerce(family: str, key: str, value: Any, default: Any) -> Any:
     """`value` converted to the type of `default` (CSV round trips give strings, numpy scalars, floats)."""
-    kind = type(default)
     try:
-        if kind is bool:
-            if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-                return value.strip().lower() in _TRUE
-            if not isinstance(value, str) and value in (0, 1):
-                return bool(value)
-            raise ValueError
-        if kind is int:
-            number = float(value)
-            if isinstance(value, bool) or not number.is_integer():
-                raise ValueError
-            return int(number)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
+        return convert(value, type(default))
+    except ValueError:
         raise ValueError(
-            f"option {key}={value!r} of model family {family!r} must be a {kind.__name__} (default {default!r})"
-        ) from None
+            f"option {key}={value!r} of model family {family!r} must be a {type(default).__name__} "
+            f"(default {default!r})") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecg.selection import SELECTION_METRICS
+from ecg.values import convert, is_missing, plain
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
 
 
@@ -87,72 +88,28 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-_TRUE = {"true", "1", "yes"}
-_FALSE = {"false", "0", "no"}
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
-
-
-def _to_bool(name: str, value: Any) -> bool:
-    value = _plain(value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in _TRUE | _FALSE:
-        return text in _TRUE
-    raise ValueError(f"{name} must be true or false, got {value!r}")
-
-
-def _to_int(name: str, value: Any) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if not number.is_integer():
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(number)
-
-
-def _to_float(name: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-
-
-# Field type (as written in the annotation) -> converter; values from a CSV arrive as numpy scalars or strings.
-_CONVERTERS = {"bool": _to_bool, "int": _to_int, "float": _to_float, "str": lambda name, v: str(v)}
+# Field type as written in the annotation -> the type its values are converted to.
+_FIELD_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def _coerce(f: dataclasses.Field, value: Any) -> Any:
     type_text = str(f.type).replace(" ", "")
-    value = _plain(value)
-    if type_text.endswith("|None") and _is_missing(value):
+    if type_text.endswith("|None") and is_missing(plain(value)):
         return None
-    return _CONVERTERS[type_text.removesuffix("|None")](f.name, value)
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds (CSV rows arrive as numpy types)."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+    try:
+        return convert(value, _FIELD_TYPES[type_text.removesuffix("|None")])
+    except ValueError as err:
+        raise ValueError(f"{f.name} {err}") from None
 
 
 def _coerce_option(name: str, value: Any, default: Any) -> Any:
     """A model option converted to the type of its default (a CSV column with gaps turns ints into floats)."""
-    value = _plain(value)
-    if isinstance(default, bool):
-        return _to_bool(name, value)
-    if isinstance(default, int):
-        return _to_int(name, value)
-    if isinstance(default, float):
-        return _to_float(name, value)
-    if isinstance(default, str):
-        return str(value)
-    return value
+    if default is None:
+        return plain(value)
+    try:
+        return convert(value, type(default))
+    except ValueError as err:
+        raise ValueError(f"{name} {err}") from None
 
 
 @dataclass
@@ -168,7 +125,7 @@ class TrialConfig:
             raise ValueError(f"family must be a model family name, got {self.family!r}")
         if isinstance(self.optim, Mapping):
             self.optim = TrainConfig(**self.optim)
-        self.model = {k: _plain(v) for k, v in self.model.items()}
+        self.model = {k: plain(v) for k, v in self.model.items()}
 
     @classmethod
     def from_flat(cls, flat: Mapping[str, Any], *, option_defaults: Mapping[str, Any] | None = None) -> "TrialConfig":
@@ -178,7 +135,7 @@ class TrialConfig:
         `option_defaults` (normally `ecg.models.model_options(family)`, looked up when omitted and available)
         gives each model option its type, since a CSV column with gaps reads integers back as floats.
         """
-        if "family" not in flat or _is_missing(flat["family"]):
+        if "family" not in flat or is_missing(flat["family"]):
             raise ValueError("a flat trial config needs a 'family' key")
         family = str(flat["family"])
         if option_defaults is None:
@@ -192,13 +149,24 @@ class TrialConfig:
                 continue
             if prefix == "optim" and name not in known_fields:
                 raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(known_fields))}")
-            if _is_missing(_plain(value)) and not (prefix == "optim" and name in ("bf16", "threads")):
+            if is_missing(plain(value)) and not (prefix == "optim" and name in ("bf16", "threads")):
                 continue
             if prefix == "model":
                 model[name] = _coerce_option(key, value, option_defaults.get(name))
             else:
-                optim[name] = _plain(value)
+                optim[name] = plain(value)
         return cls(family=family, model=model, optim=TrainConfig(**optim))
+
+    @classmethod
+    def from_nested(cls, config: Mapping[str, Any]) -> "TrialConfig":
+        """From Ray Tune's form of a flat config (`{"family": ..., "model": {...}, "optim": {...}}`)."""
+        return cls.from_flat(flatten(config))
+
+    def build_model(self, *, n_leads: int, n_classes: int, length: int) -> Any:
+        """The family's model with these options, for inputs `[B, n_leads, length]` (`ecg.models.create_model`)."""
+        from ecg.models import create_model  # here: the config module itself does not need torch
+
+        return create_model(self.family, n_leads=n_leads, n_classes=n_classes, length=length, **self.model)
 
     def to_flat(self) -> dict[str, Any]:
         """The inverse of `from_flat`: one flat dict, ready to become a CSV row."""
@@ -220,6 +188,18 @@ class TrialConfig:
             return cls.from_flat(table.iloc[row].to_dict())
         except ValueError as err:
             raise ValueError(f"{path}, row {row}: {err}") from None
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config (Ray Tune unflattens "model/width" into config["model"]["width"]) back to flat keys."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _model_option_defaults(family: str) -> dict[str, Any]:
