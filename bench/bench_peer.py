@@ -120,7 +120,6 @@ def optuna_worker(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
     split = load_split(args, work / "split.csv")
-    options = search_options(args)
     space = build_space("gru", SpaceContext(gpu=False, length=split.train.n_samples, max_epochs=args.epochs,
                                             seed=args.seed, metric=METRIC))
     log = open(work / f"{args.worker}-{args.worker_index}.events.csv", "a", buffering=1)

@@ -172,7 +172,7 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     import search
-    from bench_search import read_run, timed_tuner_fit, trial_start_times
+    from bench_search import read_run, trial_start_times
     from search import data as run_data
     from search.options import SearchOptions
 
@@ -204,14 +204,13 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     # object store sized for the largest size's data.
     start_ray(num_cpus=2)
     baseline = baseline_worker_rss()
-    spans: list[tuple[float, float]] = []
     run_started = time.perf_counter()
-    with Monitor() as monitor, timed_tuner_fit(spans):
+    with Monitor() as monitor:
         run_dir = search.run(options)
     run_s = time.perf_counter() - run_started
     info = json.loads((run_dir / "run.json").read_text())
     trials, _ = read_run(run_dir, Path(info["experiment_path"]))
-    starts = trial_start_times(trials, spans[-1][0], 2)
+    starts = trial_start_times(trials, float(info["fit_started"]), 2)
     ray.shutdown()
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     workers = sorted(monitor.workers.values(), key=lambda w: -w.get("VmRSS", 0))[:2]

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import heapq
 import json
 import math
@@ -52,7 +51,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -305,31 +304,6 @@ class Search:
         return float(self.events[METRIC].max())
 
 
-@contextlib.contextmanager
-def timed_tuner_fit(spans: list[tuple[float, float]]) -> Iterator[None]:
-    """Record (start, end) of every `ray.tune.Tuner.fit` call made inside the block.
-
-    run.json gives `fit_time_s` (the search's wall time without data loading, split and Ray start), but not
-    the moment Tuner.fit started, from which the first trials' start-up is measured (section 4).
-    """
-    from ray import tune
-
-    original = tune.Tuner.fit
-
-    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.time()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            spans.append((started, time.time()))
-
-    tune.Tuner.fit = fit
-    try:
-        yield
-    finally:
-        tune.Tuner.fit = original
-
-
 class GpuSampler:
     """nvidia-smi every 500 ms in the background while a search runs."""
 
@@ -377,13 +351,11 @@ def run_search(shared: Shared, spec: Spec) -> Search:
 
     options = options_for(shared, spec)
     print(f"\n=== search {spec.name} ===", flush=True)
-    spans: list[tuple[float, float]] = []
     sampler = GpuSampler() if spec.gpus_per_trial else contextlib.nullcontext()
-    with timed_tuner_fit(spans), sampler:
+    with sampler:
         run_dir = search.run(options)
     info = json.loads((run_dir / "run.json").read_text())
-    fit_start, fit_end = spans[-1]
-    fit_time_s = float(info.get("fit_time_s", fit_end - fit_start))
+    fit_start, fit_time_s = float(info["fit_started"]), float(info["fit_time_s"])
     ray_start_s = float(info.get("ray_start_s", math.nan))  # search.run starts (and stops) its own Ray
     trials, events = read_run(run_dir, Path(info["experiment_path"]))
     found = Search(spec=spec, run_dir=run_dir, ray_start_s=ray_start_s, fit_start=fit_start, fit_time_s=fit_time_s,

@@ -55,57 +55,54 @@ def run(options: SearchOptions) -> Path:
         return _resume(options)
     options.check_environment()
     started = time.time()
-    dashboard, ray_start_s = None, 0.0
+    ray_session: tuple[str | None, float] | None = None
     try:
         if options.address is None:
             import torch
 
             options = options.resolved(torch.cuda.device_count())
-        else:  # the cluster's GPUs decide the defaults
-            ray_started = time.time()
-            dashboard = cluster.start(options)
-            ray_start_s = time.time() - ray_started
-            cluster.check_capacity(options)
+        else:  # joining a cluster: its GPUs decide the defaults, so connect first
+            ray_session = _start_ray(options)
             options = options.resolved(cluster.gpu_capacity()[0])
-        # The data before the run folder: a bad file is refused with nothing written (DataError, one line).
+        # The data before the run folder and a local Ray: a bad file is refused at once, with nothing written.
         dataset, source = run_data.load(options)
     except BaseException:
         cluster.stop()
         raise
     run_dir = runinfo.new_run_dir(options.results_dir, options.space)
     with _removed_unless_started(run_dir, options):
-        split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
-                               spec=run_data.data_spec(options))
-        info: dict[str, Any] = {
-            "status": "running", "space": options.space, "seed": options.seed, "args": options.to_dict(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": runinfo.versions(),
-            "git": runinfo.git_commit(),
-            "data": {"source": source, "spec": run_data.data_spec(options).to_dict(),
-                     "convention": options.convention(),  # task, split and metric: what results compare with
-                     "fingerprint": split.fingerprint, "records": len(dataset),
-                     "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
-                     "classes": dataset.n_classes,
-                     "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
-                     "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},
-            "experiment_path": str(tuning.experiment_path(options, run_dir)),
-            "study": f"sqlite:///{(run_dir / tuning.STUDY_FILE).resolve()}",
-        }
-        runinfo.write(run_dir, info)
-        if options.address is None:
-            ray_started = time.time()
-            dashboard = cluster.start(options)
-            ray_start_s = time.time() - ray_started
-            cluster.check_capacity(options)  # Ray's own count (cgroup limits, memory left for trials)
-        info["hardware"] = runinfo.hardware()
-        info["dashboard"] = dashboard
-        info["ray_start_s"] = round(ray_start_s, 2)
-        runinfo.write(run_dir, info)
+        spec = run_data.data_spec(options)
+        split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source, spec=spec)
+        dashboard, ray_start_s = ray_session or _start_ray(options)
+        record = runinfo.RunRecord(
+            status="running", space=options.space, seed=options.seed, args=options.to_dict(),
+            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(), git=runinfo.git_commit(),
+            data={"source": source, "spec": spec.to_dict(),
+                  "convention": options.convention(),  # task, split and metric: what results compare with
+                  "fingerprint": split.fingerprint, "records": len(dataset),
+                  "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
+                  "classes": dataset.n_classes,
+                  "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
+                  "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},
+            experiment_path=str(tuning.experiment_path(options, run_dir)),
+            study=f"sqlite:///{(run_dir / tuning.STUDY_FILE).resolve()}",
+            hardware=runinfo.hardware(), dashboard=dashboard, ray_start_s=round(ray_start_s, 2))
+        runinfo.write(run_dir, record)
         search_tuner = tuning.make_tuner(options, run_dir, split.trial_data, callbacks=_callbacks())
         integrity.record(run_dir, tuning.experiment_path(options, run_dir))  # tuner.pkl, written just now
     print(f"run folder: {run_dir}")
     print("\n".join(progress.watch_lines(dashboard, run_dir / tuning.STUDY_FILE, tuning.experiment_path(options, run_dir),
                                          joined=options.address is not None)))
-    return _search_and_export(search_tuner, options, run_dir, split, info, started)
+    return _search_and_export(search_tuner, options, run_dir, split, record, started)
+
+
+def _start_ray(options: SearchOptions) -> tuple[str | None, float]:
+    """Start (or join) Ray and check that it can place a trial; the dashboard URL and the seconds it took."""
+    ray_started = time.time()
+    dashboard = cluster.start(options)
+    ray_start_s = time.time() - ray_started
+    cluster.check_capacity(options)  # Ray's own count (cgroup limits, memory left for trials, GPUs per node)
+    return dashboard, ray_start_s
 
 
 def _callbacks() -> list:
@@ -131,13 +128,13 @@ def _resume(requested: SearchOptions) -> Path:
     """Continue the run in `requested.resume`. Everything that can refuse does so before run.json changes; a
     complete run is reported and left as it is; a resume that fails later puts the previous status back."""
     run_dir = Path(requested.resume)
-    info = runinfo.read_for_resume(run_dir)
-    if info["status"] == "complete":
-        print(f"{run_dir} is already complete (finished {info.get('updated', '?')}): nothing to resume; "
+    record = runinfo.read_for_resume(run_dir)
+    if record.status == "complete":
+        print(f"{run_dir} is already complete (finished {record.updated or '?'}): nothing to resume; "
               f"its results are in {run_dir}")
         return run_dir
     try:
-        options = SearchOptions.from_dict(info["args"])
+        options = SearchOptions.from_dict(record.args)
         options.check_environment()
     except OptionError as err:
         raise OptionError(f"--resume {run_dir}: {err}") from None
@@ -153,10 +150,10 @@ def _resume(requested: SearchOptions) -> Path:
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
                                spec=run_data.data_spec(options))
-    if split.fingerprint != info["data"]["fingerprint"]:
+    if split.fingerprint != record.data.get("fingerprint"):
         raise OptionError(f"--resume {run_dir}: the data changed since the run started "
-                          f"(fingerprint {split.fingerprint} != {info['data']['fingerprint']})")
-    previous = info["status"]
+                          f"(fingerprint {split.fingerprint} != {record.data.get('fingerprint')})")
+    previous = record.status
     print(f"resuming run folder: {run_dir}")
     try:
         dashboard = cluster.start(options)
@@ -164,28 +161,28 @@ def _resume(requested: SearchOptions) -> Path:
         print("\n".join(progress.watch_lines(dashboard, run_dir / tuning.STUDY_FILE, experiment,
                                              joined=options.address is not None)))
         study_before = tuning.study_trial_count(run_dir)
-        info.setdefault("resumes", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study_before,
-                                               "from_status": previous})
-        info["status"] = "running"
-        runinfo.write(run_dir, info)
+        record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study_before,
+                               "from_status": previous})
+        record.status = "running"
+        runinfo.write(run_dir, record)
         search_tuner = tuning.restore_tuner(options, run_dir, split.trial_data)
         integrity.record(run_dir, experiment)
-        return _search_and_export(search_tuner, options, run_dir, split, info, started)
+        return _search_and_export(search_tuner, options, run_dir, split, record, started)
     except (SearchInterrupted, SearchFailed):
         raise  # they wrote their own status
     except BaseException as err:
-        if info["status"] == "running":
-            info["status"] = previous
-            info["resumes"][-1]["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
+        if record.status == "running":
+            record.status = previous
+            record.resumes[-1]["error"] = f"{type(err).__name__}: {err}".splitlines()[0][:300]
             with contextlib.suppress(OSError):
-                runinfo.write(run_dir, info)
+                runinfo.write(run_dir, record)
         cluster.stop()
         raise
 
 
 def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path, split: run_data.SplitData,
-                       info: dict[str, Any], started: float) -> Path:
-    fit_started = time.time()
+                       record: runinfo.RunRecord, started: float) -> Path:
+    fit_started = record.fit_started = time.time()
     experiment = tuning.experiment_path(options, run_dir)
     failure: str | None = None
     try:
@@ -206,7 +203,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     with contextlib.suppress(OSError):
         integrity.record(run_dir, experiment)  # the final snapshot (on a full disk, the last one that fitted)
     search_time = time.time() - started
-    info["fit_time_s"] = round(time.time() - fit_started, 2)
+    record.fit_time_s = round(time.time() - fit_started, 2)
     table = exports.read_trials(experiment)
     disk_full = [r for r in table.records if r.error and faults.DISK_FULL in r.error]
     if failure is None and disk_full:
@@ -219,10 +216,10 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
                                   max_failures=options.max_failures,
                                   optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table))
     ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
-    info.update(search_time_s=round(search_time, 1), trials={s: int((trials["status"] == s).sum())
-                                                             for s in sorted(set(trials["status"]))} if len(trials) else {},
-                study_trials=tuning.study_trial_count(run_dir),
-                search_constants=exports.search_constants(table, run_dir / tuning.STUDY_FILE))
+    record.search_time_s = round(search_time, 1)
+    record.trials = {s: int((trials["status"] == s).sum()) for s in sorted(set(trials["status"]))} if len(trials) else {}
+    record.study_trials = tuning.study_trial_count(run_dir)
+    record.search_constants = exports.search_constants(table, run_dir / tuning.STUDY_FILE)
     if failure is not None or not complete:
         # What finished, each file on its own: on a full disk one that does not fit must not stop the others.
         unwritten = _write_each({
@@ -231,13 +228,11 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
             "best_configs.csv": lambda path: exports.write_csv(exports.best_configs_frame(
                 ranked[:options.top_k], metric=options.metric, mode=options.metric_mode), path),
         }, run_dir)
-        info["status"] = "interrupted" if failure is None else "failed"
-        if failure is not None:
-            info["failure"] = failure
-        if unwritten:
-            info["unwritten"] = unwritten
+        record.status = "interrupted" if failure is None else "failed"
+        record.failure = failure
+        record.unwritten = unwritten or None
         with contextlib.suppress(OSError):
-            runinfo.write(run_dir, info)
+            runinfo.write(run_dir, record)
         write_report_safely(run_dir)
         cluster.stop()
         if failure is not None:
@@ -245,7 +240,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
         raise SearchInterrupted(run_dir)
     exports.write_csv(trials, run_dir / "trials.csv")
     exports.write_csv(exports.epochs_frame(table), run_dir / "epochs.csv")
-    info["orphaned_study_trials_failed"] = tuning.fail_orphaned_trials(run_dir)
+    record.orphaned_study_trials_failed = tuning.fail_orphaned_trials(run_dir)
     faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                                mode=options.metric_mode, ensemble_candidates=options.ensemble_candidates,
@@ -257,16 +252,15 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     if len(results.per_source):  # CinC 2021: the Challenge score per record source
         exports.write_csv(results.per_source, run_dir / "per_source.csv")
     print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
-    info.pop("failure", None)  # a resumed run that had failed (disk full) and now completed
-    info.pop("unwritten", None)
-    info.update(status="complete", wall_time_s=round(time.time() - started, 1),
-                winners=[r.trial_id for r in results.winners],
-                skipped_winners=[{"trial_id": t, "reason": why} for t, why in results.skipped],
-                chosen_model=results.chosen, evaluation_device=results.device)
-    runinfo.write(run_dir, info)
+    record.failure = record.unwritten = None  # a resumed run that had failed (disk full) and now completed
+    record.status, record.wall_time_s = "complete", round(time.time() - started, 1)
+    record.winners = [r.trial_id for r in results.winners]
+    record.skipped_winners = [{"trial_id": t, "reason": why} for t, why in results.skipped]
+    record.chosen_model, record.evaluation_device = results.chosen, results.device
+    runinfo.write(run_dir, record)
     write_report_safely(run_dir)
     cluster.stop()
-    print("\n" + "\n".join(progress.summary(info, trials)))
+    print("\n" + "\n".join(progress.summary(record.to_dict(), trials)))
     print(f"results in {run_dir}")
     return run_dir
 

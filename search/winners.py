@@ -192,8 +192,7 @@ def reevaluate(run_dir: Path, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES)
     from search.exports import read_trials
     from search.options import SearchOptions
 
-    info = runinfo.read(run_dir)
-    options = SearchOptions.from_dict(info["args"])
+    options = SearchOptions.from_dict(runinfo.read(run_dir).args)
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
     table = read_trials(tuner.experiment_path(options, run_dir))
