@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ecg.train.config import flatten
-from search.faults import FATAL_FILE, trial_number
+from search.trial_failures import FATAL_FILE, trial_number
 
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
 SUMMARY_METRICS = ("val_micro_f1", "val_macro_f1", "val_loss", "train_loss", "val_micro_precision",
@@ -168,7 +168,7 @@ def _read_progress(path: Path) -> pd.DataFrame:
 
 
 def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
-                 max_failures: int, optuna_numbers: dict[str, int] | None = None) -> pd.DataFrame:
+                 optuna_numbers: dict[str, int] | None = None) -> pd.DataFrame:
     """trials.csv: one row per trial."""
     rows = []
     optuna_numbers = optuna_numbers or {}

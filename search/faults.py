@@ -1,12 +1,7 @@
-"""Trial failures that must not be retried, and the explicit test hook that injects faults into trials.
+"""The explicit test hook that injects faults into trials (off unless `ECG_SEARCH_FAULT` is set).
 
-Ray retries every trial error up to `--max-failures` times. A non-finite loss or an out-of-memory error
-would only happen again, so the trial writes a `fatal.json` marker next to its results (in the trial's
-folder on the run's storage, visible to every node) before raising; a retry that finds the marker raises
-the same error at once, so the trial ends as errored within seconds and Optuna records it as FAILED.
-
-Test hook (documented, off unless set): the environment variable `ECG_SEARCH_FAULT` makes trials fail on
-purpose, e.g. `ECG_SEARCH_FAULT="raise@2"` or `"nan@1;trials=1,3"` or `"raise@2;times=1"`:
+The environment variable `ECG_SEARCH_FAULT` makes trials fail on purpose, e.g. `ECG_SEARCH_FAULT="raise@2"`
+or `"nan@1;trials=1,3"` or `"raise@2;times=1"`:
     kind     raise (a RuntimeError), nan (ecg.train.NonFiniteLossError), oom (torch.OutOfMemoryError),
              sleep (pauses 3 s per epoch from that epoch on: for interrupting a run mid-trial),
              diskfull (OSError ENOSPC, "No space left on device", as a write to a full disk raises),
@@ -18,37 +13,24 @@ purpose, e.g. `ECG_SEARCH_FAULT="raise@2"` or `"nan@1;trials=1,3"` or `"raise@2;
     times=   how many attempts of a trial fail (then the retry succeeds); unlimited when absent
 Several faults in one run are separated by `|`, e.g. `"raise@2;trials=1;times=1 | nan@1;trials=2"`; a trial
 gets the first one that applies to it (so one Ray run can show several faults: tests/search/test_faults.py).
-It is read only by `search.trainable` and `search.runner`; nothing else looks at it.
+`search.trainable` and `search.runner` import this module only when the variable is set
+(`search.trial_failures.faults_injected`); nothing else looks at it.
 """
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from dataclasses import dataclass
 
-import pyarrow.fs
+from search.trial_failures import DISK_FULL, FAULT_ENV, TrialFolder
 
-FAULT_ENV = "ECG_SEARCH_FAULT"
-FATAL_FILE = "fatal.json"
 ATTEMPTS_FILE = "fault_attempts.json"
 FAULT_KINDS = ("raise", "nan", "oom", "sleep", "corrupt", "diskfull")
 
 
-class TrialFailed(RuntimeError):
-    """A trial that must not be retried (non-finite loss, out of memory); the message gives the reason."""
-
-
 class InjectedFault(RuntimeError):
     """Raised by the test hook (`ECG_SEARCH_FAULT=raise@N`)."""
-
-
-DISK_FULL = os.strerror(errno.ENOSPC)  # "No space left on device": how a trial's error says the disk is full
-
-
-def is_disk_full(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
 @dataclass(frozen=True)
@@ -82,33 +64,6 @@ class FaultSpec:
 def configured_faults() -> list[FaultSpec]:
     """The faults `ECG_SEARCH_FAULT` asks for (`|`-separated); empty when it is unset."""
     return [FaultSpec.parse(part) for part in os.environ.get(FAULT_ENV, "").split("|") if part.strip()]
-
-
-def trial_number(trial_dir_name: str, trial_id: str) -> int:
-    """The trial's creation number (1-based) from Ray's trial folder name
-    "<trainable>_<trial id>_<number>_<params>_<date>"; 0 when the name does not have that form."""
-    _, found, rest = trial_dir_name.partition(f"{trial_id}_")
-    number = rest.split("_", 1)[0]
-    return int(number) if found and number.isdigit() else 0
-
-
-class TrialFolder:
-    """Small JSON files in a trial's folder on the run's storage (local disk or a shared file system)."""
-
-    def __init__(self, filesystem: pyarrow.fs.FileSystem, path: str) -> None:
-        self.filesystem, self.path = filesystem, path
-
-    def read(self, name: str) -> dict | None:
-        try:
-            with self.filesystem.open_input_stream(f"{self.path}/{name}") as stream:
-                return json.loads(stream.read().decode())
-        except (FileNotFoundError, OSError):
-            return None
-
-    def write(self, name: str, value: dict) -> None:
-        self.filesystem.create_dir(self.path, recursive=True)
-        with self.filesystem.open_output_stream(f"{self.path}/{name}") as stream:
-            stream.write(json.dumps(value).encode())
 
 
 class FaultInjector:

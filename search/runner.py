@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from search import cluster, data as run_data, exports, faults, integrity, progress, runinfo, tuner as tuning
+from search import cluster, data as run_data, exports, integrity, progress, runinfo, trial_failures, tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.report import write_report_safely
 from search.winners import evaluate_winners, evaluation_device, format_table
@@ -197,7 +197,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     except cluster.TrialUnplaceable as err:
         failure = str(err)
     except OSError as err:  # the driver's own writes (Ray's experiment snapshot, our digests)
-        if not faults.is_disk_full(err):
+        if not trial_failures.is_disk_full(err):
             raise
         failure = f"the disk is full ({err})"
     with contextlib.suppress(OSError):
@@ -205,7 +205,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     search_time = time.time() - started
     record.fit_time_s = round(time.time() - fit_started, 2)
     table = exports.read_trials(experiment)
-    disk_full = [r for r in table.records if r.error and faults.DISK_FULL in r.error]
+    disk_full = [r for r in table.records if r.error and trial_failures.DISK_FULL in r.error]
     if failure is None and disk_full:
         failure = (f"the disk is full: trial {disk_full[0].trial_id} failed with {disk_full[0].error!r}"
                    + (f" (and {len(disk_full) - 1} more trials)" if len(disk_full) > 1 else ""))
@@ -213,7 +213,6 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)
     trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                   max_epochs=options.max_epochs, scheduler=options.scheduler,
-                                  max_failures=options.max_failures,
                                   optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table))
     ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
     record.search_time_s = round(search_time, 1)
@@ -241,7 +240,10 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     exports.write_csv(trials, run_dir / "trials.csv")
     exports.write_csv(exports.epochs_frame(table), run_dir / "epochs.csv")
     record.orphaned_study_trials_failed = tuning.fail_orphaned_trials(run_dir)
-    faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
+    if trial_failures.faults_injected():  # the test hook only: ECG_SEARCH_FAULT=corrupt@...
+        from search.faults import corrupt_checkpoints
+
+        corrupt_checkpoints(table)
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                                mode=options.metric_mode, ensemble_candidates=options.ensemble_candidates,
                                device=evaluation_device(options.gpus_per_trial), seed=options.seed)

@@ -24,8 +24,7 @@ from ecg.train import EpochReport, NonFiniteLossError, TrialConfig, fit, load_ch
 from search.data import TrialData
 from search.progress import epoch_line
 from ecg.selection import best_so_far, metric_mode
-from search.faults import (FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, is_disk_full,
-                           trial_number)
+from search.trial_failures import FATAL_FILE, TrialFailed, TrialFolder, faults_injected, is_disk_full, trial_number
 
 
 class RunningBest:
@@ -99,12 +98,17 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
     trial_id = context.get_trial_id()
-    injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
+    injector = None
+    if faults_injected():  # the test hook (search.faults), imported only when it is switched on
+        from search.faults import FaultInjector, configured_faults
+
+        injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, trial_id), folder)
     costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
 
     def report(epoch: EpochReport) -> None:
-        injector.at_epoch_end(epoch.epoch)
+        if injector is not None:
+            injector.at_epoch_end(epoch.epoch)
         metrics = {k: float(v) for k, v in epoch.metrics.items()}
         metrics["epoch"] = epoch.epoch
         metrics[best_so_far(metric)] = running.update(metrics)

@@ -187,7 +187,7 @@ def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every
-                                  # trial pays a Python + torch start (5-7 s measured here, bench/bench_search.py).
+                                  # trial pays a Python + torch start (measured: bench/bench_search.py, section 4).
                                   reuse_actors=True, trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable(options, data), tune_config=tune_config,
                       run_config=run_config(options, run_dir, callbacks))
@@ -197,7 +197,7 @@ def trial_dirname(trial: Any) -> str:
     """`train_trial_<trial id>_<number>_<family>`: the trial folder, and so the trial's TensorBoard run name.
 
     Ray's default appends every sampled parameter and the date (~200 characters, cut mid-name); this keeps
-    the `<trainable>_<trial id>_<number>_` prefix that `search.faults.trial_number` and the tests read.
+    the `<trainable>_<trial id>_<number>_` prefix that `search.trial_failures.trial_number` and the tests read.
     `experiment_tag` starts with the number Ray's SearchGenerator gave the trial ("3_family=...").
     """
     number = str(trial.experiment_tag).split("_", 1)[0]

@@ -9,7 +9,8 @@ import pytest
 from ecg.train import TrialConfig
 from search.exports import (TrialRecord, TrialTable, best_configs_frame, epochs_frame, flatten, trials_frame,
                             write_atomic, write_csv)
-from search.faults import FaultSpec, trial_number
+from search.faults import FaultSpec
+from search.trial_failures import trial_number
 
 
 def record(trial_id: str, number: int, status: str, f1: list[float], failures: int = 0,
@@ -30,7 +31,7 @@ TABLE = TrialTable([
 
 
 def test_trials_frame_rows_and_asha_stops() -> None:
-    frame = trials_frame(TABLE, metric="val_micro_f1", mode="max", max_epochs=4, scheduler="asha", max_failures=2)
+    frame = trials_frame(TABLE, metric="val_micro_f1", mode="max", max_epochs=4, scheduler="asha")
     assert list(frame["trial_id"]) == ["a", "b", "c", "d"]
     assert list(frame["epochs_run"]) == [4, 2, 1, 4]
     assert list(frame["stopped_by_asha"]) == [False, True, False, False]
@@ -45,7 +46,7 @@ def test_trials_frame_rows_and_asha_stops() -> None:
 
 
 def test_fifo_never_reports_asha_stops() -> None:
-    frame = trials_frame(TABLE, metric="val_micro_f1", mode="max", max_epochs=4, scheduler="fifo", max_failures=2)
+    frame = trials_frame(TABLE, metric="val_micro_f1", mode="max", max_epochs=4, scheduler="fifo")
     assert not frame["stopped_by_asha"].any()
 
 

@@ -408,6 +408,16 @@ def test_the_fault_hook_gives_each_trial_its_own_fault(monkeypatch) -> None:
     assert configured_faults() == []
 
 
+def test_a_search_without_the_hook_does_not_import_it() -> None:
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    code = "import sys, search.runner, search.trainable; print('search.faults' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr
+
+
 @pytest.mark.slow
 def test_9_disk_full_mid_search_fails_in_one_line_and_exports_what_finished(tmp_path, cli) -> None:
     # Trial 2 meets a full disk (the hook raises OSError ENOSPC at its first epoch's end); trial 1 finishes first.

@@ -12,7 +12,7 @@ import optuna
 import pytest
 
 from search import progress
-from search.faults import trial_number
+from search.trial_failures import trial_number
 from search.progress import SearchProgress, epoch_line, summary
 from search.tuner import RAY_TRIAL_ID_ATTR, TRIAL_NUMBER_ATTR, OptunaSearchTellingStops, trial_dirname
 
@@ -68,9 +68,9 @@ def test_finished_lines_say_how_each_trial_ended(clock, tmp_path) -> None:
     errored = fake_trial("aaaa0003", "ERROR", 1, 0.1)
     errored.error_file = str(tmp_path / "error.txt")
     Path(errored.error_file).write_text("Failure # 1\nTraceback (most recent call last):\n  ...\n"
-                                        "search.faults.TrialFailed: non-finite loss: loss is nan\n")
+                                        "search.trial_failures.TrialFailed: non-finite loss: loss is nan\n")
     assert callback.finished_line(errored, error=True) == (
-        "trial aaaa0003 ecgnet: 1 epoch, best val_micro_f1 0.1000, error: search.faults.TrialFailed: "
+        "trial aaaa0003 ecgnet: 1 epoch, best val_micro_f1 0.1000, error: search.trial_failures.TrialFailed: "
         "non-finite loss: loss is nan")
     fifo, _ = reporter(tty=False, asha=False)
     assert fifo.finished_line(fake_trial("aaaa0004", "TERMINATED", 4, 0.5)).endswith("stopped early at epoch 4")
