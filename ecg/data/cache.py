@@ -49,9 +49,8 @@ def fingerprint(dataset: ECGDataset) -> str:
 
     Datasets read through the cache carry the value computed when the entry was written.
     """
-    known = getattr(dataset, "_fingerprint", None)
-    if known is not None:
-        return known
+    if dataset.known_fingerprint is not None:
+        return dataset.known_fingerprint
     digest = hashlib.blake2b(digest_size=16)
     meta = {"classes": list(dataset.class_names), "records": list(dataset.record_ids),
             "leads": list(dataset.lead_names), "fs": dataset.fs, "units_per_mv": dataset.units_per_mv}
@@ -75,10 +74,9 @@ def load_cached(cache_dir: Path, key: str, *, mmap: bool = False) -> ECGDataset 
         dataset = ECGDataset(signals=signals, age=arrays["age"], sex=arrays["sex"], labels=arrays["labels"],
                              class_names=meta["class_names"], record_ids=meta["record_ids"],
                              lead_names=meta["lead_names"], fs=meta["fs"], units_per_mv=meta["units_per_mv"],
-                             skipped=meta.get("skipped", {}))
+                             skipped=meta.get("skipped", {}), known_fingerprint=meta["fingerprint"])
     except (OSError, ValueError, KeyError):
         return None
-    dataset._fingerprint = meta["fingerprint"]
     return dataset
 
 
@@ -102,4 +100,4 @@ def store(cache_dir: Path, key: str, dataset: ECGDataset) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         if not final.exists():
             raise
-    dataset._fingerprint = meta["fingerprint"]
+    dataset.known_fingerprint = meta["fingerprint"]

@@ -41,6 +41,9 @@ class ECGDataset:
     fs: int = FS
     units_per_mv: float = UNITS_PER_MV
     skipped: dict[str, str] = field(default_factory=dict)
+    # The content hash, when the cache already computed it (`ecg.data.cache.fingerprint` returns it instead of
+    # hashing the signals again). A subset or a relabelled copy is a new object and never carries it.
+    known_fingerprint: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.record_ids)

@@ -125,11 +125,6 @@ def warn_skipped(skipped: dict[str, str], source: object) -> None:
                       stacklevel=3)
 
 
-def register_format(fmt: Format, *, first: bool = False) -> None:
-    """Add a format to the registry (tried in order; `first` puts it ahead of the others)."""
-    FORMATS.insert(0, fmt) if first else FORMATS.append(fmt)
-
-
 def detect_format(path: Path) -> Format:
     """The first registered format that recognises `path`; an error listing them when none does."""
     if not path.exists():

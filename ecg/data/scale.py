@@ -38,7 +38,7 @@ def resample(signal: np.ndarray, fs_in: float, fs_out: int) -> np.ndarray:
     if fs_in == fs_out:
         return signal
     ratio = Fraction(fs_out) / Fraction(fs_in).limit_denominator(1000)
-    # Imported here: scipy.signal takes ~0.6 s to import, which every search worker would pay at start-up
+    # Imported here: scipy.signal is slow to import, and every search worker would pay for it at start-up
     # for a function only the data loading in the driver calls.
     from scipy.signal import resample_poly
 
