@@ -172,7 +172,8 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     import ray
 
     import search
-    from bench_search import read_run, trial_start_times
+    from bench_search import read_run
+    from search_analysis import trial_start_times
     from search import data as run_data
     from search.options import SearchOptions
 

@@ -1,4 +1,4 @@
-"""The pure functions of bench/bench_search.py on hand-made numbers: curves, ratios, rank correlation,
+"""The pure functions of bench/bench_search.py (bench/search_analysis.py) on hand-made numbers: curves, ratios, rank correlation,
 trial-start arithmetic, epoch calibration and nvidia-smi parsing. No Ray, no training."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_search.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "search_analysis.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_search", BENCH)
+    spec = importlib.util.spec_from_file_location("search_analysis", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
