@@ -32,12 +32,16 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     assert (trials["latency_ms_b1"] > 0).all() and (trials["peak_mem_mb"] > 0).all()
     assert sorted(trials["optuna_trial_number"]) == list(range(6))
     stopped = trials[trials["stopped_by_asha"]]
-    assert len(stopped) >= 2  # rung 1 keeps 1/3 of the trials
+    # Asynchronous ASHA stops a trial whose rung value is below the top third of those recorded before it, so
+    # how many stop depends on the order trials reach the rung (two run at once); some always do here.
+    assert len(stopped) >= 1
     assert (stopped["epochs_run"] < 3).all() and (stopped["stopped_at_epoch"] == stopped["epochs_run"]).all()
     assert (trials.loc[~trials["stopped_by_asha"], "epochs_run"] == 3).any()
 
     epochs = cli.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == trials["epochs_run"].sum()
+    at_rung = epochs[epochs["epoch"] == 1].set_index("trial_id")["val_micro_f1"]
+    assert (at_rung[stopped["trial_id"]] < at_rung.max()).all()  # the best trial at the rung is never stopped
     assert {"trial_id", "epoch", "train_loss", "val_loss", "val_micro_f1", "val_macro_f1", "val_macro_auc",
             "lr", "epoch_time_s", "node_id", "best_so_far_val_micro_f1"} <= set(epochs.columns)
     # What ASHA and TPE compare: each trial's running best, which Optuna records as the trial's value.
