@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from ecg.challenge import challenge_metric, challenge_score, label_score, modified_confusion_matrix, per_source
-from ecg.data import ECGDataset
 from ecg.data.cinc2021 import apply_task, scoring
 
 # A toy 3-class reward matrix; class 2 plays the normal class.
@@ -71,17 +70,9 @@ def test_vectorised_metric_equals_the_challenge_loops_on_random_outputs():
     assert challenge_metric(labels, outputs, score.weights, score.normal_index) == pytest.approx(expected, abs=1e-12)
 
 
-def _coded(codes_per_record: list[list[str]]) -> ECGDataset:
-    names = sorted({c for codes in codes_per_record for c in codes})
-    labels = np.array([[int(n in codes) for n in names] for codes in codes_per_record])
-    n = len(codes_per_record)
-    return ECGDataset(signals=None, age=np.full(n, np.nan), sex=np.full(n, np.nan), labels=labels,
-                      class_names=names, record_ids=[f"E{i:05d}" for i in range(n)])
-
-
-def test_real_weights_with_an_equivalent_pair():
+def test_real_weights_with_an_equivalent_pair(coded):
     # RBBB (59118001) is scored as CRBBB (713427006): a model answering the pair's class gets full credit.
-    data = apply_task(_coded([["59118001"], ["164889003"], ["426783006"]]), "cinc2021")
+    data = apply_task(coded([["59118001"], ["164889003"], ["426783006"]], prefix="E"), "cinc2021")
     names = data.class_names
     col = {name: names.index(name) for name in ("CRBBB|RBBB", "AF", "AFL", "NSR")}
     w = scoring().weights
@@ -106,8 +97,8 @@ def test_score_is_none_outside_the_challenge_vocabulary():
     assert per_source(np.eye(3), np.eye(3), ["a", "b", "c"], ["x", "y", "z"]).empty
 
 
-def test_rows_per_source():
-    data = apply_task(_coded([["164889003"], ["426783006"], ["164889003"], ["426783006"]]), "cinc2021")
+def test_rows_per_source(coded):
+    data = apply_task(coded([["164889003"], ["426783006"], ["164889003"], ["426783006"]], prefix="E"), "cinc2021")
     data.record_ids = ["E00001", "HR00002", "training/ningbo/JS00003", "JS00004"]
     af, nsr = data.class_names.index("AF"), data.class_names.index("NSR")
     probs = np.zeros(data.labels.shape)

@@ -6,17 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
-from ecg.data import DataError, ECGDataset, load_dataset, load_labels
+from ecg.data import DataError, load_dataset, load_labels
 from ecg.data.cinc2021 import TABLES, apply_task, scoring, source_of
 from ecg.data.tasks import check_task
-
-
-def _coded(codes_per_record: list[list[str]]) -> ECGDataset:
-    names = sorted({c for codes in codes_per_record for c in codes})
-    labels = np.array([[int(n in codes) for n in names] for codes in codes_per_record])
-    n = len(codes_per_record)
-    return ECGDataset(signals=None, age=np.full(n, np.nan), sex=np.full(n, np.nan), labels=labels,
-                      class_names=names, record_ids=[f"A{i:04d}" for i in range(n)])
 
 
 def test_shipped_tables_give_26_classes_four_pairs_and_the_bsd_notice():
@@ -30,9 +22,9 @@ def test_shipped_tables_give_26_classes_four_pairs_and_the_bsd_notice():
     assert "BSD 2-Clause" in notice and "Copyright (c) 2020, 2021 PhysioNet/Computing in Cardiology" in notice
 
 
-def test_equivalent_codes_become_one_class_and_unscored_codes_are_dropped():
+def test_equivalent_codes_become_one_class_and_unscored_codes_are_dropped(coded):
     # 59118001 RBBB and 713427006 CRBBB; 164909002 LBBB; 164873001 (LVH, unscored)
-    raw = _coded([["59118001"], ["713427006", "164909002"], ["164873001"]])
+    raw = coded([["59118001"], ["713427006", "164909002"], ["164873001"]])
     with pytest.warns(UserWarning, match="1 unscored code.* 1 of 3 records have no scored label"):
         data = apply_task(raw, "cinc2021")
     assert data.class_names == list(scoring().class_names)
@@ -42,8 +34,8 @@ def test_equivalent_codes_become_one_class_and_unscored_codes_are_dropped():
     assert data.labels.sum(axis=1).tolist() == [1, 2, 0]  # the LVH-only record is kept without a label
 
 
-def test_unscored_codes_kept_as_further_classes_by_abbreviation():
-    raw = _coded([["164873001", "426783006"], ["999999"]])
+def test_unscored_codes_kept_as_further_classes_by_abbreviation(coded):
+    raw = coded([["164873001", "426783006"], ["999999"]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         data = apply_task(raw, "cinc2021+unscored")
@@ -52,9 +44,9 @@ def test_unscored_codes_kept_as_further_classes_by_abbreviation():
     assert data.labels[:, data.class_names.index("NSR")].tolist() == [1, 0]
 
 
-def test_labels_without_any_scored_code_are_an_error():
+def test_labels_without_any_scored_code_are_an_error(coded):
     with pytest.raises(DataError, match="none of the labels .* is a scored SNOMED CT code"):
-        apply_task(_coded([["sinus"], ["afib"]]), "cinc2021")
+        apply_task(coded([["sinus"], ["afib"]]), "cinc2021")
 
 
 def test_task_must_fit_the_data():
