@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
 from ecg.data.source import DataSpec, load as load_records, split as split_records
+from ecg.data.tasks import TASKS
 from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
 from ecg.evaluation import evaluate_on_test
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "data (default: with a --config-csv inside a run folder, that run's records and split; else the synthetic set)")
     data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz")
     data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
+    data.add_argument("--task", choices=TASKS, help="a benchmark's classes, as launch.py --task (PTB-XL: all, "
+                                                    "diagnostic, ..., rhythm; CinC 2021: cinc2021, cinc2021+unscored)")
     data.add_argument("--leads", help="comma-separated leads (default the Hefei 8)")
     data.add_argument("--length", type=int, help=f"samples per record (default {N_SAMPLES})")
     data.add_argument("--fs", type=int, help=f"sampling rate in Hz (default {FS})")
@@ -135,12 +138,13 @@ def _run_choice(run_dir: Path) -> DataChoice:
 def choose_data(args: argparse.Namespace) -> DataChoice:
     """The run folder's records and split when --config-csv sits in one, else the defaults; flags override.
 
-    Naming other records (--data, --labels, --n-records, --fs, --length, --leads, --split-seed) drops the
+    Naming other records (--data, --labels, --task, --n-records, --fs, --length, --leads, --split-seed) drops the
     run's split.csv, which lists that run's records, unless --split names one.
     """
     run_dir = run_folder_of(args.config_csv)
     choice = _run_choice(run_dir) if run_dir else DataChoice(DataSpec(n_records=DEFAULT_RECORDS), None, 0)
-    overrides: dict[str, Any] = {name: getattr(args, name) for name in ("data", "labels", "n_records", "fs", "length")
+    overrides: dict[str, Any] = {name: getattr(args, name)
+                                 for name in ("data", "labels", "task", "n_records", "fs", "length")
                                  if getattr(args, name) is not None}
     if args.leads is not None:
         overrides["leads"] = tuple(lead.strip() for lead in args.leads.split(",") if lead.strip())

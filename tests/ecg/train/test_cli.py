@@ -71,3 +71,25 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--lr", "0.1"])
     assert "give --family" in capsys.readouterr().err
+
+
+def test_task_flag_trains_on_the_benchmark_classes(tmp_path, monkeypatch, ptbxl_dir):
+    # PTB-XL's superdiagnostic task: its five classes, not the download's SCP codes; the official folds.
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["--family", "gru", "--model", "hidden=8", "--model", "fc_hidden=8", "--epochs", "1",
+                 "--data", str(ptbxl_dir), "--task", "superdiagnostic", "--fs", "100", "--length", "1000",
+                 "--leads", "I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6", "--batch-size", "16", "--threads", "1",
+                 "--out", str(out)]) == 0
+    classes = set(pd.read_csv(out / "thresholds.csv")["class"])
+    assert classes and classes <= {"NORM", "MI", "STTC", "CD", "HYP"}
+    split = pd.read_csv(out / "split.csv")
+    assert 0 < len(split) < 60  # records with no superdiagnostic statement are left out, as PTB-XL's benchmark does
+    fold = (split["record_id"].astype(int) - 1) % 10 + 1  # the fixture's strat_fold
+    assert (split["split"] == fold.map(lambda f: "val" if f == 9 else "test" if f == 10 else "train")).all()
+
+
+def test_unknown_task_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--family", "gru", "--task", "nonsense"])
+    assert exit_info.value.code == 2 and "--task" in capsys.readouterr().err
