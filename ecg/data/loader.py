@@ -100,7 +100,7 @@ def _ptbxl_labels(path: Path, options: Options) -> tuple[ECGDataset, int]:
 def _ptbxl_read(path: Path, options: Options) -> ECGDataset:
     _no_labels_csv(path, options)
     return ptbxl.read_ptbxl(path, task=options.task, leads=options.leads, length=options.length, fs=options.fs,
-                            present_only=options.present_only)
+                            present_only=options.present_only, skip_bad_records=options.skip_bad_records)
 
 
 def _npz_read(path: Path, options: Options) -> ECGDataset:

@@ -34,7 +34,8 @@ import pandas as pd
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import multi_hot
-from ecg.data.parallel import parse_all
+from ecg.data.bad_records import keep_readable
+from ecg.data.parallel import parse_each
 from ecg.data.physionet import read_signal
 
 DATABASE = "ptbxl_database.csv"
@@ -227,8 +228,12 @@ def read_ptbxl_labels(path: Path, task: str | None = None, fs: int = FS) -> tupl
 
 
 def read_ptbxl(path: Path, *, task: str | None = None, leads: Sequence[str] = HEFEI_LEADS,
-               length: int = N_SAMPLES, fs: int = FS, present_only: bool = False) -> ECGDataset:
-    """The records of `task` with signals from records100/ (fs 100) or records500/, on all cores."""
+               length: int = N_SAMPLES, fs: int = FS, present_only: bool = False,
+               skip_bad_records: bool = False) -> ECGDataset:
+    """The records of `task` with signals from records100/ (fs 100) or records500/, on all cores.
+
+    A record whose signal cannot be read is one DataError counting all of them, or, with `skip_bad_records`,
+    left out and listed in `skipped` with the reason (`ecg.data.bad_records`)."""
     table = read_table(path, task)
     _warn_left_out(table)
     dataset = _dataset(table)
@@ -241,11 +246,11 @@ def read_ptbxl(path: Path, *, task: str | None = None, leads: Sequence[str] = HE
                             f"(first: {', '.join(missing[:5])}); pass present_only=True to skip them")
         dataset = dataset.subset(present)
         headers = [h for h, ok in zip(headers, present) if ok]
-    dataset.signals = parse_all(partial(read_signal, leads=tuple(leads), length=length, fs=fs), headers,
-                                (len(leads), length))
+    dataset.signals, failures = parse_each(partial(read_signal, leads=tuple(leads), length=length, fs=fs), headers,
+                                           (len(leads), length))
     dataset.lead_names = list(leads)
     dataset.fs = fs
-    return dataset
+    return keep_readable(dataset, failures, source=table.root, skip=skip_bad_records)
 
 
 def official_split(path: Path, record_ids: Sequence[str]) -> np.ndarray:

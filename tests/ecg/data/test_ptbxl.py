@@ -146,6 +146,19 @@ def test_missing_signal_files_are_an_error_or_skipped(ptbxl_dir, tmp_path):
     assert len(data) == 59 and "1" not in data.record_ids
 
 
+def test_an_unreadable_signal_is_one_line_or_skipped_with_its_reason(ptbxl_dir, tmp_path):
+    root = tmp_path / "ptbxl"
+    shutil.copytree(ptbxl_dir, root)
+    (root / "records100" / "00000" / "00002_lr.dat").write_bytes(b"\x00" * 10)  # cut short: not 1000 samples
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match=r"1 of 60 records cannot be read \(first: .*00002_lr") as refused:
+            load_dataset(root, fs=100, length=1000, use_cache=False)
+        assert "\n" not in str(refused.value) and "--skip-bad-records" in str(refused.value)
+        data = load_dataset(root, fs=100, length=1000, skip_bad_records=True, use_cache=False)
+    assert len(data) == 59 and "2" not in data.record_ids and list(data.skipped) == ["2"]
+
+
 def test_a_labels_csv_is_refused_not_ignored(ptbxl_dir, tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("record,labels\n1,NORM\n")
