@@ -76,6 +76,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=METRICS, default=None,
                    help="what the search optimises (default: the data's convention: val_macro_auc for PTB-XL, "
                         "val_challenge_score with --task cinc2021, else val_micro_f1)")
+    p.add_argument("--objectives", default=None, metavar="METRIC,COST[,COST]",
+                   help="a multi-objective search: the selection metric, then params, macs and/or latency_ms "
+                        "(per record, batch 1), e.g. val_micro_f1,params; pareto.csv holds the front and the "
+                        "winners come from it (default: --metric alone)")
+    p.add_argument("--max-params", type=int, default=None, metavar="N",
+                   help="budget: a sampled model with more parameters is rejected before training (default: none)")
+    p.add_argument("--max-latency-ms", type=float, default=None, metavar="T",
+                   help="budget: a sampled model slower than T ms per record (batch 1, on the trial's device) is "
+                        "rejected before training (default: none)")
+    p.add_argument("--warm-start", default=None, metavar="study|FILE.csv",
+                   help="first trials: the study's configurations that the space can express (study), or the "
+                        "rows of a best_configs.csv (default: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split, the sampler and training")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="Ray Tune's full console output (every trial's config, a table each step) and the "

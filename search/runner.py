@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from search import cluster, data as run_data, exports, faults, integrity, progress, runinfo, tuner as tuning
+from search import cluster, data as run_data, exports, faults, integrity, pareto, progress, runinfo, tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.report import write_report_safely
 from search.winners import evaluate_winners, evaluation_device, format_table
@@ -69,6 +69,8 @@ def run(options: SearchOptions) -> Path:
             options = options.resolved(cluster.gpu_capacity()[0])
         # The data before the run folder: a bad file is refused with nothing written (DataError, one line).
         dataset, source = run_data.load(options)
+        # Also before the run folder: a warm-start file whose values cannot be read is refused (one line).
+        starts = tuning.warm_starts(options, dataset.n_samples)
     except BaseException:
         cluster.stop()
         raise
@@ -100,7 +102,7 @@ def run(options: SearchOptions) -> Path:
         info["dashboard"] = dashboard
         info["ray_start_s"] = round(ray_start_s, 2)
         runinfo.write(run_dir, info)
-        search_tuner = tuning.make_tuner(options, run_dir, split.trial_data, callbacks=_callbacks())
+        search_tuner = tuning.make_tuner(options, run_dir, split.trial_data, callbacks=_callbacks(), starts=starts)
         integrity.record(run_dir, tuning.experiment_path(options, run_dir))  # tuner.pkl, written just now
     print(f"run folder: {run_dir}")
     print("\n".join(progress.watch_lines(dashboard, run_dir / tuning.STUDY_FILE, tuning.experiment_path(options, run_dir),
@@ -217,17 +219,28 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                   max_epochs=options.max_epochs, scheduler=options.scheduler,
                                   max_failures=options.max_failures,
-                                  optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table))
-    ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
+                                  optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table),
+                                  warm_starts=exports.study_user_attr(run_dir / tuning.STUDY_FILE,
+                                                                      tuning.WARM_START_ATTR))
+    ranked = [r for r in table.ranked(options.metric, options.metric_mode)
+              if r.status == "TERMINATED" and not r.over_budget]
+    front = None
+    if options.objectives:
+        # The winners (and the ensemble's candidates) come from the front, best first by the first objective.
+        front = pareto.front(trials, pareto.objective_names(options.objectives, options.metric))
+        by_id = {r.trial_id: r for r in ranked}
+        ranked = [by_id[t] for t in front["trial_id"] if t in by_id]
     info.update(search_time_s=round(search_time, 1), trials={s: int((trials["status"] == s).sum())
                                                              for s in sorted(set(trials["status"]))} if len(trials) else {},
                 study_trials=tuning.study_trial_count(run_dir),
+                over_budget=int(sum(1 for r in table.records if r.over_budget)),
                 search_constants=exports.search_constants(table, run_dir / tuning.STUDY_FILE))
     if failure is not None or not complete:
         # What finished, each file on its own: on a full disk one that does not fit must not stop the others.
         unwritten = _write_each({
             "trials.csv": lambda path: exports.write_csv(trials, path),
             "epochs.csv": lambda path: exports.write_csv(exports.epochs_frame(table), path),
+            **({"pareto.csv": lambda path: exports.write_csv(front, path)} if front is not None else {}),
             "best_configs.csv": lambda path: exports.write_csv(exports.best_configs_frame(
                 ranked[:options.top_k], metric=options.metric, mode=options.metric_mode), path),
         }, run_dir)
@@ -245,6 +258,8 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
         raise SearchInterrupted(run_dir)
     exports.write_csv(trials, run_dir / "trials.csv")
     exports.write_csv(exports.epochs_frame(table), run_dir / "epochs.csv")
+    if front is not None:
+        exports.write_csv(front, run_dir / "pareto.csv")
     info["orphaned_study_trials_failed"] = tuning.fail_orphaned_trials(run_dir)
     faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,

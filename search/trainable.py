@@ -18,7 +18,7 @@ import ray.tune
 import torch
 
 from ecg.models import create_model
-from ecg.train.costs import CostMeter
+from ecg.train.costs import Budget, CostMeter
 from ecg.train.device import bf16_enabled
 from ecg.train import EpochReport, NonFiniteLossError, TrainConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
@@ -26,6 +26,10 @@ from search.progress import epoch_line
 from ecg.selection import best_so_far, metric_mode
 from search.faults import (FATAL_FILE, FaultInjector, TrialFailed, TrialFolder, configured_faults, is_disk_full,
                            trial_number)
+
+
+# The result key of a trial rejected before training (its one report): why its model is over budget.
+OVER_BUDGET = "over_budget"
 
 
 def train_config(config: dict[str, Any], *, threads: int) -> TrainConfig:
@@ -67,10 +71,12 @@ def trial_device(gpus: float, gpu_ids: str, cuda_available: bool) -> str:
     return "cpu"
 
 
-def train_trial(config: dict[str, Any], data: TrialData) -> None:
+def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None = None) -> None:
     """The Ray Tune function trainable (see the module docstring). Each epoch also reports the trial's best
     selection metric so far (`best_so_far(optim.metric)`), which ASHA and the sampler compare; the same metric
-    picks the epoch `fit` keeps and checkpoints."""
+    picks the epoch `fit` keeps and checkpoints. A model over `budget` (counted on the built model, its latency
+    timed on a few forward passes) is not trained: one report with `over_budget` (the reason), NaN scores and
+    its costs, and the trial ends."""
     entered = time.time()
     context = ray.tune.get_context()
     storage = context.get_storage()
@@ -107,6 +113,12 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
     injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, context.get_trial_id()), folder)
     costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
+    over = budget.exceeded(costs.costs()) if budget else None  # None or an empty Budget: no bound
+    if over is not None:
+        print(f"trial {trial_id}: over budget ({over}): not trained", flush=True)
+        ray.tune.report({OVER_BUDGET: over, "epoch": 0, metric: math.nan, best_so_far(metric): math.nan,
+                         "node_id": node_id, "gpu_ids": gpu_ids, "device": device, **costs.metrics()})
+        return
 
     def report(epoch: EpochReport) -> None:
         injector.at_epoch_end(epoch.epoch)
