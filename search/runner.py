@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 from search import cluster, data as run_data, exports, faults, integrity, pareto, progress, runinfo, tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.report import write_report_safely
-from search.winners import evaluate_winners, evaluation_device, format_table
+from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,10 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
                                   optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table),
                                   warm_starts=exports.study_user_attr(run_dir / tuning.STUDY_FILE,
                                                                       tuning.WARM_START_ATTR))
-    ranked = [r for r in table.ranked(options.metric, options.metric_mode)
-              if r.status == "TERMINATED" and not r.over_budget]
-    front = None
-    if options.objectives:
-        # The winners (and the ensemble's candidates) come from the front, best first by the first objective.
-        front = pareto.front(trials, pareto.objective_names(options.objectives, options.metric))
-        by_id = {r.trial_id: r for r in ranked}
-        ranked = [by_id[t] for t in front["trial_id"] if t in by_id]
+    # With --objectives the winners (and the ensemble's candidates) come from the front (search.winners).
+    ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
+    front = pareto.front(trials, pareto.objective_names(options.objectives, options.metric)) \
+        if options.objectives else None
     info.update(search_time_s=round(search_time, 1), trials={s: int((trials["status"] == s).sum())
                                                              for s in sorted(set(trials["status"]))} if len(trials) else {},
                 study_trials=tuning.study_trial_count(run_dir),

@@ -68,3 +68,20 @@ def test_a_rejected_trial_is_told_pruned_and_infeasible(tmp_path) -> None:
     assert rejected.constraints == {"max_params": 4.0} and rejected.user_attrs[OVER_BUDGET_ATTR] == "params 5000 > 1000"
     assert trained.state == optuna.trial.TrialState.COMPLETE and trained.values == [0.6, 800.0]
     assert trained.constraints == {"max_params": pytest.approx(-0.2)}
+
+
+def test_winners_are_drawn_from_the_front_in_its_order() -> None:
+    from search.exports import TrialRecord, TrialTable
+    from search.winners import ranked_trials
+
+    def record(trial_id: str, f1: float, params: int, status: str = "TERMINATED", over: str | None = None) -> TrialRecord:
+        epochs = pd.DataFrame({"epoch": [1], "val_micro_f1": [f1], "params": [params], "over_budget": [over]})
+        return TrialRecord(trial_id, ord(trial_id) - 96, status, {"family": "ecgnet"}, epochs)
+
+    table = TrialTable([record("a", 0.7, 5000), record("b", 0.8, 20000), record("c", 0.75, 30000),
+                        record("d", math.nan, 90000, over="params 90000 > 50000")])
+    trials = pd.DataFrame({"trial_id": list("abcd"), "status": ["TERMINATED"] * 3 + ["OVER_BUDGET"],
+                           "best_val_micro_f1": [0.7, 0.8, 0.75, math.nan], "params": [5000, 20000, 30000, 90000]})
+    assert [r.trial_id for r in ranked_trials(table, trials, metric="val_micro_f1", mode="max")] == ["b", "c", "a"]
+    assert [r.trial_id for r in ranked_trials(table, trials, metric="val_micro_f1", mode="max",
+                                              objectives="val_micro_f1,params")] == ["b", "a"]
