@@ -188,6 +188,10 @@ def make_scheduler(options: SearchOptions) -> TrialScheduler:
         return FIFOScheduler()
     # The epoch is ASHA's time unit: one `tune.report` per epoch, so training_iteration == epoch. Its rungs
     # compare the trial metric of TuneConfig: each trial's best so far.
+    if budget(options):
+        # A trial rejected over budget reports a NaN score once; while a rung holds only such trials, ASHA's
+        # np.nanpercentile warns on every result. NaN is ignored there, which is what a rejected trial should be.
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
     return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
                          grace_period=options.grace_period, reduction_factor=options.reduction_factor)
 
