@@ -10,7 +10,13 @@ import pytest
 
 from ecg.models.variants import VARIANTS
 from spaces import SPACES, SpaceContext, build_space
-from spaces.warm_start import WarmStartError, at_length, expressible, read_configs_csv, resolve
+from spaces.warm_start import (
+    WarmStartError,
+    at_length,
+    expressible,
+    read_configs_csv,
+    resolve,
+)
 
 CPU = SpaceContext(gpu=False, length=2500, max_epochs=6)
 GPU = SpaceContext(gpu=True, length=5000, max_epochs=60)
@@ -45,7 +51,7 @@ def test_what_each_machine_keeps() -> None:
     assert names("ecgnet", GPU) == ["study:ecgnet_v1", "study:ecgnet_v2", "study:ecgnet_v3"]
     assert names("seresnet", CPU) == [] and names("seresnet", GPU) == ["study:seresnet50", "study:seresnet101"]
     # A segmentation is a duration: the study's 500x10 (ten 1-s steps) is 250x10 at 2,500 samples.
-    kept = dict((s.label, p) for s, p in resolve("study", "gru", CPU)[0])
+    kept = {s.label: p for s, p in resolve("study", "gru", CPU)[0]}
     assert kept["study:gru_v3_500x10"] == {"model/version": "v3", "model/segmentation": "250x10"}
     assert len(resolve("study", "all", GPU)[0]) == len(VARIANTS)
     _, lines = resolve("study", "seresnet", CPU)
