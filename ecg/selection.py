@@ -11,6 +11,11 @@ SELECTION_METRICS = ("val_micro_f1", "val_macro_f1", "val_macro_auc", "val_exact
                      "val_challenge_score")  # the last only with --task cinc2021 (ecg.challenge)
 
 
+# The costs a search may minimise next to its selection metric (--objectives): objective name -> the trial's
+# reported column (ecg.train.costs). Latency is per record at batch 1: what one recording on a device costs.
+COST_OBJECTIVES = {"params": "params", "macs": "macs", "latency_ms": "latency_ms_b1"}
+
+
 def metric_mode(metric: str) -> str:
     """"min" for a loss, "max" for every score."""
     return "min" if metric.endswith("loss") else "max"

@@ -78,6 +78,14 @@ class TrialRecord:
     checkpoint: Path | None = None
 
     @property
+    def over_budget(self) -> str | None:
+        """Why the trial was rejected before training (`search.trainable.OVER_BUDGET`), or None."""
+        if "over_budget" not in self.epochs:
+            return None
+        reasons = self.epochs["over_budget"].dropna()
+        return str(reasons.iloc[-1]) if len(reasons) else None
+
+    @property
     def epochs_run(self) -> int:
         return int(self.epochs["epoch"].max()) if len(self.epochs) else 0
 
@@ -168,20 +176,25 @@ def _read_progress(path: Path) -> pd.DataFrame:
 
 
 def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
-                 optuna_numbers: dict[str, int] | None = None) -> pd.DataFrame:
-    """trials.csv: one row per trial."""
+                 optuna_numbers: dict[str, int] | None = None,
+                 warm_starts: dict[str, str] | None = None) -> pd.DataFrame:
+    """trials.csv: one row per trial. A trial rejected before training has status OVER_BUDGET and the reason
+    in `over_budget`; `warm_start` names the configuration a warm-started trial ran (empty for sampled ones)."""
     rows = []
-    optuna_numbers = optuna_numbers or {}
+    optuna_numbers, warm_starts = optuna_numbers or {}, warm_starts or {}
     for record in table.records:
         epochs_run = record.epochs_run
         finished = record.status == "TERMINATED"
-        by_asha = finished and scheduler == "asha" and stopped_early(epochs_run, max_epochs)
+        by_asha = (finished and scheduler == "asha" and stopped_early(epochs_run, max_epochs)
+                   and not record.over_budget)
         errored = record.status == "ERROR"
         row: dict[str, Any] = {
             "trial_id": record.trial_id,
             "trial_number": record.number,
             "optuna_trial_number": optuna_numbers.get(record.trial_id),
-            "status": record.status,
+            "status": "OVER_BUDGET" if record.over_budget and record.status == "TERMINATED" else record.status,
+            "over_budget": record.over_budget,
+            "warm_start": warm_starts.get(record.trial_id, ""),
             "epochs_run": epochs_run,
             "stopped_by_asha": by_asha,
             "stopped_at_epoch": epochs_run if by_asha else None,
@@ -254,6 +267,18 @@ def optuna_trial_numbers(study_db: Path, table: TrialTable, study_name: str = "s
                 numbers[record.trial_id] = trial.number
                 break
     return numbers
+
+
+def study_user_attr(study_db: Path, name: str, study_name: str = "search") -> dict[str, str]:
+    """Ray trial id -> the study trial's user attribute `name` (the searcher tags each study trial with its Ray
+    trial id), for the trials that have it."""
+    import optuna
+
+    if not Path(study_db).exists():
+        return {}
+    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
+    return {str(t.user_attrs["ray_trial_id"]): str(t.user_attrs[name]) for t in study.trials
+            if "ray_trial_id" in t.user_attrs and name in t.user_attrs}
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecg.selection import SELECTION_METRICS, best_so_far, metric_mode
+from ecg.selection import COST_OBJECTIVES, SELECTION_METRICS, best_so_far, metric_mode
 
 SCHEDULERS = ("asha", "fifo")
 SAMPLERS = ("tpe", "random")
@@ -123,6 +123,19 @@ class SearchOptions:
     trust_run_folder: bool = option(
         False, "with --resume: skip checking that this user's searches wrote the Ray state Ray will unpickle "
                "(only for a folder from a source you trust; see README, Safe by default)")
+    objectives: str | None = option(
+        None, "a multi-objective search: the selection metric, then params, macs and/or latency_ms (per record, "
+              "batch 1), e.g. val_micro_f1,params; pareto.csv holds the front and the winners come from it "
+              "(default: --metric alone)", metavar="METRIC,COST[,COST]")
+    max_params: int | None = option(
+        None, "budget: a sampled model with more parameters is rejected before training (default: none)",
+        metavar="N")
+    max_latency_ms: float | None = option(
+        None, "budget: a sampled model slower than T ms per record (batch 1, on the trial's device) is rejected "
+              "before training (default: none)", metavar="T")
+    warm_start: str | None = option(
+        None, "first trials: the study's configurations that the space can express (study), or the rows of a "
+              "best_configs.csv (default: none)", metavar="study|FILE.csv")
     # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' length (10 s at `fs`).
     gpu: bool | None = field(default=None, repr=False)
     length: int | None = field(default=None, repr=False)
@@ -142,6 +155,9 @@ class SearchOptions:
         _positive("--max-concurrent", self.max_concurrent)
         _positive("--top-k", self.top_k)
         _positive("--ensemble-candidates", self.ensemble_candidates)
+        _positive("--max-params", self.max_params)
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise OptionError(f"--max-latency-ms must be > 0, got {self.max_latency_ms}")
         if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:
             raise OptionError(f"--grace-period {self.grace_period} is larger than --max-epochs {self.max_epochs}")
         _choice("--scheduler", self.scheduler, SCHEDULERS)
@@ -173,11 +189,42 @@ class SearchOptions:
         if self.leads not in (8, 12):
             raise OptionError(f"--leads must be 8 or 12, got {self.leads}")
         _positive("--fs", self.fs, minimum=50)
+        if self.objectives is not None:
+            self._check_objectives()
         if self.metric is None:
             self.metric = self.convention()["metric"]
         _choice("--metric", self.metric, METRICS)
         if self.metric == "val_challenge_score" and not str(self.task).startswith("cinc2021"):
             raise OptionError("--metric val_challenge_score needs --task cinc2021 (the Challenge's scored classes)")
+
+    def _check_objectives(self) -> None:
+        """--objectives: a selection metric first (it also becomes --metric), then distinct cost objectives."""
+        names = [n.strip() for n in str(self.objectives).split(",")]
+        if len(names) < 2:
+            raise OptionError(f"--objectives {self.objectives!r}: give the selection metric and at least one cost "
+                              f"({', '.join(COST_OBJECTIVES)}), e.g. val_micro_f1,params")
+        if names[0] not in METRICS:
+            raise OptionError(f"--objectives {self.objectives!r}: the first must be a selection metric "
+                              f"({', '.join(METRICS)}), got {names[0]!r}")
+        for name in names[1:]:
+            if name not in COST_OBJECTIVES:
+                raise OptionError(f"--objectives {self.objectives!r}: {name!r} is not a cost; choose from "
+                                  f"{', '.join(COST_OBJECTIVES)}")
+        if len(set(names)) != len(names):
+            raise OptionError(f"--objectives {self.objectives!r} names an objective twice")
+        if self.metric is not None and self.metric != names[0]:
+            raise OptionError(f"--metric {self.metric} differs from the first of --objectives {self.objectives}")
+        self.objectives = ",".join(names)
+        self.metric = names[0]
+
+    @property
+    def objective_columns(self) -> list[tuple[str, str]]:
+        """(reported column, mode) per objective: the trial's best metric so far, then the costs (minimised);
+        just the first without --objectives."""
+        if self.objectives is None:
+            return [(self.trial_metric, self.metric_mode)]
+        costs = self.objectives.split(",")[1:]
+        return [(self.trial_metric, self.metric_mode), *((COST_OBJECTIVES[c], "min") for c in costs)]
 
     def convention(self) -> dict[str, str | None]:
         """The task, split and selection metric this search follows (`ecg.data.tasks`); a refusal as OptionError.
@@ -216,6 +263,13 @@ class SearchOptions:
             raise OptionError(f"--data {self.data}: no such file or folder")
         if self.labels is not None and not self.labels.is_file():
             raise OptionError(f"--labels {self.labels}: no such file")
+        if self.warm_start is not None and self.warm_start != "study":
+            from spaces.warm_start import WarmStartError, read_configs_csv
+
+            try:  # a bad file is refused before Ray starts
+                read_configs_csv(Path(self.warm_start).expanduser())
+            except WarmStartError as err:
+                raise OptionError(str(err)) from None
         _check_writable("--results-dir", self.results_dir)
         if self.storage_path is not None:
             _check_writable("--storage-path", self.storage_path)

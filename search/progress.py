@@ -208,6 +208,8 @@ class SearchProgress(Callback):
         best = _number(result.get(self.trial_metric))
         if error:
             ended = f"error: {_error(trial)}"
+        elif result.get("over_budget"):  # search.trainable.OVER_BUDGET: rejected before training
+            return f"trial {trial.trial_id} {_family(trial)}: over budget ({result['over_budget']}), not trained"
         elif stopped_early(epochs, self.max_epochs):
             ended = f"stopped by ASHA at epoch {epochs}" if self.asha else f"stopped early at epoch {epochs}"
         else:
@@ -260,10 +262,10 @@ def _clock(seconds: float) -> str:
 def summary(info: dict[str, Any], trials: Any) -> list[str]:
     """The closing lines: wall time, trials by outcome, the chosen model (from run.json's `info` and the
     trials.csv frame)."""
-    outcome = {"complete": 0, "stopped by ASHA": 0, "error": 0}
+    outcome = {"complete": 0, "stopped by ASHA": 0, "over budget": 0, "error": 0}
     for row in trials.itertuples():
-        key = ("error" if row.status == "ERROR" else "stopped by ASHA" if bool(getattr(row, "stopped_by_asha", False))
-               else "complete")
+        key = ("error" if row.status == "ERROR" else "over budget" if row.status == "OVER_BUDGET"
+               else "stopped by ASHA" if bool(getattr(row, "stopped_by_asha", False)) else "complete")
         outcome[key] += 1
     lines = [f"search finished in {_clock(info.get('wall_time_s', 0.0))}: {len(trials)} trials ("
              + ", ".join(f"{n} {what}" for what, n in outcome.items() if n) + ")"]

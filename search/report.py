@@ -120,6 +120,7 @@ class Run:
     epochs: pd.DataFrame
     test: pd.DataFrame
     per_class: pd.DataFrame
+    pareto: pd.DataFrame = field(default_factory=pd.DataFrame)  # --objectives only
 
     @classmethod
     def read(cls, path: Path) -> "Run":
@@ -127,10 +128,14 @@ class Run:
 
         def csv(name: str) -> pd.DataFrame:
             file = path / name
-            return read_run_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame()
+            try:
+                return read_run_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame()
+            except pd.errors.EmptyDataError:  # a header-less file: no trial could be evaluated
+                return pd.DataFrame()
 
         info = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
-        return cls(path, info, csv("trials.csv"), csv("epochs.csv"), csv("test_results.csv"), csv("per_class.csv"))
+        return cls(path, info, csv("trials.csv"), csv("epochs.csv"), csv("test_results.csv"), csv("per_class.csv"),
+                   csv("pareto.csv"))
 
     @property
     def args(self) -> dict[str, Any]:
@@ -218,11 +223,12 @@ def _value_frame(run: Run) -> pd.DataFrame:
     if study is not None:
         import optuna
 
+        # values[0]: the selection metric, also in a multi-objective study (where `value` is refused).
         trials = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                  and t.value is not None]
+                  and t.values]
         if trials:
             start = min(t.datetime_start for t in study.trials if t.datetime_start is not None)
-            rows = [{"number": t.number, "time_s": (t.datetime_complete - start).total_seconds(), "value": t.value,
+            rows = [{"number": t.number, "time_s": (t.datetime_complete - start).total_seconds(), "value": t.values[0],
                      "state": t.state.name} for t in trials]
     if not rows and f"best_{run.metric}" in run.trials:
         rows = [{"number": int(r["trial_number"]), "time_s": float("nan"), "value": r[f"best_{run.metric}"],
@@ -311,7 +317,9 @@ def importances(run: Run) -> Section:
             # Optuna switches matplotlib to its own style globally; the context puts the rest back afterwards.
             with warnings.catch_warnings(), plt.style.context("default"):
                 warnings.simplefilter("ignore")  # Optuna flags its matplotlib backend as experimental
-                ax = plot_param_importances(study, evaluator=evaluator)
+                # A multi-objective study: importances for the first objective, the selection metric.
+                target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+                ax = plot_param_importances(study, evaluator=evaluator, target=target)
                 ax.set_xlabel(f"{name} importance for {run.metric}")
                 section.figures.append(_png(ax.figure))
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
@@ -477,8 +485,45 @@ def costs(run: Run) -> Section:
     return section
 
 
+def pareto_front(run: Run) -> Section | None:
+    """--objectives: every trained trial on the first two objectives, the front joined up (pareto.csv)."""
+    objectives = run.args.get("objectives")
+    if not objectives:
+        return None
+    from search.pareto import objective_names
+
+    names = objective_names(objectives, run.metric)
+    section = Section(f"Pareto front ({objectives})")
+    (y, _), (x, _) = names[0], names[1]
+    trained = run.trials[run.trials["status"] == "TERMINATED"] if "status" in run.trials else run.trials
+    if run.pareto.empty or x not in trained or y not in trained:
+        section.note = "No trained trial: no front (every trial was over budget, or the run was interrupted early)."
+        return section
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.scatter(trained[x], trained[y], color="0.6", alpha=0.7, label="trials")
+    front = run.pareto.sort_values(x)
+    ax.step(front[x], front[y], where="post", color="C3")
+    ax.scatter(front[x], front[y], color="C3", zorder=3, label="front")
+    values = trained[x].dropna()
+    if len(values) and values.min() > 0 and values.max() / values.min() > 10:
+        ax.set_xscale("log")
+    budget = run.args.get("max_params") if x == "params" else run.args.get("max_latency_ms") if x == "latency_ms_b1" else None
+    if budget:
+        ax.axvline(float(budget), color="0.3", linestyle="--", label="budget")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.legend(fontsize=8)
+    section.figures.append(_png(fig))
+    section.html = _table(run.pareto[[c for c in run.pareto.columns if not c.startswith(("model/", "optim/"))]], 4)
+    rejected = int((run.trials["status"] == "OVER_BUDGET").sum()) if "status" in run.trials else 0
+    section.note = (f"{len(run.pareto)} of {len(trained)} trained trials are on the front"
+                    + (f"; {rejected} sampled configs were over budget and not trained" if rejected else "")
+                    + ". The winners are the front's best by the first objective.")
+    return section
+
+
 SECTIONS: tuple[Callable[[Run], Section | None], ...] = (summary, progress, learning_curves, importances, families,
-                                                          per_class_f1, ensemble, thresholds, costs)
+                                                          per_class_f1, ensemble, thresholds, costs, pareto_front)
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;
 border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:2px 8px;

@@ -102,6 +102,7 @@ class RunRecord:
     search_time_s: float | None = None
     wall_time_s: float | None = None
     trials: dict[str, int] | None = None  # count by Ray status
+    over_budget: int | None = None  # trials rejected before training (--max-params, --max-latency-ms)
     study_trials: int | None = None
     search_constants: dict[str, Any] | None = None
     orphaned_study_trials_failed: int | None = None

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from search import cluster, data as run_data, exports, integrity, progress, runinfo, trial_failures, tuner as tuning
+from search import cluster, data as run_data, exports, integrity, pareto, progress, runinfo, trial_failures, tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.report import write_report_safely
-from search.winners import evaluate_winners, evaluation_device, format_table
+from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ def run(options: SearchOptions) -> Path:
             options = options.resolved(cluster.gpu_capacity()[0])
         # The data before the run folder and a local Ray: a bad file is refused at once, with nothing written.
         dataset, source = run_data.load(options)
+        # Also before the run folder: a warm-start file whose values cannot be read is refused (one line).
+        starts = tuning.warm_starts(options, dataset.n_samples)
     except BaseException:
         cluster.stop()
         raise
@@ -88,7 +90,7 @@ def run(options: SearchOptions) -> Path:
             study=f"sqlite:///{(run_dir / tuning.STUDY_FILE).resolve()}",
             hardware=runinfo.hardware(), dashboard=dashboard, ray_start_s=round(ray_start_s, 2))
         runinfo.write(run_dir, record)
-        search_tuner = tuning.make_tuner(options, run_dir, split.trial_data, callbacks=_callbacks())
+        search_tuner = tuning.make_tuner(options, run_dir, split.trial_data, callbacks=_callbacks(), starts=starts)
         integrity.record(run_dir, tuning.experiment_path(options, run_dir))  # tuner.pkl, written just now
     print(f"run folder: {run_dir}")
     print("\n".join(progress.watch_lines(dashboard, run_dir / tuning.STUDY_FILE, tuning.experiment_path(options, run_dir),
@@ -213,17 +215,24 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     complete = len(finished) >= options.num_samples and len(finished) == len(table.records)
     trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                   max_epochs=options.max_epochs, scheduler=options.scheduler,
-                                  optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table))
-    ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
+                                  optuna_numbers=exports.optuna_trial_numbers(run_dir / tuning.STUDY_FILE, table),
+                                  warm_starts=exports.study_user_attr(run_dir / tuning.STUDY_FILE,
+                                                                      tuning.WARM_START_ATTR))
+    # With --objectives the winners (and the ensemble's candidates) come from the front (search.winners).
+    ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
+    front = pareto.front(trials, pareto.objective_names(options.objectives, options.metric)) \
+        if options.objectives else None
     record.search_time_s = round(search_time, 1)
     record.trials = {s: int((trials["status"] == s).sum()) for s in sorted(set(trials["status"]))} if len(trials) else {}
     record.study_trials = tuning.study_trial_count(run_dir)
+    record.over_budget = int(sum(1 for r in table.records if r.over_budget))
     record.search_constants = exports.search_constants(table, run_dir / tuning.STUDY_FILE)
     if failure is not None or not complete:
         # What finished, each file on its own: on a full disk one that does not fit must not stop the others.
         unwritten = _write_each({
             "trials.csv": lambda path: exports.write_csv(trials, path),
             "epochs.csv": lambda path: exports.write_csv(exports.epochs_frame(table), path),
+            **({"pareto.csv": lambda path: exports.write_csv(front, path)} if front is not None else {}),
             "best_configs.csv": lambda path: exports.write_csv(exports.best_configs_frame(
                 ranked[:options.top_k], metric=options.metric, mode=options.metric_mode), path),
         }, run_dir)
@@ -239,6 +248,8 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
         raise SearchInterrupted(run_dir)
     exports.write_csv(trials, run_dir / "trials.csv")
     exports.write_csv(exports.epochs_frame(table), run_dir / "epochs.csv")
+    if front is not None:
+        exports.write_csv(front, run_dir / "pareto.csv")
     record.orphaned_study_trials_failed = tuning.fail_orphaned_trials(run_dir)
     if trial_failures.faults_injected():  # the test hook only: ECG_SEARCH_FAULT=corrupt@...
         from search.faults import corrupt_checkpoints

@@ -18,13 +18,17 @@ import ray
 import ray.tune
 import torch
 
-from ecg.train.costs import CostMeter
+from ecg.train.costs import Budget, CostMeter
 from ecg.train.device import bf16_enabled
 from ecg.train import EpochReport, NonFiniteLossError, TrialConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
 from search.progress import epoch_line
 from ecg.selection import best_so_far, metric_mode
 from search.trial_failures import FATAL_FILE, TrialFailed, TrialFolder, faults_injected, is_disk_full, trial_number
+
+
+# The result key of a trial rejected before training (its one report): why its model is over budget.
+OVER_BUDGET = "over_budget"
 
 
 class RunningBest:
@@ -61,10 +65,12 @@ def trial_device(gpus: float, gpu_ids: str, cuda_available: bool) -> str:
     return "cpu"
 
 
-def train_trial(config: dict[str, Any], data: TrialData) -> None:
+def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None = None) -> None:
     """The Ray Tune function trainable (see the module docstring). Each epoch also reports the trial's best
     selection metric so far (`best_so_far(optim.metric)`), which ASHA and the sampler compare; the same metric
-    picks the epoch `fit` keeps and checkpoints."""
+    picks the epoch `fit` keeps and checkpoints. A model over `budget` (counted on the built model, its latency
+    timed on a few forward passes) is not trained: one report with `over_budget` (the reason), NaN scores and
+    its costs, and the trial ends."""
     entered = time.time()
     context = ray.tune.get_context()
     storage = context.get_storage()
@@ -105,6 +111,12 @@ def train_trial(config: dict[str, Any], data: TrialData) -> None:
         injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, trial_id), folder)
     costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
+    over = budget.exceeded(costs.costs()) if budget else None  # None or an empty Budget: no bound
+    if over is not None:
+        print(f"trial {trial_id}: over budget ({over}): not trained", flush=True)
+        ray.tune.report({OVER_BUDGET: over, "epoch": 0, metric: math.nan, best_so_far(metric): math.nan,
+                         "node_id": node_id, "gpu_ids": gpu_ids, "device": device, **costs.metrics()})
+        return
 
     def report(epoch: EpochReport) -> None:
         if injector is not None:

@@ -13,12 +13,14 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from ecg.train.costs import Budget
 from search.data import TrialData
-from search.options import SearchOptions
 from search.exports import stopped_early
+from search.options import OptionError, SearchOptions
 from search.progress import SearchProgress
-from search.trainable import train_trial
+from search.trainable import OVER_BUDGET, train_trial
 from spaces import SpaceContext, build_space
+from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
 
 STUDY_FILE = "optuna.db"
 STUDY_NAME = "search"
@@ -26,6 +28,8 @@ EXPERIMENT_NAME = "tune"
 # User attributes of each study trial: the Ray trial it is, and its number in trials.csv (`trial_number`).
 RAY_TRIAL_ID_ATTR = "ray_trial_id"
 TRIAL_NUMBER_ATTR = "trial_number"
+# ... and why a rejected trial was over budget.
+OVER_BUDGET_ATTR = "over_budget"
 
 
 def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
@@ -43,8 +47,11 @@ class OptunaSearchTellingStops(OptunaSearch):
     and TPE ranks it as Optuna intends for early-stopped trials: below every complete trial, deeper rungs first.
     """
 
-    def __init__(self, *args: Any, max_epochs: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_epochs: int, budget: Budget | None = None,
+                 warm_starts: list[tuple[WarmStart, dict]] | None = None, **kwargs: Any) -> None:
         self._max_epochs = max_epochs
+        self._budget = budget or Budget()
+        self._warm_starts = list(warm_starts or [])
         # Trials this searcher asked the study for, in order: the n-th is Ray's trial number n (Ray's
         # SearchGenerator numbers the trials it creates from our suggestions 1, 2, ...: the number in the trial
         # folder's name and trials.csv's `trial_number`). Saved with the searcher, so a resume counts on.
@@ -57,7 +64,12 @@ class OptunaSearchTellingStops(OptunaSearch):
         # optuna-dashboard and study.trials_dataframe() then call the value by its name, not "value".
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._ot_study.set_metric_names([self._metric])
+            self._ot_study.set_metric_names(list(self._metric) if isinstance(self._metric, list) else [self._metric])
+        if not self._ot_study.trials:  # a new study (a resumed one already holds its warm starts)
+            for start, params in self._warm_starts:
+                # Enqueued trials come first, in order; what a config leaves open the sampler draws.
+                self._ot_study.enqueue_trial(params, user_attrs={WARM_START_ATTR: start.label},
+                                             skip_if_exists=False)
 
     def suggest(self, trial_id: str) -> dict | None:
         new = trial_id not in self._ot_trials
@@ -80,6 +92,8 @@ class OptunaSearchTellingStops(OptunaSearch):
             ot_trial.storage.get_trial(ot_trial._trial_id).state.is_finished()  # noqa: SLF001
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if result.get(OVER_BUDGET):
+            return  # a rejected trial's one report has no score: nothing for the study's curve
         if trial_id not in self._completed_trials and self._finished_in_study(trial_id):
             # After a kill, Ray's last experiment snapshot can predate the end of a trial that the study (in
             # SQLite, written at once) already recorded; --resume then reruns the trial's last epochs from its
@@ -91,7 +105,21 @@ class OptunaSearchTellingStops(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         epochs_run = (result or {}).get("training_iteration", self._max_epochs)
         ended_early = bool(result) and not error and stopped_early(epochs_run, self._max_epochs)
-        if result and self.metric in result and self._last_step.get(trial_id) != result["training_iteration"] \
+        ot_trial = self._ot_trials.get(trial_id)
+        if result and ot_trial is not None and trial_id not in self._completed_trials:
+            if self._budget and "params" in result:
+                # Optuna 5's constraints (its TPESampler reads every trial's; `constraints_func` is deprecated):
+                # > 0 is infeasible, and TPE puts infeasible trials below every feasible one.
+                for key, value in self._budget.violations(result).items():
+                    ot_trial.set_constraint(key, value)
+            if result.get(OVER_BUDGET):
+                # Rejected before training: told PRUNED (no score), and infeasible through its constraints.
+                ot_trial.set_user_attr(OVER_BUDGET_ATTR, result[OVER_BUDGET])
+                self._last_step.pop(trial_id, None)
+                super().on_trial_complete(trial_id, result=None, error=error)
+                return
+        first = self.metric[0] if isinstance(self.metric, list) else self.metric
+        if result and first in result and self._last_step.get(trial_id) != result["training_iteration"] \
                 and trial_id not in self._completed_trials:
             # The result that ended the trial (ASHA's stop, or max_epochs) was never passed to on_trial_result:
             # report it too, so the study's curve has every epoch; a pruned trial's value is its last one.
@@ -114,15 +142,43 @@ class OptunaSearchTellingStops(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
-def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searcher:
-    ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed,
-                       metric=options.metric)
+def space_context(options: SearchOptions, length: int) -> SpaceContext:
+    return SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed,
+                        metric=options.metric)
+
+
+def budget(options: SearchOptions) -> Budget:
+    return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
+
+
+def warm_starts(options: SearchOptions, length: int) -> list[tuple[WarmStart, dict]]:
+    """The --warm-start configs this run's space expresses (a line for each one left out); OptionError for a
+    file whose values cannot be read."""
+    if options.warm_start is None:
+        return []
+    try:
+        kept, lines = resolve(options.warm_start, options.space, space_context(options, length))
+    except WarmStartError as err:
+        raise OptionError(str(err)) from None
+    print("\n".join(lines))
+    return kept
+
+
+def make_searcher(options: SearchOptions, run_dir: Path, length: int,
+                  starts: list[tuple[WarmStart, dict]] | None = None) -> Searcher:
+    """OptunaSearch over the run's space; with --objectives the study has one direction per objective (Optuna's
+    multi-objective TPE); with a budget, TPE also learns the feasible region from each trial's constraints."""
+    ctx = space_context(options, length)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
                else optuna.samplers.TPESampler(seed=options.seed))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
-    searcher: Searcher = OptunaSearchTellingStops(space=build_space(options.space, ctx), metric=options.trial_metric,
-                                                  mode=options.metric_mode, sampler=sampler, study_name=STUDY_NAME,
-                                                  storage=study_storage(run_dir), max_epochs=options.max_epochs)
+    columns = options.objective_columns
+    metric: Any = [c for c, _ in columns] if options.objectives else options.trial_metric
+    mode: Any = [m for _, m in columns] if options.objectives else options.metric_mode
+    searcher: Searcher = OptunaSearchTellingStops(space=build_space(options.space, ctx), metric=metric, mode=mode,
+                                                  sampler=sampler, study_name=STUDY_NAME,
+                                                  storage=study_storage(run_dir), max_epochs=options.max_epochs,
+                                                  budget=budget(options), warm_starts=starts)
     if options.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
     return searcher
@@ -133,6 +189,10 @@ def make_scheduler(options: SearchOptions) -> TrialScheduler:
         return FIFOScheduler()
     # The epoch is ASHA's time unit: one `tune.report` per epoch, so training_iteration == epoch. Its rungs
     # compare the trial metric of TuneConfig: each trial's best so far.
+    if budget(options):
+        # A trial rejected over budget reports a NaN score once; while a rung holds only such trials, ASHA's
+        # np.nanpercentile warns on every result. NaN is ignored there, which is what a rejected trial should be.
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
     return ASHAScheduler(time_attr="training_iteration", max_t=options.max_epochs,
                          grace_period=options.grace_period, reduction_factor=options.reduction_factor)
 
@@ -142,7 +202,7 @@ def trainable(options: SearchOptions, data: TrialData) -> Any:
     resources = {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial or 0}
     if options.memory_per_trial:  # Ray's "memory" resource is in bytes
         resources["memory"] = int(options.memory_per_trial * 2**30)
-    trainable_with_data = tune.with_parameters(train_trial, data=data)
+    trainable_with_data = tune.with_parameters(train_trial, data=data, budget=budget(options))
     return tune.with_resources(trainable_with_data, resources)
 
 
@@ -181,9 +241,11 @@ def _allow_forced_snapshots() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None) -> tune.Tuner:
+def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None,
+               starts: list[tuple[WarmStart, dict]] | None = None) -> tune.Tuner:
     _allow_forced_snapshots()
-    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
+    # With --objectives, Tune's metric is the first objective: ASHA's rungs and the checkpoint kept compare it.
+    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length, starts),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every

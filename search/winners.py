@@ -26,7 +26,7 @@ from ecg.ensemble import combine, greedy_selection
 from ecg.evaluation import evaluate_on_test
 from ecg.metrics import probability_score
 from ecg.train import TrialConfig, load_checkpoint, predict
-from search.exports import TrialRecord
+from search.exports import TrialRecord, TrialTable
 
 log = logging.getLogger(__name__)
 
@@ -185,18 +185,33 @@ def format_table(results: pd.DataFrame) -> str:
     return results[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}")
 
 
+def ranked_trials(table: TrialTable, trials: pd.DataFrame, *, metric: str, mode: str,
+                  objectives: str | None = None) -> list[TrialRecord]:
+    """The trials the winners are drawn from, best first: those that trained (finished, not over budget) by
+    their best `metric`; with `objectives`, only the Pareto front's (`search.pareto.front` over the trials.csv
+    frame `trials`), in its order: best by the first objective."""
+    from search.pareto import front, objective_names
+
+    ranked = [r for r in table.ranked(metric, mode) if r.status == "TERMINATED" and not r.over_budget]
+    if not objectives:
+        return ranked
+    by_id = {r.trial_id: r for r in ranked}
+    return [by_id[t] for t in front(trials, objective_names(objectives, metric))["trial_id"] if t in by_id]
+
+
 def reevaluate(run_dir: Path, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES) -> WinnerResults:
     """The winners of a finished run evaluated again from its saved checkpoints, data and split (what
     bench/bench_thresholds.py does to score new rules on existing runs)."""
     from search import data as run_data, runinfo, tuner
-    from search.exports import read_trials
+    from search.exports import read_run_csv, read_trials
     from search.options import SearchOptions
 
     options = SearchOptions.from_dict(runinfo.read(run_dir).args)
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
     table = read_trials(tuner.experiment_path(options, run_dir))
-    ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
+    trials = read_run_csv(run_dir / "trials.csv") if options.objectives else pd.DataFrame()
+    ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
     return evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                             mode=options.metric_mode, ensemble_candidates=ensemble_candidates,
                             device=evaluation_device(options.gpus_per_trial), seed=options.seed)

@@ -19,6 +19,12 @@ from spaces.context import SpaceContext
 SpaceFn = Callable[["optuna.Trial", SpaceContext], dict[str, Any]]
 
 
+def study_name(family: str | None, name: str) -> str:
+    """The name a config entry has in the study: `family`'s model options qualified ("gru/model/hidden") in
+    the `all` space (family given), every other name as it is."""
+    return f"{family}/{name}" if family and name.startswith("model/") else name
+
+
 class RecordingTrial:
     """A view of an Optuna trial that records every suggested value under the name the trial's config uses.
 
@@ -34,11 +40,8 @@ class RecordingTrial:
         """The same trial and record, with `family`'s model options qualified in the study."""
         return RecordingTrial(self._trial, self.values, family)
 
-    def _study_name(self, name: str) -> str:
-        return f"{self._family}/{name}" if self._family and name.startswith("model/") else name
-
     def _suggest(self, method: str, name: str, *args: Any, **kwargs: Any) -> Any:
-        value = getattr(self._trial, method)(self._study_name(name), *args, **kwargs)
+        value = getattr(self._trial, method)(study_name(self._family, name), *args, **kwargs)
         self.values[name] = value
         return value
 

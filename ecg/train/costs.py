@@ -8,6 +8,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -84,22 +85,54 @@ def model_costs(model: nn.Module, *, n_leads: int, length: int, device: torch.de
     return out
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Upper bounds on a model's cost (None: no bound): parameters, and latency per record at batch 1 (ms)."""
+
+    max_params: int | None = None
+    max_latency_ms: float | None = None
+
+    def __bool__(self) -> bool:
+        return self.max_params is not None or self.max_latency_ms is not None
+
+    def violations(self, costs: dict[str, float]) -> dict[str, float]:
+        """One value per bound, relative to it: > 0 over budget, <= 0 within (Optuna's constraint convention).
+        Relative, so that a sampler that sums violations weighs parameters and milliseconds alike."""
+        out = {}
+        if self.max_params is not None:
+            out["max_params"] = costs["params"] / self.max_params - 1.0
+        if self.max_latency_ms is not None:
+            out["max_latency_ms"] = costs["latency_ms_b1"] / self.max_latency_ms - 1.0
+        return out
+
+    def exceeded(self, costs: dict[str, float]) -> str | None:
+        """Why `costs` are over budget ("params 1234567 > 100000"), or None when within it."""
+        reasons = []
+        if self.max_params is not None and costs["params"] > self.max_params:
+            reasons.append(f"params {int(costs['params'])} > {self.max_params}")
+        if self.max_latency_ms is not None and costs["latency_ms_b1"] > self.max_latency_ms:
+            reasons.append(f"latency_ms {costs['latency_ms_b1']:.3g} > {self.max_latency_ms:g}")
+        return "; ".join(reasons) or None
+
+
 class CostMeter:
-    """Cost figures for a trial's epoch reports: the model's costs once (with the first epoch reported),
-    the peak memory so far with every epoch."""
+    """Cost figures for a trial's epoch reports: the model's costs, measured once and reported with every epoch
+    (a multi-objective searcher reads them from the trial's last result), and the peak memory so far."""
 
     def __init__(self, model: nn.Module, *, n_leads: int, length: int, device: torch.device | str,
                  bf16: bool = False) -> None:
         self.model, self.n_leads, self.length = model, n_leads, length
         self.device, self.bf16 = torch.device(device), bf16
-        self.pending = True
+        self._costs: dict[str, float] | None = None
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)  # a reused worker's earlier trials do not count
 
+    def costs(self) -> dict[str, float]:
+        """params, macs, latency_ms_b1/_b64 of the model, measured on the first call."""
+        if self._costs is None:
+            self._costs = model_costs(self.model, n_leads=self.n_leads, length=self.length, device=self.device,
+                                      bf16=self.bf16)
+        return self._costs
+
     def metrics(self) -> dict[str, float]:
-        out = {"peak_mem_mb": peak_memory_mb(self.device)}
-        if self.pending:
-            out.update(model_costs(self.model, n_leads=self.n_leads, length=self.length, device=self.device,
-                                   bf16=self.bf16))
-            self.pending = False
-        return out
+        return {"peak_mem_mb": peak_memory_mb(self.device), **self.costs()}
