@@ -76,6 +76,7 @@ def run(options: SearchOptions) -> Path:
     with _removed_unless_started(run_dir, options):
         split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
                                spec=run_data.data_spec(options))
+        split = run_data.with_space_rates(split, options)
         info: dict[str, Any] = {
             "status": "running", "space": options.space, "seed": options.seed, "args": options.to_dict(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": runinfo.versions(),
@@ -84,6 +85,7 @@ def run(options: SearchOptions) -> Path:
                      "convention": options.convention(),  # task, split and metric: what results compare with
                      "fingerprint": split.fingerprint, "records": len(dataset),
                      "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
+                     "rates": [split.fs, *split.others],  # the data/fs the space samples, each resampled once
                      "classes": dataset.n_classes,
                      "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
                      "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},
@@ -153,6 +155,7 @@ def _resume(requested: SearchOptions) -> Path:
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
                                spec=run_data.data_spec(options))
+    split = run_data.with_space_rates(split, options)
     if split.fingerprint != info["data"]["fingerprint"]:
         raise OptionError(f"--resume {run_dir}: the data changed since the run started "
                           f"(fingerprint {split.fingerprint} != {info['data']['fingerprint']})")
@@ -248,6 +251,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
     info["orphaned_study_trials_failed"] = tuning.fail_orphaned_trials(run_dir)
     faults.corrupt_checkpoints(table)  # test hook only; does nothing unless ECG_SEARCH_FAULT=corrupt@...
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
+                               at_rate=split.at_rate,
                                mode=options.metric_mode, ensemble_candidates=options.ensemble_candidates,
                                device=evaluation_device(options.gpus_per_trial), seed=options.seed)
     exports.write_csv(exports.best_configs_frame(results.winners, metric=options.metric, mode=options.metric_mode),

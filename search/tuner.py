@@ -17,7 +17,7 @@ from search.data import TrialData
 from search.options import SearchOptions
 from search.progress import SearchProgress
 from search.trainable import train_trial
-from spaces import SpaceContext, build_space
+from spaces import build_space
 
 STUDY_FILE = "optuna.db"
 STUDY_NAME = "search"
@@ -113,9 +113,8 @@ class OptunaSearchTellingStops(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
-def make_searcher(options: SearchOptions, run_dir: Path, length: int) -> Searcher:
-    ctx = SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed,
-                       metric=options.metric)
+def make_searcher(options: SearchOptions, run_dir: Path, fs: int, length: int) -> Searcher:
+    ctx = options.space_context(fs, length)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
                else optuna.samplers.TPESampler(seed=options.seed))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
@@ -182,7 +181,7 @@ def _allow_forced_snapshots() -> None:
 
 def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None) -> tune.Tuner:
     _allow_forced_snapshots()
-    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length),
+    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.fs, data.length),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every

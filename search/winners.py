@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,11 @@ from ecg.metrics import evaluate, label_score, per_class, probability_score
 from ecg.models import create_model
 from ecg.thresholds import choose_thresholds
 from ecg.train import load_checkpoint, predict
+from search.data import config_fs
 from search.exports import TrialRecord
+
+# The val and test records at a trial's input rate (`search.data.SplitData.at_rate`): what has `.val`, `.test`.
+AtRate = Callable[[int | None], Any]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ class Evaluated:
     members: dict[str, float] = field(default_factory=dict)  # trial id -> weight
     params: int | None = None
     best_epoch: int | None = None
+    fs: str = ""  # the input rate(s) it was evaluated at: a trial's data/fs, an ensemble's members' "100+250"
 
 
 @dataclass
@@ -112,11 +118,17 @@ def _bf16(record: TrialRecord) -> bool | None:
 
 
 def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, results: WinnerResults, *,
-                count: int, top_k: int, metric: str, mode: str, device: str) -> list[Evaluated]:
+                count: int, top_k: int, metric: str, mode: str, device: str,
+                at_rate: AtRate | None = None) -> list[Evaluated]:
     evaluated: list[Evaluated] = []
     for record in ranked:
         if len(evaluated) == count:
             break
+        fs = config_fs(record.config)
+        # A trial is scored on its own input rate's records (the same records, the same labels, resampled).
+        if at_rate is not None:
+            split = at_rate(fs)
+            val, test = split.val, split.test
         try:
             model = load_winner(record, val)
         except CheckpointUnusable as err:
@@ -131,7 +143,7 @@ def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, re
             val_probs=predict(model, val, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
             test_probs=predict(model, test, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
             params=sum(p.numel() for p in model.parameters()),
-            best_epoch=int(best["epoch"]) if best is not None else None))
+            best_epoch=int(best["epoch"]) if best is not None else None, fs=str(val.fs)))
         if len(evaluated) <= top_k:
             results.winners.append(record)
         del model
@@ -146,18 +158,20 @@ def _ensemble(name: str, candidates: list[Evaluated], weights: np.ndarray) -> Ev
         members={c.trial_id: round(w, 4) for c, w in members},
         val_probs=combine([c.val_probs for c, _ in members], np.array([w for _, w in members])),
         test_probs=combine([c.test_probs for c, _ in members], np.array([w for _, w in members])),
-        params=sum(c.params or 0 for c, _ in members))
+        params=sum(c.params or 0 for c, _ in members),
+        fs="+".join(str(r) for r in sorted({int(c.fs) for c, _ in members})))
 
 
 def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, *, top_k: int,
                      metric: str = "val_micro_f1", mode: str = "max",
                      ensemble_candidates: int = ENSEMBLE_CANDIDATES, device: str = "cpu",
-                     seed: int = 0) -> WinnerResults:
+                     seed: int = 0, at_rate: AtRate | None = None) -> WinnerResults:
     """Evaluate the top `top_k` trials of `ranked` whose checkpoints load, their mean, and the greedy
-    ensemble over up to `ensemble_candidates` trials (see the module docstring)."""
+    ensemble over up to `ensemble_candidates` trials (see the module docstring). `val` and `test` are at the
+    records' rate; `at_rate(fs)` gives them at a trial's `data/fs` (each trial is scored at its own rate)."""
     results = WinnerResults(device=device)
     candidates = _candidates(ranked, val, test, results, count=max(top_k, ensemble_candidates), top_k=top_k,
-                             metric=metric, mode=mode, device=device)
+                             metric=metric, mode=mode, device=device, at_rate=at_rate)
     models = candidates[:top_k]
     if len(models) > 1:
         models.append(_ensemble("ensemble_topk", models, np.ones(len(models))))
@@ -185,7 +199,7 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
                                                           thresholds).items()},
                 **{f"test_{k}": v for k, v in task_scores(test.labels, model.test_probs, test.class_names,
                                                            thresholds).items()},
-                "best_epoch": model.best_epoch, "params": model.params,
+                "best_epoch": model.best_epoch, "params": model.params, "data_fs": model.fs,
                 "n_val_records": len(val), "n_test_records": len(test),
                 "test_positives": int(test.labels.sum()),
                 "test_classes_present": int((test.labels.sum(axis=0) > 0).sum()),
@@ -232,9 +246,11 @@ def reevaluate(run_dir: Path, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES)
     info = runinfo.read(run_dir)
     options = SearchOptions.from_dict(info["args"])
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
+    split = run_data.with_space_rates(
+        run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source), options)
     table = read_trials(tuner.experiment_path(options, run_dir))
     ranked = [r for r in table.ranked(options.metric, options.metric_mode) if r.status == "TERMINATED"]
     return evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                             mode=options.metric_mode, ensemble_candidates=ensemble_candidates,
-                            device=evaluation_device(options.gpus_per_trial), seed=options.seed)
+                            device=evaluation_device(options.gpus_per_trial), seed=options.seed,
+                            at_rate=split.at_rate)
