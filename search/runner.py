@@ -85,7 +85,7 @@ def run(options: SearchOptions) -> Path:
                      "convention": options.convention(),  # task, split and metric: what results compare with
                      "fingerprint": split.fingerprint, "records": len(dataset),
                      "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
-                     "rates": [split.fs, *split.others],  # the data/fs the space samples, each resampled once
+                     "rates": sorted([split.fs, *split.others]),  # the data/fs the space samples, each resampled once
                      "classes": dataset.n_classes,
                      "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
                      "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},

@@ -53,7 +53,7 @@ def test_each_trial_trains_and_is_scored_at_its_sampled_rate(tmp_path, cli) -> N
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(results)
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["data"]["fs"] == 250 and info["data"]["rates"] == [250, 100]
+    assert info["data"]["fs"] == 250 and info["data"]["rates"] == [100, 250]
 
     trials = cli.read_csv(run_dir / "trials.csv")
     assert sorted(trials["data/fs"]) == [100, 250], "seed 4 no longer draws both rates: pick another seed"
