@@ -94,3 +94,25 @@ def test_each_trial_trains_and_is_scored_at_its_sampled_rate(tmp_path, cli) -> N
     trial_epochs = epochs[epochs["trial_id"] == best["trial_id"][0]]
     assert pd.read_csv(out / "metrics.csv")["val_micro_f1"].tolist() == pytest.approx(
         trial_epochs["val_micro_f1"].tolist(), abs=1e-6)
+
+
+def test_the_report_puts_each_rate_against_its_cost(tmp_path) -> None:
+    from search.report import Run, rate_table, rates
+
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "family": "gru", "data/fs": [100, 100, 250, 250],
+                           "best_val_micro_f1": [0.5, 0.7, 0.6, 0.4], "train_time_s": [10.0, 40.0, 60.0, 30.0],
+                           "epochs_run": [1, 2, 3, 1], "latency_ms_b1": [1.0, 3.0, 5.0, 7.0]})
+    run = Run(path=tmp_path, info={"args": {"metric": "val_micro_f1"}}, trials=trials, epochs=pd.DataFrame(),
+              test=pd.DataFrame(), per_class=pd.DataFrame())
+    section = rates(run)
+    assert len(section.figures) == 1 and "median_epoch_time_s" in section.html
+    table = rate_table(trials, "best_val_micro_f1", maximise=True).set_index("data/fs")
+    # Epoch times 10, 20 s at 100 Hz and 20, 30 s at 250 Hz: medians 15 and 25.
+    assert table.loc[100, "max_best_val_micro_f1"] == pytest.approx(0.7)
+    assert table.loc[250, "max_best_val_micro_f1"] == pytest.approx(0.6)
+    assert table.loc[100, "median_best_val_micro_f1"] == pytest.approx(0.6)
+    assert table.loc[100, "median_epoch_time_s"] == pytest.approx(15) and table.loc[250, "median_epoch_time_s"] == 25
+    assert table.loc[250, "median_latency_ms_b1"] == pytest.approx(6) and list(table["trials"]) == [2, 2]
+    assert rate_table(trials, "best_val_micro_f1", maximise=False).loc[0, "min_best_val_micro_f1"] == 0.5
+    assert rates(Run(path=tmp_path, info={}, trials=trials.drop(columns="data/fs"), epochs=pd.DataFrame(),
+                     test=pd.DataFrame(), per_class=pd.DataFrame())) is None  # a run from before data/fs
