@@ -24,6 +24,7 @@ from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load, split
 from ecg.models import create_model
 from ecg.train import TrainConfig, fit
+from search.data import TrialData
 from spaces import SpaceContext
 from spaces.rate import FS_PARAM, at_rate
 
@@ -55,7 +56,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def train_once(family: str, flat: dict, data, epochs: int, seed: int) -> dict:
+def train_once(family: str, flat: dict, data: TrialData, epochs: int, seed: int) -> dict:
     """Train one configuration at `data`'s rate; its epoch times and best validation metrics."""
     options = {k.split("/", 1)[1]: v for k, v in flat.items() if k.startswith("model/")}
     torch.manual_seed(seed)
@@ -88,8 +89,8 @@ def main() -> None:
     rows = []
     for fs in rates:
         t0 = time.perf_counter()
-        at_fs = type("Split", (), {"train": resample_dataset(splits.train, fs, use_cache=False),
-                                   "val": resample_dataset(splits.val, fs, use_cache=False)})
+        at_fs = TrialData(train=resample_dataset(splits.train, fs, use_cache=False),
+                          val=resample_dataset(splits.val, fs, use_cache=False))
         resample_s = time.perf_counter() - t0
         print(f"{fs} Hz: train+val resampled in {resample_s:.2f} s ({at_fs.train.n_samples} samples per record)",
               flush=True)
