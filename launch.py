@@ -66,8 +66,9 @@ def list_spaces(gpu: bool) -> None:
     from spaces import SPACES, SpaceContext, describe
 
     defaults = GPU_DEFAULTS if gpu else CPU_DEFAULTS
-    ctx = SpaceContext(gpu=gpu, length=defaults.length, max_epochs=defaults.max_epochs)
-    print(f"Search spaces for this machine ({'GPU' if gpu else 'CPU'} sizes, {defaults.length} samples per record):")
+    ctx = SpaceContext(gpu=gpu, length=defaults.length, max_epochs=defaults.max_epochs, fs=defaults.fs)
+    print(f"Search spaces for this machine ({'GPU' if gpu else 'CPU'} sizes, {defaults.length} samples per record "
+          f"at {defaults.fs} Hz; sample counts are drawn at that rate and scale with data/fs):")
     for name in SPACES:
         print(f"\n{name}")
         for param, ranges in describe(name, ctx):

@@ -96,12 +96,14 @@ def search_options(args: argparse.Namespace) -> Any:
 
 
 def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
-    """The records and the split every method uses (written to `split_csv` by the first caller)."""
+    """The records and the split every method uses (written to `split_csv` by the first caller), at every input
+    rate the space samples, as the search resamples them."""
     from search import data as run_data
 
     options = search_options(args)
     dataset, source = run_data.load(options)
-    return run_data.split(dataset, seed=options.seed, split_csv=split_csv, source=source)
+    split = run_data.split(dataset, seed=options.seed, split_csv=split_csv, source=source)
+    return run_data.with_space_rates(split, options)
 
 
 class Deadline(Exception):
@@ -121,7 +123,7 @@ def optuna_worker(args: argparse.Namespace) -> None:
     work = Path(args.work)
     split = load_split(args, work / "split.csv")
     space = build_space("gru", SpaceContext(gpu=False, length=split.train.n_samples, max_epochs=args.epochs,
-                                            seed=args.seed, metric=METRIC))
+                                            seed=args.seed, metric=METRIC, fs=split.fs))
     log = open(work / f"{args.worker}-{args.worker_index}.events.csv", "a", buffering=1)
     configs = open(work / f"{args.worker}-{args.worker_index}.configs.jsonl", "a", buffering=1)
 
@@ -131,8 +133,9 @@ def optuna_worker(args: argparse.Namespace) -> None:
         config = TrialConfig.from_flat(flat)
         config.optim.threads = 1
         torch.manual_seed(config.optim.seed)
-        model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
-                             length=split.train.n_samples, **config.model)
+        data = split.at_rate(config.fs)  # the trial's input rate, as a search trial takes it
+        model = create_model(config.family, n_leads=data.train.n_leads, n_classes=data.train.n_classes,
+                             length=data.train.n_samples, **config.model)
         best = [-math.inf]
 
         def on_epoch(report: Any) -> None:
@@ -148,7 +151,7 @@ def optuna_worker(args: argparse.Namespace) -> None:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        fit(model, split.train, split.val, config.optim, on_epoch=on_epoch, device="cpu")
+        fit(model, data.train, data.val, config.optim, on_epoch=on_epoch, device="cpu")
         return best[0]
 
     sampler = (optuna.samplers.TPESampler(seed=args.seed + args.worker_index) if args.worker == "optuna_hb_tpe"
@@ -178,6 +181,7 @@ def retrain_worker(args: argparse.Namespace) -> None:
     config = TrialConfig.from_flat(flat)
     config.optim.epochs, config.optim.threads = args.epochs, 1
     torch.manual_seed(config.optim.seed)
+    split = split.at_rate(config.fs)
     model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
                          length=split.train.n_samples, **config.model)
     started = time.perf_counter()

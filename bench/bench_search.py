@@ -246,6 +246,7 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     split = run_data.split(dataset, seed=options.seed, split_csv=found.run_dir / "split.csv", source=source)
     row = read_run_csv(found.run_dir / "best_configs.csv").iloc[0]
     config = TrialConfig.from_flat(row.to_dict())
+    split = run_data.with_space_rates(split, options).at_rate(config.fs)  # the winner's input rate
     config.optim.epochs = found.spec.epochs
     config.optim.threads = max(1, int(options.cpus_per_trial))
     torch.manual_seed(config.optim.seed)  # seeded initial weights: the retraining is repeatable

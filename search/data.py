@@ -1,14 +1,19 @@
 """The driver's side of the data: load once, split once, write split.csv before any trial starts.
 
 The steps themselves are `ecg.data.source` (shared with `python -m ecg.train`); this module turns the search
-options into a `DataSpec` and packs what the trials receive.
+options into a `DataSpec`, brings the splits to every input rate the space samples (`with_rates`: each rate
+resampled once per run, and cached) and packs what the trials receive.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable
+from typing import Any
 
 from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
+from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
 from search.options import SearchOptions
 
@@ -22,18 +27,47 @@ class SplitData:
     test: ECGDataset
     fingerprint: str
     source: str
+    others: dict[int, SplitData] = field(default_factory=dict)  # the same records at the other input rates
 
     @property
-    def trial_data(self) -> "TrialData":
-        return TrialData(train=self.train, val=self.val)
+    def fs(self) -> int:
+        return self.train.fs
+
+    def with_rates(self, rates: Iterable[int]) -> SplitData:
+        """This split with its records also at every rate of `rates` (each split resampled once, cached)."""
+        others = {fs: dataclasses.replace(self, train=resample_dataset(self.train, fs),
+                                          val=resample_dataset(self.val, fs), test=resample_dataset(self.test, fs),
+                                          others={})
+                  for fs in sorted(set(rates)) if fs != self.fs}
+        return dataclasses.replace(self, others=others)
+
+    def at_rate(self, fs: int | None) -> SplitData:
+        """The split at `fs` Hz (None: the records' own rate)."""
+        return _pick(self, fs)
+
+    @property
+    def trial_data(self) -> TrialData:
+        return TrialData(train=self.train, val=self.val,
+                         others={fs: TrialData(train=s.train, val=s.val) for fs, s in self.others.items()})
 
 
 @dataclass
 class TrialData:
-    """What a trial receives through Ray's object store: the training and validation records, never test."""
+    """What a trial receives through Ray's object store: the training and validation records, never test, at
+    the records' rate and at every other rate the space samples (`others`); a trial picks its own with
+    `at_rate`. It is one object put into the store once: every rate's arrays are there once, read zero-copy."""
 
     train: ECGDataset
     val: ECGDataset
+    others: dict[int, TrialData] = field(default_factory=dict)
+
+    def at_rate(self, fs: int | None) -> TrialData:
+        """The records at `fs` Hz (None: the records' own rate)."""
+        return _pick(self, fs)
+
+    @property
+    def fs(self) -> int:
+        return self.train.fs
 
     @property
     def n_leads(self) -> int:
@@ -74,3 +108,17 @@ def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str, spec:
     if existing is None:
         parts.save(split_csv)
     return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source)
+
+
+def with_space_rates(split: SplitData, options: SearchOptions) -> SplitData:
+    """`split` also at every input rate the space samples (`data/fs`): resampled once per run, before Ray."""
+    return split.with_rates(options.space_context(split.fs, split.train.n_samples).rates)
+
+
+def _pick(data: Any, fs: int | None) -> Any:
+    if fs is None or fs == data.fs:
+        return data
+    if fs not in data.others:
+        known = ", ".join(str(r) for r in sorted({data.fs, *data.others}))
+        raise ValueError(f"no records at {fs} Hz in this run (it has {known} Hz)")
+    return data.others[fs]

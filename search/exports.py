@@ -215,9 +215,11 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
         row["train_time_s"] = float(record.epochs["epoch_time_s"].sum()) if "epoch_time_s" in record.epochs else None
         row.update(_costs(record.epochs))
         row.update(_placement(record.epochs))
+        row.update(_input(record.epochs))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    for column in ("stopped_at_epoch", "best_epoch", "optuna_trial_number", "params", "macs"):
+    for column in ("stopped_at_epoch", "best_epoch", "optuna_trial_number", "params", "macs", "input_fs",
+                   "input_length"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")  # integers with gaps, not floats
     return frame
@@ -249,16 +251,34 @@ def _placement(epochs: pd.DataFrame) -> dict[str, str | None]:
     return out
 
 
+def _input(epochs: pd.DataFrame) -> dict[str, int | None]:
+    """The input the trial trained on, as it reported it: rate (Hz) and samples per record."""
+    out: dict[str, int | None] = {}
+    for name in ("input_fs", "input_length"):
+        values = epochs[name].dropna() if name in epochs else pd.Series(dtype=float)
+        out[name] = int(values.iloc[-1]) if len(values) else None
+    return out
+
+
 def optuna_trial_numbers(study_db: Path, table: TrialTable, study_name: str = "search") -> dict[str, int]:
-    """Ray trial id -> the Optuna study's trial number, matched on the sampled parameters (Ray keeps no
-    link; its own creation order drifts from Optuna's after a resume, where proposals can be orphaned)."""
+    """Ray trial id -> the Optuna study's trial number: the study trial the searcher tagged with the Ray trial
+    id (`search.tuner.RAY_TRIAL_ID_ATTR`), else the one whose sampled parameters the config holds (a study
+    from before the tag; Ray keeps no link, and its creation order drifts from Optuna's after a resume). The
+    tag comes first because a config need not hold the study's values: sample counts are scaled to the
+    trial's input rate (`spaces.rate`)."""
     import optuna
+
+    from search.tuner import RAY_TRIAL_ID_ATTR
 
     if not Path(study_db).exists():
         return {}
     study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
+    tagged = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t.number for t in study.trials if RAY_TRIAL_ID_ATTR in t.user_attrs}
     numbers: dict[str, int] = {}
     for record in table.records:
+        if record.trial_id in tagged:
+            numbers[record.trial_id] = tagged[record.trial_id]
+            continue
         for trial in study.trials:
             if trial.number in numbers.values() or not trial.params:
                 continue

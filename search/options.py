@@ -304,6 +304,13 @@ class SearchOptions:
         values.update(gpu=gpu, fs=fs, length=fs * base.length // base.fs)  # 10 s at any rate
         return dataclasses.replace(self, **values)
 
+    def space_context(self, fs: int, length: int) -> Any:
+        """The `spaces.SpaceContext` of this (resolved) search for records of `length` samples at `fs` Hz."""
+        from spaces import SpaceContext  # imported late, as in _known_spaces
+
+        return SpaceContext(gpu=bool(self.gpu), length=length, max_epochs=self.max_epochs, seed=self.seed,
+                            metric=self.metric, fs=fs)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings."""
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}

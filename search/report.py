@@ -522,8 +522,49 @@ def pareto_front(run: Run) -> Section | None:
     return section
 
 
+def _with_epoch_time(trials: pd.DataFrame) -> pd.DataFrame:
+    frame = trials.dropna(subset=["data/fs"]).copy()
+    frame["data/fs"] = frame["data/fs"].astype(int)
+    frame["epoch_time_s"] = frame["train_time_s"] / frame["epochs_run"].where(frame["epochs_run"] > 0)
+    return frame
+
+
+def rate_table(trials: pd.DataFrame, column: str, maximise: bool) -> pd.DataFrame:
+    """Per input rate: trials, the best and median `column`, the median epoch time (a trial's training time
+    over the epochs it ran) and the median batch-1 latency."""
+    frame = _with_epoch_time(trials)
+    best = "max" if maximise else "min"
+    return frame.groupby("data/fs").agg(trials=(column, "size"), **{f"{best}_{column}": (column, best),
+                                        f"median_{column}": (column, "median")},
+                                        median_epoch_time_s=("epoch_time_s", "median"),
+                                        **({"median_latency_ms_b1": ("latency_ms_b1", "median")}
+                                           if "latency_ms_b1" in frame else {})).reset_index()
+
+
+def rates(run: Run) -> Section | None:
+    """The input rate (`data/fs`) against accuracy and cost: each trial's best validation metric against its
+    mean epoch time, and `rate_table`. None for a run whose trials did not sample a rate (from before
+    `data/fs`)."""
+    column = f"best_{run.metric}"
+    if "data/fs" not in run.trials or column not in run.trials or run.trials["data/fs"].isna().all():
+        return None
+    section = Section("Input rate against cost")
+    frame = _with_epoch_time(run.trials)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for fs, group in frame.groupby("data/fs"):
+        ax.scatter(group["epoch_time_s"], group[column], label=f"{fs} Hz", alpha=0.7)
+    ax.set_xlabel("mean epoch time (s)")
+    ax.set_ylabel(column)
+    ax.legend(fontsize=8)
+    section.figures.append(_png(fig))
+    section.html = _table(rate_table(run.trials, column, run.maximise), 3)
+    section.note = ("Each trial trained at its sampled data/fs (records resampled once per run); epoch time is its "
+                    "training time over the epochs it ran, so trials that ASHA stopped early count by their epochs.")
+    return section
+
+
 SECTIONS: tuple[Callable[[Run], Section | None], ...] = (summary, progress, learning_curves, importances, families,
-                                                          per_class_f1, ensemble, thresholds, costs, pareto_front)
+                                                          per_class_f1, ensemble, thresholds, costs, pareto_front, rates)
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;
 border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:2px 8px;

@@ -67,7 +67,7 @@ def run(options: SearchOptions) -> Path:
         # The data before the run folder and a local Ray: a bad file is refused at once, with nothing written.
         dataset, source = run_data.load(options)
         # Also before the run folder: a warm-start file whose values cannot be read is refused (one line).
-        starts = tuning.warm_starts(options, dataset.n_samples)
+        starts = tuning.warm_starts(options, dataset.fs, dataset.n_samples)
     except BaseException:
         cluster.stop()
         raise
@@ -75,6 +75,7 @@ def run(options: SearchOptions) -> Path:
     with _removed_unless_started(run_dir, options):
         spec = run_data.data_spec(options)
         split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source, spec=spec)
+        split = run_data.with_space_rates(split, options)
         dashboard, ray_start_s = ray_session or _start_ray(options)
         record = runinfo.RunRecord(
             status="running", space=options.space, seed=options.seed, args=options.to_dict(),
@@ -83,6 +84,7 @@ def run(options: SearchOptions) -> Path:
                   "convention": options.convention(),  # task, split and metric: what results compare with
                   "fingerprint": split.fingerprint, "records": len(dataset),
                   "leads": dataset.n_leads, "samples": dataset.n_samples, "fs": dataset.fs,
+                  "rates": sorted([split.fs, *split.others]),  # the data/fs the space samples, each resampled once
                   "classes": dataset.n_classes,
                   "split": {k: len(getattr(split, k)) for k in ("train", "val", "test")},
                   "skipped_records": [{"record": r, "reason": why} for r, why in dataset.skipped.items()]},
@@ -152,6 +154,7 @@ def _resume(requested: SearchOptions) -> Path:
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source,
                                spec=run_data.data_spec(options))
+    split = run_data.with_space_rates(split, options)
     if split.fingerprint != record.data.get("fingerprint"):
         raise OptionError(f"--resume {run_dir}: the data changed since the run started "
                           f"(fingerprint {split.fingerprint} != {record.data.get('fingerprint')})")
@@ -256,6 +259,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, run_dir: Path,
 
         corrupt_checkpoints(table)
     results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
+                               at_rate=split.at_rate,
                                mode=options.metric_mode, ensemble_candidates=options.ensemble_candidates,
                                device=evaluation_device(options.gpus_per_trial), seed=options.seed)
     exports.write_csv(exports.best_configs_frame(results.winners, metric=options.metric, mode=options.metric_mode),

@@ -2,7 +2,8 @@
 
 Each epoch is one `tune.report` (ASHA's time unit); a checkpoint goes with it only when the epoch is the
 trial's best so far, and the run keeps only that one. On a retry Ray hands back the checkpoint and training
-resumes from it. The data comes from the object store (`tune.with_parameters`), never from files.
+resumes from it. The data comes from the object store (`tune.with_parameters`), never from files, at every
+input rate the space samples; the trial takes its `data/fs`.
 """
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
     device = trial_device(gpus, gpu_ids, torch.cuda.is_available())
 
     trial = TrialConfig.from_nested(config)
+    data = data.at_rate(trial.fs)
     optim = dataclasses.replace(trial.optim, threads=cpus)  # the CPU threads its resources allow
     # Seed before building: the initial weights are then a function of the config, so the same config gives
     # the same trial in any process (and a winner retrained with ecg.train reproduces its trial).
@@ -132,6 +134,8 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
         # Where it ran: the GPU ids Ray gave the trial and the device it trained on (trials.csv; the GPU
         # packing tests read them).
         metrics["gpu_ids"], metrics["device"] = gpu_ids, device
+        # The input it trained on: its data/fs and the samples per record there (trials.csv input_fs/length).
+        metrics["input_fs"], metrics["input_length"] = data.fs, data.length
         metrics.update(costs.metrics())  # params, macs, latency once; peak memory every epoch
         # One line per epoch in this worker's log: the Ray dashboard's log of the trial actor shows it live.
         print(epoch_line(trial_id, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),

@@ -19,7 +19,7 @@ from search.exports import stopped_early
 from search.options import OptionError, SearchOptions
 from search.progress import SearchProgress
 from search.trainable import OVER_BUDGET, train_trial
-from spaces import SpaceContext, build_space
+from spaces import build_space
 from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
 
 STUDY_FILE = "optuna.db"
@@ -142,33 +142,28 @@ class OptunaSearchTellingStops(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
 
-def space_context(options: SearchOptions, length: int) -> SpaceContext:
-    return SpaceContext(gpu=bool(options.gpu), length=length, max_epochs=options.max_epochs, seed=options.seed,
-                        metric=options.metric)
-
-
 def budget(options: SearchOptions) -> Budget:
     return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
 
 
-def warm_starts(options: SearchOptions, length: int) -> list[tuple[WarmStart, dict]]:
+def warm_starts(options: SearchOptions, fs: int, length: int) -> list[tuple[WarmStart, dict]]:
     """The --warm-start configs this run's space expresses (a line for each one left out); OptionError for a
     file whose values cannot be read."""
     if options.warm_start is None:
         return []
     try:
-        kept, lines = resolve(options.warm_start, options.space, space_context(options, length))
+        kept, lines = resolve(options.warm_start, options.space, options.space_context(fs, length))
     except WarmStartError as err:
         raise OptionError(str(err)) from None
     print("\n".join(lines))
     return kept
 
 
-def make_searcher(options: SearchOptions, run_dir: Path, length: int,
+def make_searcher(options: SearchOptions, run_dir: Path, fs: int, length: int,
                   starts: list[tuple[WarmStart, dict]] | None = None) -> Searcher:
     """OptunaSearch over the run's space; with --objectives the study has one direction per objective (Optuna's
     multi-objective TPE); with a budget, TPE also learns the feasible region from each trial's constraints."""
-    ctx = space_context(options, length)
+    ctx = options.space_context(fs, length)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
                else optuna.samplers.TPESampler(seed=options.seed))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
@@ -245,7 +240,7 @@ def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks
                starts: list[tuple[WarmStart, dict]] | None = None) -> tune.Tuner:
     _allow_forced_snapshots()
     # With --objectives, Tune's metric is the first objective: ASHA's rungs and the checkpoint kept compare it.
-    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.length, starts),
+    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.fs, data.length, starts),
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every

@@ -13,6 +13,7 @@ takes its place. Inference runs on the device the trials trained on, in batches,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from ecg.evaluation import evaluate_on_test
 from ecg.metrics import probability_score
 from ecg.train import TrialConfig, load_checkpoint, predict
 from search.exports import TrialRecord, TrialTable
+
+# The val and test records at a trial's input rate (`search.data.SplitData.at_rate`): what has `.val`, `.test`.
+AtRate = Callable[[int | None], Any]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,7 @@ class Evaluated:
     members: dict[str, float] = field(default_factory=dict)  # trial id -> weight
     params: int | None = None
     best_epoch: int | None = None
+    fs: str = ""  # the input rate(s) it was evaluated at: a trial's data/fs, an ensemble's members' "100+250"
 
 
 @dataclass
@@ -103,11 +108,17 @@ def _bf16(record: TrialRecord) -> bool | None:
 
 
 def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, results: WinnerResults, *,
-                count: int, top_k: int, metric: str, mode: str, device: str) -> list[Evaluated]:
+                count: int, top_k: int, metric: str, mode: str, device: str,
+                at_rate: AtRate | None = None) -> list[Evaluated]:
     evaluated: list[Evaluated] = []
     for record in ranked:
         if len(evaluated) == count:
             break
+        fs = TrialConfig.from_flat(record.config).fs
+        # A trial is scored on its own input rate's records (the same records, the same labels, resampled).
+        if at_rate is not None:
+            split = at_rate(fs)
+            val, test = split.val, split.test
         try:
             model = load_winner(record, val)
         except CheckpointUnusable as err:
@@ -122,7 +133,7 @@ def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, re
             val_probs=predict(model, val, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
             test_probs=predict(model, test, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
             params=sum(p.numel() for p in model.parameters()),
-            best_epoch=int(best["epoch"]) if best is not None else None))
+            best_epoch=int(best["epoch"]) if best is not None else None, fs=str(val.fs)))
         if len(evaluated) <= top_k:
             results.winners.append(record)
         del model
@@ -137,18 +148,20 @@ def _ensemble(name: str, candidates: list[Evaluated], weights: np.ndarray) -> Ev
         members={c.trial_id: round(w, 4) for c, w in members},
         val_probs=combine([c.val_probs for c, _ in members], np.array([w for _, w in members])),
         test_probs=combine([c.test_probs for c, _ in members], np.array([w for _, w in members])),
-        params=sum(c.params or 0 for c, _ in members))
+        params=sum(c.params or 0 for c, _ in members),
+        fs="+".join(str(r) for r in sorted({int(c.fs) for c, _ in members})))
 
 
 def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, *, top_k: int,
                      metric: str = "val_micro_f1", mode: str = "max",
                      ensemble_candidates: int = ENSEMBLE_CANDIDATES, device: str = "cpu",
-                     seed: int = 0) -> WinnerResults:
+                     seed: int = 0, at_rate: AtRate | None = None) -> WinnerResults:
     """Evaluate the top `top_k` trials of `ranked` whose checkpoints load, their mean, and the greedy
-    ensemble over up to `ensemble_candidates` trials (see the module docstring)."""
+    ensemble over up to `ensemble_candidates` trials (see the module docstring). `val` and `test` are at the
+    records' rate; `at_rate(fs)` gives them at a trial's `data/fs` (each trial is scored at its own rate)."""
     results = WinnerResults(device=device)
     candidates = _candidates(ranked, val, test, results, count=max(top_k, ensemble_candidates), top_k=top_k,
-                             metric=metric, mode=mode, device=device)
+                             metric=metric, mode=mode, device=device, at_rate=at_rate)
     models = candidates[:top_k]
     if len(models) > 1:
         models.append(_ensemble("ensemble_topk", models, np.ones(len(models))))
@@ -160,7 +173,8 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
         scored = evaluate_on_test(val, model.val_probs, test, model.test_probs, metric=metric, seed=seed)
         identity = {"model": model.name, "trial_id": model.trial_id,
                     "members": " ".join(f"{t}:{w:g}" for t, w in model.members.items())}
-        rows += [{**identity, **row, "best_epoch": model.best_epoch, "params": model.params} for row in scored.rows]
+        rows += [{**identity, **row, "best_epoch": model.best_epoch, "params": model.params,
+                  "data_fs": model.fs} for row in scored.rows]
         scored.per_class.insert(0, "trial_id", model.trial_id)
         scored.per_class.insert(0, "model", model.name)
         per_class_frames.append(scored.per_class)
@@ -208,10 +222,12 @@ def reevaluate(run_dir: Path, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES)
 
     options = SearchOptions.from_dict(runinfo.read(run_dir).args)
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source)
+    split = run_data.with_space_rates(
+        run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source), options)
     table = read_trials(tuner.experiment_path(options, run_dir))
     trials = read_run_csv(run_dir / "trials.csv") if options.objectives else pd.DataFrame()
     ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
     return evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                             mode=options.metric_mode, ensemble_candidates=ensemble_candidates,
-                            device=evaluation_device(options.gpus_per_trial), seed=options.seed)
+                            device=evaluation_device(options.gpus_per_trial), seed=options.seed,
+                            at_rate=split.at_rate)

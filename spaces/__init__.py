@@ -4,7 +4,8 @@
     space = build_space("ecgnet", SpaceContext(gpu=False, length=2500, max_epochs=6))
     config = space(optuna_trial)        # the trial's whole flat config: sampled values and constants
 
-Parameter names use `/` nesting ("model/width" -> config["model"]["width"]) so a sampled config rebuilds its
+Every space first samples the input rate `data/fs` (`spaces.rate`: at most the records' rate; sample counts
+such as a segmentation scale with it). Parameter names use `/` nesting ("model/width" -> config["model"]["width"]) so a sampled config rebuilds its
 model with `ecg.models.create_model(config["family"], ..., **config["model"])`. Space functions do no real
 work: they only suggest values. Ranges depend on the hardware (`SpaceContext.gpu`): CPU spaces are smaller.
 """
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from spaces.all import AllFamilies, RecordingTrial, SpaceFn
 from spaces.cnn import ecgnet, resnet, resnext, seresnet
 from spaces.context import SpaceContext
+from spaces.rate import at_rate, suggest_rate
 from spaces.recurrent import gru, hybrid, lstm
 
 if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
@@ -36,7 +38,8 @@ class Space:
     """A space bound to its context: a callable of one Optuna trial that returns the trial's whole flat config
     (every sampled value under the name the trial uses, plus the space's constants).
 
-    A module-level class, so it pickles: Ray saves the searcher with its space in the experiment state.
+    The input rate is sampled first, for every space (`spaces.rate`), and the config's sample counts are
+    scaled to it. A module-level class, so it pickles: Ray saves the searcher with its space in the experiment state.
     """
 
     def __init__(self, name: str, ctx: SpaceContext) -> None:
@@ -46,8 +49,9 @@ class Space:
 
     def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         recorder = RecordingTrial(trial)
+        suggest_rate(recorder, self.ctx)
         constants = SPACES[self.name](recorder, self.ctx)
-        return {**recorder.values, **constants}
+        return at_rate({**recorder.values, **constants}, self.ctx)
 
     def __repr__(self) -> str:
         return f"Space({self.name!r}, {self.ctx})"
@@ -69,6 +73,7 @@ def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    # Ranges are those the study draws, at the records' rate (sample counts scale with data/fs: spaces.rate).
     space = build_space(name, ctx)
     ranges: dict[str, set[str]] = {}
     for _ in range(n_draws):

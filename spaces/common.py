@@ -1,6 +1,7 @@
 """Parameters every family samples: training settings (`optim/...`) and the common model options."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
@@ -46,12 +47,15 @@ def suggest_common_model(trial: optuna.Trial, ctx: SpaceContext, *, age_sex: boo
         trial.suggest_categorical("model/use_age_sex", [False, True])
 
 
-def segmentations(length: int, *, min_steps: int, max_steps: int) -> list[str]:
-    """Factorisations `features x steps` of `length` with `min_steps <= steps <= max_steps`, as "FxS" strings.
+def segmentations(length: int, *, min_steps: int, max_steps: int, also_divide: Sequence[int] = ()) -> list[str]:
+    """Factorisations `features x steps` of `length` with `min_steps <= steps <= max_steps`, as "FxS" strings,
+    keeping only step counts that also divide every length of `also_divide` (the length at each input rate,
+    so that the segmentation scales to every rate: `spaces.rate`).
 
     At 5,000 samples and steps in [10, 100] these include the study's 500x10, 100x50 and 50x100.
     """
-    found = [f"{length // steps}x{steps}" for steps in range(min_steps, max_steps + 1) if length % steps == 0]
+    found = [f"{length // steps}x{steps}" for steps in range(min_steps, max_steps + 1)
+             if length % steps == 0 and all(other % steps == 0 for other in also_divide)]
     if not found:
         raise ValueError(f"a length of {length} has no factorisation with {min_steps}..{max_steps} steps")
     return found

@@ -2,7 +2,9 @@
 
 Segmentation ("FxS": F samples per step, S steps) is drawn from the factorisations of the signal length:
 with steps in 10..100 at 5,000 samples that is 500x10, 250x20, 200x25, 125x40, 100x50 and 50x100 (the study's
-three among them); on CPU steps stay in 10..50 and hidden sizes small. LSTM v1's raw 5,000-step sequence
+three among them), less those whose steps do not divide the length at every input rate (40 steps at 250 Hz);
+on CPU steps stay in 10..50 and hidden sizes small. The segmentation is drawn at the records' rate and scaled
+to the trial's `data/fs` (`spaces.rate`). LSTM v1's raw 5,000-step sequence
 ("1") is not searched: it takes hours per epoch and the study found it worst; `ecg.train` can still train it.
 """
 from __future__ import annotations
@@ -18,7 +20,8 @@ from spaces.context import SpaceContext
 
 def _rnn(trial: optuna.Trial, ctx: SpaceContext) -> None:
     max_steps = 100 if ctx.gpu else 50
-    trial.suggest_categorical("model/segmentation", segmentations(ctx.length, min_steps=10, max_steps=max_steps))
+    trial.suggest_categorical("model/segmentation", segmentations(ctx.length, min_steps=10, max_steps=max_steps,
+                                                                   also_divide=ctx.lengths))
     trial.suggest_categorical("model/hidden", ctx.sizes(cpu=[16, 32], gpu=[32, 64, 128, 256]))
     trial.suggest_int("model/layers", 1, 2 if ctx.gpu else 1)
     trial.suggest_categorical("model/bidirectional", [False, True])

@@ -24,9 +24,10 @@ import pandas as pd
 
 from spaces.all import study_name
 from spaces.context import SpaceContext
+from spaces.rate import FS_PARAM, built_at
 
 STUDY_LENGTH = 5000  # the study's records: 10 s at 500 Hz; its segmentations are written for that length
-CONFIG_PREFIXES = ("model/", "optim/")
+CONFIG_PREFIXES = ("data/", "model/", "optim/")
 WARM_START_ATTR = "warm_start"  # the study trial's user attribute naming where an enqueued config came from
 
 
@@ -42,6 +43,9 @@ class WarmStart:
     label: str
     config: dict[str, Any]
     row: int | None = None
+    # True: the config's sample counts are as the space draws them (at the records' rate); False (a CSV row):
+    # as its model was built, at its own data/fs (what trials.csv and best_configs.csv hold).
+    drawn: bool = False
 
 
 @dataclass
@@ -70,11 +74,16 @@ def at_length(options: dict[str, Any], length: int) -> dict[str, Any]:
     return out
 
 
-def study_configs(length: int) -> list[WarmStart]:
-    """Every study variant as a flat config for records of `length` samples, in the table's order."""
+def study_configs(ctx: SpaceContext) -> list[WarmStart]:
+    """Every study variant as a flat config for this run's records, in the table's order. The study trained at
+    its records' full rate: a variant runs at the highest `data/fs` the run samples, its segmentation given as
+    drawn at the records' rate (`spaces.rate` scales it to the trial's)."""
     from ecg.models.variants import VARIANTS
 
-    return [WarmStart(f"study:{name}", {"family": family, **{f"model/{k}": v for k, v in at_length(opts, length).items()}})
+    fs = max(ctx.rates)
+    return [WarmStart(f"study:{name}", {"family": family, FS_PARAM: fs,
+                                        **{f"model/{k}": v for k, v in at_length(opts, ctx.length).items()}},
+                      drawn=True)
             for name, (family, opts) in VARIANTS.items()]
 
 
@@ -123,8 +132,10 @@ class _CheckingTrial:
     the space asks with and returned as the space's own value (CSV text "8" as the choice 8); parameters the
     config leaves open return a valid placeholder and stay open (the sampler draws them)."""
 
-    def __init__(self, fixed: dict[str, Any], where: str) -> None:
-        self.fixed, self.where = fixed, where
+    def __init__(self, fixed: dict[str, Any], where: str, built: dict[str, Any] | None = None) -> None:
+        # `built`: {study name: the plain option name} of the options a CSV row holds as built at its data/fs;
+        # a draw matches such a value when the draw, built at that rate, is the value (`spaces.rate.built_at`).
+        self.fixed, self.where, self.built = fixed, where, built or {}
         self.params: dict[str, Any] = {}
         self.asked: set[str] = set()
         self.problems: list[str] = []
@@ -142,7 +153,7 @@ class _CheckingTrial:
         self.asked.add(name)
         if name not in self.fixed:
             return choices[0]
-        match = [c for c in choices if _matches(c, self.fixed[name])]
+        match = [c for c in choices if _matches(self._as_built(name, c), self.fixed[name])]
         if not match:
             self.problems.append(f"{name}={self.fixed[name]} is not one of {list(choices)}")
             return choices[0]
@@ -154,6 +165,10 @@ class _CheckingTrial:
         if name not in self.fixed:
             return low
         value = self._number(name, self.fixed[name], kind)
+        if name in self.built:  # the draw whose built value this is (the smallest, when several round to it)
+            step_size = step or 1
+            draws = [low + i * step_size for i in range(int((high - low) // step_size) + 1)]
+            value = next((d for d in draws if _matches(self._as_built(name, d), value)), value)
         off_step = step is not None and not math.isclose((value - low) / step, round((value - low) / step))
         if not low <= value <= high or off_step:
             self.problems.append(f"{name}={value:g} is outside [{low:g}, {high:g}]"
@@ -161,6 +176,9 @@ class _CheckingTrial:
             return low
         self.params[name] = value
         return value
+
+    def _as_built(self, name: str, drawn: Any) -> Any:
+        return self.built[name](drawn) if name in self.built else drawn
 
     def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
         return self._range(name, low, high, step, int)
@@ -178,7 +196,12 @@ def expressible(space_name: str, ctx: SpaceContext, start: WarmStart) -> Express
     qualified = space_name == "all"
     fixed = {study_name(family if qualified else None, k): v for k, v in config.items() if k != "family" or qualified}
     where = f"--warm-start {start.label.split(':')[0]} row {start.row}" if start.row else start.label
-    trial = _CheckingTrial(fixed, where)
+    built = {}
+    if not start.drawn and FS_PARAM in config:  # a CSV row: its scaled options as built at its data/fs
+        rate = float(config[FS_PARAM])
+        built = {study_name(family if qualified else None, k): (lambda v, k=k: built_at(k, v, rate, ctx))
+                 for k in config if k != FS_PARAM}
+    trial = _CheckingTrial(fixed, where, built)
     if not qualified and space_name != family:
         return Expressed(reason=f"family {family} is not space {space_name}")
     returned = Space(space_name, ctx)(trial)  # type: ignore[arg-type]  # the space only calls suggest_*
@@ -199,7 +222,7 @@ def expressible(space_name: str, ctx: SpaceContext, start: WarmStart) -> Express
 def resolve(source: str, space_name: str, ctx: SpaceContext) -> tuple[list[tuple[WarmStart, dict[str, Any]]], list[str]]:
     """The warm starts of `source` ("study" or a CSV path) that the space expresses, with their study parameters,
     and one line per config left out (the study's variants of other families are counted, not listed)."""
-    starts = study_configs(ctx.length) if source == "study" else read_configs_csv(Path(source).expanduser())
+    starts = study_configs(ctx) if source == "study" else read_configs_csv(Path(source).expanduser())
     kept, lines, other_families = [], [], 0
     for start in starts:
         if source == "study" and space_name != "all" and start.config["family"] != space_name:

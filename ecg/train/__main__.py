@@ -6,7 +6,8 @@ it. A --config-csv inside a run folder (next to its run.json) trains on that run
 the trial's CPU threads, unless flags say otherwise. Writes into `--out`: metrics.csv (one row per epoch),
 checkpoint/ (the latest epoch, for `--resume`), best/ (the best epoch's weights with the tuned thresholds),
 test_metrics.csv, per_class.csv, thresholds.csv, split.csv and config.csv (one flat row, which `--config-csv`
-reads back). See docs/training.md.
+reads back). A config with `data/fs` (a search winner's input rate) trains on the records resampled to that
+rate, as its trial did. See docs/training.md.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
+from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_records, split as split_records
 from ecg.data.tasks import TASKS
 from ecg.synthetic.cache import DEFAULT_RECORDS
@@ -67,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "diagnostic, ..., rhythm; CinC 2021: cinc2021, cinc2021+unscored)")
     data.add_argument("--leads", help="comma-separated leads (default the Hefei 8)")
     data.add_argument("--length", type=int, help=f"samples per record (default {N_SAMPLES})")
-    data.add_argument("--fs", type=int, help=f"sampling rate in Hz (default {FS})")
+    data.add_argument("--fs", type=int, help=f"sampling rate in Hz the records are read at (default {FS}; the "
+                                             "config's data/fs becomes this rate too)")
     data.add_argument("--n-records", type=int, help=f"size of the synthetic set (default {DEFAULT_RECORDS})")
     data.add_argument("--split", type=Path, help="split.csv to use (default: the run's, else a new stratified split)")
     data.add_argument("--split-seed", type=int, help="seed of a new split and of the synthetic set (default 0)")
@@ -188,7 +191,12 @@ def run(args: argparse.Namespace) -> Path:
     config = trial.optim
     device = resolve_device(args.device)
 
+    if args.fs is not None:
+        trial.fs = args.fs  # records read at --fs: the model is for that rate
     dataset = load_records(choice.spec)
+    if trial.fs is not None and trial.fs != dataset.fs:
+        # A search winner trained on its run's records resampled to its data/fs: the same filter, the same records.
+        dataset = resample_dataset(dataset, trial.fs)
     splits = split_records(dataset, seed=choice.split_seed, existing=choice.split, spec=choice.spec)  # PTB-XL: official
     train, val, test = splits.train, splits.val, splits.test
     # Seeded before building, as a search trial is, so the same config starts from the same weights; built

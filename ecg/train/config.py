@@ -1,8 +1,8 @@
 """Training configuration: a plain dataclass validated on creation, and the flat form a search and a CSV use.
 
 `TrainConfig` holds what the optimiser and loop need; `TrialConfig` adds the model family and its options.
-Flat keys are `family`, `model/<option>` and `optim/<field>`: the names search spaces sample and the columns
-of a run's best_configs.csv, so a winning row can be read back and retrained (`TrialConfig.from_csv`).
+Flat keys are `family`, `model/<option>`, `optim/<field>` and `data/fs` (the input rate the model is built
+for; absent: the records' rate): the names search spaces sample and the columns of a run's best_configs.csv, so a winning row can be read back and retrained (`TrialConfig.from_csv`).
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from typing import Any, Mapping
 from ecg.selection import SELECTION_METRICS
 from ecg.values import convert, is_missing, plain
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
+
+FS_KEY = "data/fs"  # the flat name of a trial's input rate (search spaces sample it: spaces.rate)
 
 
 @dataclass
@@ -114,15 +116,21 @@ def _coerce_option(name: str, value: Any, default: Any) -> Any:
 
 @dataclass
 class TrialConfig:
-    """A model family, its options and the training settings: one trial of a search, or one retraining."""
+    """A model family, its options and the training settings: one trial of a search, or one retraining.
+    `fs` is the input rate in Hz the model options are for (None: whatever rate the records have)."""
 
     family: str
     model: dict[str, Any] = field(default_factory=dict)
     optim: TrainConfig = field(default_factory=TrainConfig)
+    fs: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.family, str) or not self.family:
             raise ValueError(f"family must be a model family name, got {self.family!r}")
+        if self.fs is not None:
+            self.fs = _coerce_option(FS_KEY, self.fs, 0)
+            if self.fs < 1:
+                raise ValueError(f"{FS_KEY} must be a positive number of Hz, got {self.fs}")
         if isinstance(self.optim, Mapping):
             self.optim = TrainConfig(**self.optim)
         self.model = {k: plain(v) for k, v in self.model.items()}
@@ -142,6 +150,7 @@ class TrialConfig:
             option_defaults = _model_option_defaults(family)
         model: dict[str, Any] = {}
         optim: dict[str, Any] = {}
+        fs = plain(flat.get(FS_KEY))
         known_fields = {f.name for f in fields(TrainConfig)}
         for key, value in flat.items():
             prefix, _, name = str(key).partition("/")
@@ -155,7 +164,7 @@ class TrialConfig:
                 model[name] = _coerce_option(key, value, option_defaults.get(name))
             else:
                 optim[name] = plain(value)
-        return cls(family=family, model=model, optim=TrainConfig(**optim))
+        return cls(family=family, model=model, optim=TrainConfig(**optim), fs=None if is_missing(fs) else fs)
 
     @classmethod
     def from_nested(cls, config: Mapping[str, Any]) -> "TrialConfig":
@@ -173,6 +182,8 @@ class TrialConfig:
         flat: dict[str, Any] = {"family": self.family}
         flat.update({f"model/{k}": v for k, v in self.model.items()})
         flat.update({f"optim/{k}": v for k, v in self.optim.to_dict().items()})
+        if self.fs is not None:
+            flat[FS_KEY] = self.fs
         return flat
 
     @classmethod

@@ -81,6 +81,14 @@ def test_list_spaces_prints_parameters_and_ranges(capsys, launch) -> None:
         assert f"\n{name}\n" in out
     assert "optim/lr" in out and "[0.0001, 0.01] log" in out
     assert "gru/model/version" in out  # the all space, family-qualified
+    # Every space samples the input rate (spaces.rate); this machine's choices, never above the records' rate.
+    blocks = dict(block.split("\n", 1) for block in out.split("\n\n")[1:])
+    assert set(blocks) == {"ecgnet", "resnet", "resnext", "seresnet", "lstm", "gru", "hybrid", "all"}
+    import torch
+
+    rates = ["{100,", "250,", "500}"] if torch.cuda.device_count() else ["{100,", "250}"]
+    for name, lines in blocks.items():
+        assert any(line.split() == ["data/fs", *rates] for line in lines.splitlines()), name
 
 
 def test_every_search_option_is_a_launch_flag_and_nothing_else(launch) -> None:

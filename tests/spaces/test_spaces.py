@@ -11,10 +11,16 @@ from ecg.models import create_model, model_options
 from ecg.train import TrainConfig
 from spaces import FAMILY_SPACES, SPACES, SpaceContext, build_space, describe
 from spaces.common import segmentations
+from spaces.rate import FS_PARAM, at_rate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-CPU = SpaceContext(gpu=False, length=2500, max_epochs=6)
-GPU = SpaceContext(gpu=True, length=5000, max_epochs=60)
+CPU = SpaceContext(gpu=False, length=2500, max_epochs=6, fs=250)
+GPU = SpaceContext(gpu=True, length=5000, max_epochs=60, fs=500)
+
+
+def at_trial_rate(ctx: SpaceContext, config: dict, name: str, drawn: object) -> object:
+    """What the config holds for option `name` drawn as `drawn` in the study: scaled to the trial's data/fs."""
+    return at_rate({FS_PARAM: config[FS_PARAM], name: drawn}, ctx)[name]
 
 
 def unflatten_dict(flat: dict) -> dict:
@@ -47,10 +53,11 @@ def test_twenty_draws_build_models_that_run(name: str) -> None:
     families = set()
     for config in sample(name, CPU, 20):
         families.add(config["family"])
-        model = create_model(config["family"], n_leads=8, n_classes=5, length=CPU.length, **config["model"])
+        length = CPU.length_at(config["data"]["fs"])  # the model is built for its trial's input rate
+        model = create_model(config["family"], n_leads=8, n_classes=5, length=length, **config["model"])
         model.eval()
         with torch.no_grad():
-            logits = model(torch.randn(2, 8, CPU.length), torch.zeros(2, 4))
+            logits = model(torch.randn(2, 8, length), torch.zeros(2, 4))
         assert logits.shape == (2, 5)
         assert torch.isfinite(logits).all()
         optim = TrainConfig(**config["optim"])
@@ -74,11 +81,10 @@ def test_names_are_model_options(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["ecgnet", "resnet", "gru", "hybrid"])
 def test_cpu_spaces_are_smaller_than_gpu_spaces(name: str) -> None:
-    cpu_params = [sum(p.numel() for p in create_model(c["family"], n_leads=8, n_classes=5, length=2500,
-                                                         **c["model"]).parameters()) for c in sample(name, CPU, 8)]
-    gpu = SpaceContext(gpu=True, length=2500, max_epochs=6)
-    gpu_params = [sum(p.numel() for p in create_model(c["family"], n_leads=8, n_classes=5, length=2500,
-                                                         **c["model"]).parameters()) for c in sample(name, gpu, 8)]
+    gpu = SpaceContext(gpu=True, length=2500, max_epochs=6, fs=250)
+    cpu_params, gpu_params = ([sum(p.numel() for p in create_model(
+        c["family"], n_leads=8, n_classes=5, length=ctx.length_at(c["data"]["fs"]), **c["model"]).parameters())
+        for c in sample(name, ctx, 8)] for ctx in (CPU, gpu))
     assert max(cpu_params) < max(gpu_params)
 
 
@@ -104,7 +110,7 @@ def test_all_space_qualifies_family_parameters_and_returns_plain_names() -> None
         assert model_params and all(k.startswith(f"{family}/model/") for k in model_params)
         for key in model_params:
             plain = key.split("/", 1)[1]
-            assert constants[plain] == trial.params[key]
+            assert constants[plain] == at_trial_rate(CPU, constants, plain, trial.params[key])
         study.tell(trial, 0.0)
 
 
@@ -136,17 +142,18 @@ def test_unknown_space_is_refused_with_the_list() -> None:
 def test_every_space_pickles_and_returns_the_config_under_plain_names(name: str) -> None:
     """Ray pickles the searcher with its space into the experiment state; the trial's config uses the names
     the models and TrainConfig know, never the `all` space's family-qualified study names."""
-    ctx = SpaceContext(gpu=False, length=2500, max_epochs=6, metric="val_loss")
+    ctx = SpaceContext(gpu=False, length=2500, max_epochs=6, metric="val_loss", fs=250)
     space = pickle.loads(pickle.dumps(build_space(name, ctx)))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(10):
         trial = study.ask()
         config = space(trial)
-        assert all(key == "family" or key.split("/")[0] in ("model", "optim") for key in config), config
+        assert all(key == "family" or key.split("/")[0] in ("model", "optim", "data") for key in config), config
         assert config["optim/metric"] == "val_loss" and config["optim/epochs"] == 6
         for param, value in trial.params.items():
-            plain = param if param == "family" or param.split("/")[0] in ("model", "optim") else param.split("/", 1)[1]
+            plain = param if param == "family" or param.split("/")[0] in ("model", "optim", "data") \
+                else param.split("/", 1)[1]
             if name == "all" and plain != param:
                 assert param.split("/")[0] == config["family"]  # qualified by the trial's own family
-            assert config[plain] == value
+            assert config[plain] == at_trial_rate(ctx, config, plain, value)
         study.tell(trial, 0.0)

@@ -10,6 +10,7 @@ import pytest
 
 from ecg.models.variants import VARIANTS
 from spaces import SPACES, SpaceContext, build_space
+from spaces.rate import at_rate
 from spaces.warm_start import (
     WarmStartError,
     at_length,
@@ -18,7 +19,7 @@ from spaces.warm_start import (
     resolve,
 )
 
-CPU = SpaceContext(gpu=False, length=2500, max_epochs=6)
+CPU = SpaceContext(gpu=False, length=2500, max_epochs=6, fs=250)  # the CPU synthetic set
 GPU = SpaceContext(gpu=True, length=5000, max_epochs=60)
 
 
@@ -34,9 +35,10 @@ def test_every_kept_study_config_is_what_the_trial_runs(space: str, ctx: SpaceCo
     for start, _ in kept:
         config = run(study.ask())
         family, options = VARIANTS[start.label.split(":")[1]]
-        assert config["family"] == family
-        for key, value in at_length(options, ctx.length).items():
-            assert config[f"model/{key}"] == value, (start.label, key)
+        assert config["family"] == family and config["data/fs"] == max(ctx.rates)  # the study's full rate
+        drawn = {"data/fs": max(ctx.rates), **{f"model/{k}": v for k, v in at_length(options, ctx.length).items()}}
+        for key, value in at_rate(drawn, ctx).items():
+            assert config[key] == value, (start.label, key)
     skipped = [line for line in lines if line.startswith("warm start: skipped")]
     assert all(": " in line.split("skipped ", 1)[1] for line in skipped)  # each says why
     same_family = [n for n, (f, _) in VARIANTS.items() if space in ("all", f)]
@@ -52,7 +54,7 @@ def test_what_each_machine_keeps() -> None:
     assert names("seresnet", CPU) == [] and names("seresnet", GPU) == ["study:seresnet50", "study:seresnet101"]
     # A segmentation is a duration: the study's 500x10 (ten 1-s steps) is 250x10 at 2,500 samples.
     kept = {s.label: p for s, p in resolve("study", "gru", CPU)[0]}
-    assert kept["study:gru_v3_500x10"] == {"model/version": "v3", "model/segmentation": "250x10"}
+    assert kept["study:gru_v3_500x10"] == {"data/fs": 250, "model/version": "v3", "model/segmentation": "250x10"}
     assert len(resolve("study", "all", GPU)[0]) == len(VARIANTS)
     _, lines = resolve("study", "seresnet", CPU)
     assert "warm start: skipped study:seresnet50: model/depth=50 is not one of [14, 26]" in lines
@@ -114,3 +116,23 @@ def test_launch_refuses_a_bad_warm_start_file_in_one_line(case, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
     assert not results.exists() or not any(results.iterdir())
+
+
+@pytest.mark.parametrize("space", ["ecgnet", "gru"])
+def test_a_row_built_at_a_lower_rate_warm_starts_the_same_model(space: str, tmp_path) -> None:
+    # best_configs.csv holds a trial's values as its model was built at its data/fs (100 Hz here: ECGNet's stem
+    # kernel and the GRU's segmentation scaled from their draws at 250 Hz); warm-started, the trial builds the same.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    first = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    first.enqueue_trial({"data/fs": 100})
+    row = build_space(space, CPU)(first.ask())
+    assert row["data/fs"] == 100
+    csv = tmp_path / "best_configs.csv"
+    pd.DataFrame([row]).to_csv(csv, index=False)
+    kept, lines = resolve(str(csv), space, CPU)
+    assert len(kept) == 1, lines
+    again = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=4))
+    again.enqueue_trial(kept[0][1])
+    config = build_space(space, CPU)(again.ask())
+    assert {k: v for k, v in config.items() if k.startswith(("model/", "data/"))} == \
+        {k: v for k, v in row.items() if k.startswith(("model/", "data/"))}
