@@ -186,6 +186,10 @@ def run(args: argparse.Namespace) -> Path:
 
     dataset = load_records(choice.spec)
     splits = split_records(dataset, seed=choice.split_seed, existing=choice.split, spec=choice.spec)  # PTB-XL: official
+    if trial.model.get("features", "none") != "none":
+        from ecg.features import attach_features
+
+        attach_features(splits, dataset)  # standardised on this split's training records, as in the search
     train, val, test = splits.train, splits.val, splits.test
     # Seeded before building, as a search trial is, so the same config starts from the same weights; built
     # before the output folder exists, so that bad model options leave nothing behind.
