@@ -36,7 +36,7 @@ def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_
     out = tmp_path / "retrained"
     retrain = subprocess.run([sys.executable, "-m", "ecg.train", "--config-csv", str(run_dir / "best_configs.csv"),
                               "--row", str(row), "--out", str(out)], cwd=cli.root, env=env, text=True,
-                             capture_output=True, timeout=600)
+                             capture_output=True, timeout=600, check=False)
     assert retrain.returncode == 0, retrain.stderr[-3000:]
     assert cli.read_csv(out / "config.csv")["model/features"].item() == "both"
     metrics = cli.read_csv(out / "metrics.csv")

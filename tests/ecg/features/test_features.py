@@ -144,6 +144,7 @@ def test_attach_features_caches_and_joins_every_split(tmp_path, monkeypatch) -> 
     for part in (splits.train, splits.val, splits.test):
         assert part.features.shape == (len(part), width)
         assert part.extra_inputs().shape == (len(part), input_width(2)) == (len(part), len(input_names(["I", "II"])))
+    assert np.array_equal(splits.train.subset(np.array([1, 0])).features, splits.train.features[[1, 0]])
     # Standardised on train: the training rows of every finite column have mean 0.
     assert np.abs(splits.train.features[:, :2 * len(LEAD_STATS)].mean(axis=0)).max() < 1e-4
     # Read back from the cache the second time: computing again would fail.
