@@ -3,6 +3,7 @@
 
     python bench/bench_delineation.py                  # 200 synthetic records at 500 Hz and 250 Hz
     python bench/bench_delineation.py --smoke          # 20 records, seconds
+    python bench/bench_delineation.py --per-class 2000 # what ecg.features measures per diagnosis (250 Hz)
 
 neurokit2 (`ecg_clean` -> `ecg_peaks` -> `ecg_delineate`, on lead II) runs one record at a time in a pool of
 `--workers` processes, each with one thread; its rate counts records per second of wall time once the pool is
@@ -68,13 +69,35 @@ def own_rate(dataset) -> tuple[float, int]:
     return len(dataset) / elapsed, int(np.isfinite(values[:, :3]).all(axis=1).sum())
 
 
+def per_class(n: int) -> None:
+    """Median of each measurement (and the share missing) per synthetic diagnosis, from ecg.features."""
+    import pandas as pd
+
+    from ecg.features import CLINICAL, clinical_features
+
+    dataset = load_synthetic(n=n, seed=0, fs=250, length=2500)
+    values = pd.DataFrame(clinical_features(dataset), columns=CLINICAL)
+    shown = ["hr_bpm", "rr_sdnn_ms", "pr_ms", "qrs_ms", "qtc_ms", "axis_deg"]
+    print(f"{n} synthetic records at 250 Hz: median (share missing) per diagnosis")
+    print("| diagnosis | records | " + " | ".join(shown) + " |\n|---" + "|---" * (len(shown) + 1) + "|")
+    for k, name in enumerate(dataset.class_names):
+        rows = dataset.labels[:, k] == 1
+        if rows.sum() >= 5:
+            cells = [f"{values[c][rows].median():.0f} ({values[c][rows].isna().mean():.2f})" for c in shown]
+            print(f"| {name} | {rows.sum()} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rates", default="500,250")
+    parser.add_argument("--per-class", type=int, metavar="N", help="only the per-diagnosis table, on N records")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
+    if args.per_class:
+        per_class(args.per_class)
+        return
     n = 20 if args.smoke else args.records
     print(f"load average {os.getloadavg()[0]:.2f}; {n} synthetic records, 10 s each; neurokit2 on "
           f"{args.workers} processes")
