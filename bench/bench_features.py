@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Do the hand-made features help a CNN? Micro/macro-F1 on test with and without them, per class group.
 
-    python bench/bench_features.py                  # ResNet-14, 600 synthetic records at 250 Hz, 5 epochs
-    python bench/bench_features.py --smoke          # 120 records, 1 epoch, features none and both: seconds
+    python bench/bench_features.py                  # ResNet-14, 400 synthetic records at 250 Hz, 4 epochs
+    python bench/bench_features.py --arms none,stats,clinical,both   # every feature set (twice as long)
+    python bench/bench_features.py --smoke          # 120 records, 1 epoch, none and both, into a temporary folder
 
 One fixed ResNet configuration (age and sex joined in every arm, so only the features differ) is trained with
 `ecg.train.fit` on the same split and seed for each `model/features` choice; the epoch with the best
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,15 +53,17 @@ def group_scores(labels: np.ndarray, probs: np.ndarray, class_names: list[str]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--records", type=int, default=600)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--records", type=int, default=400)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (the split stays seed 0)")
-    parser.add_argument("--arms", default=",".join(FEATURE_SETS))
+    parser.add_argument("--arms", default="none,both", help=f"model/features choices, of {','.join(FEATURE_SETS)}")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "features")
+    parser.add_argument("--out", type=Path, help="default bench/results/features (--smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
     records, epochs, arms = (120, 1, "none,both") if args.smoke else (args.records, args.epochs, args.arms)
+    if args.out is None:
+        args.out = Path(tempfile.mkdtemp(prefix="bench-features-")) if args.smoke else ROOT / "bench" / "results" / "features"
     print(f"load average {os.getloadavg()[0]:.2f}; {records} synthetic records at 250 Hz, resnet {MODEL}, "
           f"{epochs} epochs, {args.threads} threads")
     dataset = load_synthetic(n=records, seed=0, fs=250, length=2500)
@@ -85,7 +89,7 @@ def main() -> None:
                   f"{rows[-1]['train_s']:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "features-smoke.csv" if args.smoke else "features.csv"
+    name = "features.csv"
     table.to_csv(args.out / name, index=False)
     mean = table.drop(columns="seed").groupby("features", sort=False).mean()
     columns = [c for c in mean.columns if c.endswith("_f1")]
