@@ -15,6 +15,7 @@ from typing import Any
 from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
 from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
+from ecg.features import attach_features
 from search.options import SearchOptions
 
 
@@ -102,9 +103,13 @@ def load(options: SearchOptions) -> tuple[ECGDataset, str]:
 
 def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str, spec: DataSpec | None = None) -> SplitData:
     """The one already in `split_csv` when resuming, else the data's official split when `spec` asks for it
-    (PTB-XL's default), else the stratified 7:1:2 split with `seed`; saved to `split_csv`."""
+    (PTB-XL's default), else the stratified 7:1:2 split with `seed`; saved to `split_csv`. The hand-made
+    features are attached to every part (`ecg.features.attach_features`)."""
     existing = split_csv if split_csv.exists() else None
     parts = split_dataset(dataset, seed=seed, existing=existing, spec=spec)
+    # Every family space samples model/features, so the trials, the winners' test evaluation and a resumed
+    # run all get them: computed once per dataset (cached), standardised on this run's training split.
+    attach_features(parts, dataset)
     if existing is None:
         parts.save(split_csv)
     return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source)

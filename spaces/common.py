@@ -38,13 +38,18 @@ def suggest_optim(trial: optuna.Trial, ctx: SpaceContext) -> dict[str, Any]:
 
 
 def suggest_common_model(trial: optuna.Trial, ctx: SpaceContext, *, age_sex: bool = True) -> None:
-    """Dropout and whether age and sex join the classifier (the study's "Basic" variant has them off).
+    """Dropout, whether age and sex join the classifier (the study's "Basic" variant has them off), and which
+    hand-made features join them (`ecg.features`: none, stats, clinical, both; the study's first proposed
+    improvement).
 
     `age_sex=False` leaves use_age_sex to the caller (a version that always uses them).
     """
     trial.suggest_float("model/dropout", 0.0, 0.5)
     if age_sex:
         trial.suggest_categorical("model/use_age_sex", [False, True])
+    from ecg.features.layout import FEATURE_SETS  # here: importing spaces (launch.py --help) stays cheap
+
+    trial.suggest_categorical("model/features", list(FEATURE_SETS))
 
 
 def segmentations(length: int, *, min_steps: int, max_steps: int, also_divide: Sequence[int] = ()) -> list[str]:

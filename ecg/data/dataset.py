@@ -29,6 +29,8 @@ class ECGDataset:
     `age` is float32 in years and `sex` float32 (1 male, 0 female); NaN marks a missing value in both.
     `signals` may be None for a labels-only view (what `ecg.inspect` reads without touching signal files).
     `skipped` maps the records left out by `skip_bad_records=True` to why each could not be read.
+    `features` holds the hand-made features as a model sees them (`ecg.features.attach_features`: standardised
+    on the training split, `[N, ecg.features.layout.feature_width(leads)]`), or None when none are attached.
     """
 
     signals: np.ndarray | None
@@ -41,6 +43,7 @@ class ECGDataset:
     fs: int = FS
     units_per_mv: float = UNITS_PER_MV
     skipped: dict[str, str] = field(default_factory=dict)
+    features: np.ndarray | None = None
     # The content hash, when the cache already computed it (`ecg.data.cache.fingerprint` returns it instead of
     # hashing the signals again). A subset or a relabelled copy is a new object and never carries it.
     known_fingerprint: str | None = field(default=None, repr=False, compare=False)
@@ -60,6 +63,8 @@ class ECGDataset:
                 raise ValueError(f"signals shape {self.signals.shape} is not [{n}, leads, samples]")
             if self.signals.shape[1] != len(self.lead_names):
                 raise ValueError(f"signals have {self.signals.shape[1]} leads but {len(self.lead_names)} lead names")
+        if self.features is not None and (self.features.ndim != 2 or len(self.features) != n):
+            raise ValueError(f"features shape {self.features.shape} is not [{n}, columns]")
 
     def __len__(self) -> int:
         return len(self.record_ids)
@@ -94,11 +99,20 @@ class ECGDataset:
             fs=self.fs,
             units_per_mv=self.units_per_mv,
             skipped=dict(self.skipped),
+            features=None if self.features is None else self.features[index],
         )
 
     def age_sex_features(self) -> np.ndarray:
         """`[N, AGE_SEX_DIM]` float32: age/100, age-missing, sex, sex-missing (missing values become 0)."""
         return age_sex_features(self.age, self.sex)
+
+    def extra_inputs(self) -> np.ndarray:
+        """Every per-record model input besides the signals: the age/sex features, then the attached features
+        (`ecg.features.layout` names the columns; a model's options pick the ones it joins)."""
+        age_sex = self.age_sex_features()
+        if self.features is None:
+            return age_sex
+        return np.concatenate([age_sex, np.asarray(self.features, dtype=np.float32)], axis=1)
 
 
 def age_sex_features(age: np.ndarray, sex: np.ndarray) -> np.ndarray:

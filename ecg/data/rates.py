@@ -51,7 +51,9 @@ def cache_key(dataset: ECGDataset, fs: int) -> str:
 def resample_dataset(dataset: ECGDataset, fs: int, *, cache_dir: str | os.PathLike | None = None,
                      use_cache: bool = True) -> ECGDataset:
     """`dataset` at `fs` Hz (the same object when it is already there); read from the dataset cache when this
-    set was resampled to `fs` before. Only down: a rate above the records' would invent nothing but cost."""
+    set was resampled to `fs` before. Only down: a rate above the records' would invent nothing but cost.
+    Attached features (`ECGDataset.features`, computed from the records at their own rate) come along as they
+    are, so a trial's features do not depend on its input rate."""
     if fs == dataset.fs:
         return dataset
     if fs > dataset.fs:
@@ -64,9 +66,10 @@ def resample_dataset(dataset: ECGDataset, fs: int, *, cache_dir: str | os.PathLi
     if key is not None:
         cached = load_cached(directory, key)
         if cached is not None:
+            cached.features = dataset.features
             return cached
     out = dataclasses.replace(dataset, signals=resample_signals(dataset.signals, dataset.fs, fs), fs=fs,
-                              skipped=dict(dataset.skipped))
+                              skipped=dict(dataset.skipped), known_fingerprint=None)
     if key is not None:
         try:
             store(directory, key, out)

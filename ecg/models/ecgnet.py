@@ -77,7 +77,7 @@ class ECGNet(nn.Module):
     def __init__(self, n_leads: int, n_classes: int, *, kernels: list[int], conv_conv_pool: bool = False,
                  width: int = 32, width_1d: int = 128, stem_kernel: int = 50, blocks_2d: int = 2,
                  blocks_1d: int = 4, downsamples_1d: int = 2, se_reduction: int = 16, dropout: float = 0.1,
-                 use_age_sex: bool = False) -> None:
+                 use_age_sex: bool = False, features: str = "none") -> None:
         super().__init__()
         if downsamples_1d > blocks_1d:
             raise ValueError(f"ECGNet downsamples_1d={downsamples_1d} exceeds blocks_1d={blocks_1d}")
@@ -94,12 +94,13 @@ class ECGNet(nn.Module):
                          downsamples_1d=downsamples_1d, se_reduction=se_reduction, dropout=dropout)
             for kernel in kernels
         )
-        self.head = Head(width_1d * len(kernels), n_classes, use_age_sex=use_age_sex, dropout=dropout)
+        self.head = Head(width_1d * len(kernels), n_classes, use_age_sex=use_age_sex, dropout=dropout,
+                         features=features, n_leads=n_leads)
 
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         stem = self.stem(x.unsqueeze(1))
         features = torch.cat([branch(stem) for branch in self.branches], dim=1)
-        return self.head(features, age_sex)
+        return self.head(features, extra)
 
 
 @register_family(

@@ -28,7 +28,7 @@ class HybridNet(nn.Module):
 
     def __init__(self, n_leads: int, n_classes: int, *, connection: str, seq_len: int, step_features: int,
                  hidden: int, layers: int, bidirectional: bool, shared: bool, fc_hidden: int, dropout: float,
-                 use_age_sex: bool, **body_options: int) -> None:
+                 use_age_sex: bool, features: str = "none", **body_options: int) -> None:
         super().__init__()
         if connection not in CONNECTIONS:
             raise ValueError(f"hybrid connection {connection!r} unknown; valid: {', '.join(CONNECTIONS)}")
@@ -45,13 +45,14 @@ class HybridNet(nn.Module):
         self.reduce = nn.Sequential(SameConv1d(self.body.out_channels, channels, 1), nn.BatchNorm1d(channels))
         self.gru = RecurrentBranches("gru", n_branches, step_features, self.steps, shared=shared, hidden=hidden,
                                      layers=layers, bidirectional=bidirectional, dropout=dropout, attention="none")
-        self.head = Head(self.gru.out_features, n_classes, hidden=fc_hidden, use_age_sex=use_age_sex, dropout=dropout)
+        self.head = Head(self.gru.out_features, n_classes, hidden=fc_hidden, use_age_sex=use_age_sex, dropout=dropout,
+                         features=features, n_leads=n_leads)
 
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         maps = F.adaptive_avg_pool1d(self.reduce(self.body(x)), self.seq_len)
         # [B, channels, seq_len] -> [B, branches, steps, step_features]; "1to8" cuts the one channel in 8.
         segments = maps.reshape(x.shape[0], self.n_branches, self.steps, self.step_features)
-        return self.head(self.gru(segments), age_sex)
+        return self.head(self.gru(segments), extra)
 
 
 @register_family(

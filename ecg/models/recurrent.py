@@ -124,7 +124,7 @@ class RecurrentNet(nn.Module):
 
     def __init__(self, n_leads: int, n_classes: int, length: int, *, cell: str, per_lead: bool, attention: str,
                  segmentation: str, hidden: int, layers: int, bidirectional: bool, shared: bool, fc_hidden: int,
-                 join_before: int, dropout: float, use_age_sex: bool) -> None:
+                 join_before: int, dropout: float, use_age_sex: bool, features: str = "none") -> None:
         super().__init__()
         self.features, self.steps = parse_segmentation(segmentation, length)
         self.length = length
@@ -133,9 +133,9 @@ class RecurrentNet(nn.Module):
         self.rnn = RecurrentBranches(cell, n_branches, input_size, self.steps, shared=shared, hidden=hidden,
                                      layers=layers, bidirectional=bidirectional, dropout=dropout, attention=attention)
         self.head = Head(self.rnn.out_features, n_classes, hidden=fc_hidden, use_age_sex=use_age_sex,
-                         join_before=join_before, dropout=dropout)
+                         join_before=join_before, dropout=dropout, features=features, n_leads=n_leads)
 
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         batch, leads, length = x.shape
         if length != self.length:
             raise ValueError(f"recurrent model built for length {self.length} got input of length {length}")
@@ -143,7 +143,7 @@ class RecurrentNet(nn.Module):
         if not self.per_lead:
             # One joint sequence: step s holds every lead's samples of segment s.
             segments = segments.permute(0, 2, 1, 3).reshape(batch, 1, self.steps, leads * self.features)
-        return self.head(self.rnn(segments), age_sex)
+        return self.head(self.rnn(segments), extra)
 
 
 _COMMON = {"segmentation": "50", "hidden": 64, "layers": 1, "bidirectional": False, "shared": False,

@@ -17,7 +17,8 @@ from ecg.values import convert
 Builder = Callable[..., nn.Module]
 
 # Every family accepts these; a family may change the defaults.
-COMMON_DEFAULTS: dict[str, Any] = {"use_age_sex": False, "dropout": 0.1}
+# `features` (ecg.features.layout.FEATURE_SETS) picks hand-made features that join where age/sex joins.
+COMMON_DEFAULTS: dict[str, Any] = {"use_age_sex": False, "dropout": 0.1, "features": "none"}
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,9 @@ def resolve_options(family: str, options: dict[str, Any]) -> dict[str, Any]:
 def create_model(family: str, n_leads: int, n_classes: int, length: int, **options: Any) -> nn.Module:
     """Build a model of `family` for inputs `[B, n_leads, length]` and `n_classes` outputs.
 
-    The model's `forward(x, age_sex=None)` maps `x[B, n_leads, length]` (mV) and `age_sex[B, 4]` (needed
-    only with `use_age_sex=True`) to logits `[B, n_classes]`.
+    The model's `forward(x, extra=None)` maps `x[B, n_leads, length]` (mV) and the per-record inputs
+    `extra[B, E]` (`ECGDataset.extra_inputs()`: age/sex `[B, 4]`, then any attached features; needed only with
+    `use_age_sex=True` or `features` other than "none") to logits `[B, n_classes]`.
     """
     for name, value in (("n_leads", n_leads), ("n_classes", n_classes), ("length", length)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

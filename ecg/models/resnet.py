@@ -96,13 +96,14 @@ class ResNet1d(nn.Module):
     """ResNet body -> global average pool -> head (age/sex joins before the last FC layer)."""
 
     def __init__(self, n_leads: int, n_classes: int, *, use_age_sex: bool = False, dropout: float = 0.0,
-                 **body_options: int) -> None:
+                 features: str = "none", **body_options: int) -> None:
         super().__init__()
         self.body = ResNetBody(n_leads, dropout=dropout, **body_options)
-        self.head = Head(self.body.out_channels, n_classes, use_age_sex=use_age_sex, dropout=dropout)
+        self.head = Head(self.body.out_channels, n_classes, use_age_sex=use_age_sex, dropout=dropout,
+                         features=features, n_leads=n_leads)
 
-    def forward(self, x: torch.Tensor, age_sex: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.body(x).mean(dim=2), age_sex)
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.body(x).mean(dim=2), extra)
 
 
 _RESNET_DEFAULTS = {

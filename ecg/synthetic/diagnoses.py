@@ -288,6 +288,15 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
 
 SYNTHETIC_CLASSES: tuple[str, ...] = tuple(d.name for d in DIAGNOSES)
 RHYTHM_CLASSES: tuple[str, ...] = tuple(d.name for d in DIAGNOSES if d.rhythm)
+# What a diagnosis is about, for figures per group (bench/bench_features.py): the rate and regularity of the
+# beats (ectopic beats included), how the impulse is conducted, and the shape of the waves.
+CLASS_GROUPS: dict[str, tuple[str, ...]] = {
+    "rhythm": (*RHYTHM_CLASSES, "sinus arrhythmia", "rapid ventricular rate", "premature ventricular contraction",
+               "premature atrial contraction"),
+    "conduction": (AVB1, SHORT_PR, CRBBB, IRBBB, LBBB, LAFB),
+    "morphology": ("right atrial enlargement", LAD, RAD, INFERIOR_Q, CLOCKWISE, "counterclockwise rotation",
+                   LOW_VOLTAGE, "left ventricular high voltage", TWC, STC, ER),
+}
 _INDEX = {name: k for k, name in enumerate(SYNTHETIC_CLASSES)}
 
 

@@ -182,8 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> Path:
     """Train, evaluate and write everything into the output folder; returns it."""
-    from ecg.models import create_model
-
     trial = trial_from_args(args)
     choice = choose_data(args)
     if args.optim_threads is None and choice.threads is not None:
@@ -194,16 +192,20 @@ def run(args: argparse.Namespace) -> Path:
     if args.fs is not None:
         trial.fs = args.fs  # records read at --fs: the model is for that rate
     dataset = load_records(choice.spec)
-    if trial.fs is not None and trial.fs != dataset.fs:
-        # A search winner trained on its run's records resampled to its data/fs: the same filter, the same records.
-        dataset = resample_dataset(dataset, trial.fs)
     splits = split_records(dataset, seed=choice.split_seed, existing=choice.split, spec=choice.spec)  # PTB-XL: official
+    if trial.model.get("features", "none") != "none":
+        from ecg.features import attach_features
+
+        # From the records at their own rate, standardised on this split's training records, as in the search.
+        attach_features(splits, dataset)
     train, val, test = splits.train, splits.val, splits.test
+    if trial.fs is not None and trial.fs != dataset.fs:
+        # A search winner trained on its run's splits resampled to its data/fs: the same filter, the same records.
+        train, val, test = (resample_dataset(part, trial.fs) for part in (train, val, test))
     # Seeded before building, as a search trial is, so the same config starts from the same weights; built
     # before the output folder exists, so that bad model options leave nothing behind.
     torch.manual_seed(config.seed)
-    model = create_model(trial.family, n_leads=dataset.n_leads, n_classes=dataset.n_classes,
-                         length=dataset.n_samples, **trial.model)
+    model = trial.build_model(n_leads=train.n_leads, n_classes=train.n_classes, length=train.n_samples)
     out = args.out or Path("results") / f"train-{trial.family}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([trial.to_flat()]).to_csv(out / "config.csv", index=False)
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> Path:
     save_checkpoint({"model": result.best_state, "meta": {
         "family": trial.family, "model": trial.model, "config": config.to_dict(), "best_epoch": result.best_epoch,
         "best_metrics": result.best_metrics, "thresholds": thresholds, "class_names": list(dataset.class_names),
-        "lead_names": list(dataset.lead_names), "fs": dataset.fs, "length": dataset.n_samples}}, out / "best")
+        "lead_names": list(dataset.lead_names), "fs": train.fs, "length": train.n_samples}}, out / "best")
 
     print(f"best epoch {result.best_epoch}: {config.metric} {result.best_metrics[config.metric]:.4f}", file=sys.stderr)
     columns = ["thresholds", "chosen", "test_micro_f1", "test_macro_f1", "test_macro_auc", "test_loss"]

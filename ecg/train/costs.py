@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ecg.data.dataset import AGE_SEX_DIM
+from ecg.features.layout import input_width
 from ecg.train.device import autocast
 
 LATENCY_BATCHES = (1, 64)
@@ -28,7 +28,8 @@ def count_params(model: nn.Module) -> int:
 def _inputs(n_leads: int, length: int, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n_leads, length, generator=generator).to(device)
-    return x, torch.zeros(batch, AGE_SEX_DIM, device=device)
+    # The widest per-record input (age/sex and every feature): any model's head takes the columns it joins.
+    return x, torch.zeros(batch, input_width(n_leads), device=device)
 
 
 def macs_per_record(model: nn.Module, *, n_leads: int, length: int, device: torch.device) -> int:

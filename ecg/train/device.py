@@ -68,10 +68,11 @@ def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 
 @dataclass
 class DeviceSplit:
-    """A split's arrays moved to the device once: signals int16 (Hefei units), age/sex features, labels."""
+    """A split's arrays moved to the device once: signals int16 (Hefei units), the per-record inputs
+    (`ECGDataset.extra_inputs()`: age/sex, then any attached features), labels."""
 
     signals: torch.Tensor
-    age_sex: torch.Tensor
+    extra: torch.Tensor
     labels: torch.Tensor
     units_per_mv: float
 
@@ -81,7 +82,7 @@ class DeviceSplit:
             raise ValueError("this dataset holds labels only; training needs signals")
         return cls(
             signals=as_tensor(dataset.signals, device),
-            age_sex=as_tensor(dataset.age_sex_features(), device),
+            extra=as_tensor(dataset.extra_inputs(), device),
             labels=as_tensor(dataset.labels, device).float(),
             units_per_mv=float(dataset.units_per_mv),
         )
@@ -90,7 +91,7 @@ class DeviceSplit:
         return int(self.signals.shape[0])
 
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Signals in float millivolts, age/sex features and labels of the records at `index`."""
+        """Signals in float millivolts, per-record inputs and labels of the records at `index`."""
         # copy=True: `index` may be a slice (a view), and the stored signals must never be scaled in place.
         x = self.signals[index].to(torch.float32, copy=True).div_(self.units_per_mv)
-        return x, self.age_sex[index], self.labels[index]
+        return x, self.extra[index], self.labels[index]

@@ -234,11 +234,11 @@ def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: n
     variables they would live on through the next batch's forward pass, and on CPU that alone cost the GRU
     ~15% of its speed (the allocator can no longer reuse the same blocks; bench/bench_train.py measures it).
     """
-    x, age_sex, y = split.batch(index)
+    x, extra, y = split.batch(index)
     if config.augment:
         x = augment(x, generator)
     with autocast(split.signals.device, bf16):
-        logits = model(x, age_sex)
+        logits = model(x, extra)
     loss = criterion(logits.float(), y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()

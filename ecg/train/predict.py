@@ -16,9 +16,9 @@ def infer_logits(model: nn.Module, split: DeviceSplit, *, batch_size: int, bf16:
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(split), batch_size):
-            x, age_sex, _ = split.batch(slice(start, start + batch_size))
+            x, extra, _ = split.batch(slice(start, start + batch_size))
             with autocast(device, bf16):
-                outputs.append(model(x, age_sex).float())
+                outputs.append(model(x, extra).float())
     if not outputs:
         raise ValueError("cannot run inference on an empty split")
     return torch.cat(outputs)

@@ -7,6 +7,7 @@ import optuna
 import pytest
 import torch
 
+from ecg.features.layout import input_width
 from ecg.models import create_model, model_options
 from ecg.train import TrainConfig
 from spaces import FAMILY_SPACES, SPACES, SpaceContext, build_space, describe
@@ -57,7 +58,8 @@ def test_twenty_draws_build_models_that_run(name: str) -> None:
         model = create_model(config["family"], n_leads=8, n_classes=5, length=length, **config["model"])
         model.eval()
         with torch.no_grad():
-            logits = model(torch.randn(2, 8, length), torch.zeros(2, 4))
+            # The widest per-record input (age/sex and every feature): each head takes its columns.
+            logits = model(torch.randn(2, 8, length), torch.zeros(2, input_width(8)))
         assert logits.shape == (2, 5)
         assert torch.isfinite(logits).all()
         optim = TrainConfig(**config["optim"])

@@ -1,0 +1,26 @@
+"""Features joined to a run's splits: computed (or read from the cache) on the whole set, standardised on the
+training split only, then set as each split's `ECGDataset.features`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ecg.data.dataset import ECGDataset
+from ecg.data.source import Splits
+from ecg.features.cache import cached_features
+from ecg.features.standardise import model_inputs
+
+
+def attach_features(splits: Splits, dataset: ECGDataset, cache_dir: Path | None = None) -> Splits:
+    """Set `features` on `splits.train/val/test` (the parts of `dataset` by `splits.assignment`); returns
+    `splits`. The same records give the same features in a search trial, its winner's test evaluation and a
+    retraining with `python -m ecg.train`."""
+    if list(splits.record_ids) != list(dataset.record_ids):
+        raise ValueError("the splits were not made from this dataset (their record ids differ)")
+    raw = cached_features(dataset, cache_dir)
+    assignment = np.asarray(splits.assignment)
+    inputs = model_inputs(raw.stats, raw.clinical, assignment == "train")
+    for name in ("train", "val", "test"):
+        getattr(splits, name).features = inputs[np.flatnonzero(assignment == name)]
+    return splits

@@ -1,0 +1,47 @@
+"""Hand-made features end to end: a search whose trials sample model/features, the winners' test evaluation on
+them, and `python -m ecg.train` retraining a winner that uses them. Slow: one tiny Ray run."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# --sampler random with seed 2 draws features "none" and "both" for the two ECGNet trials (a trial with no
+# features and one with every feature set, side by side in one study).
+ARGS = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "2", "--sampler", "random",
+        "--num-samples", "2", "--max-epochs", "1", "--grace-period", "1", "--top-k", "2")
+
+
+def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_path, cli) -> None:
+    env = cli.env(ECG_CACHE_DIR=str(tmp_path / "cache"))
+    proc = cli.launch(*ARGS, "--results-dir", str(tmp_path / "runs"), env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir = cli.only_run(tmp_path / "runs")
+    trials = cli.read_csv(run_dir / "trials.csv")
+    assert sorted(trials["model/features"]) == ["both", "none"]
+    assert set(trials["status"]) == {"TERMINATED"} and (trials["epochs_run"] == 1).all()
+    featured = trials.loc[trials["model/features"] == "both", "trial_id"].item()
+    # The features were computed once, into the cache, for the run's 120 records.
+    assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 1
+
+    results = cli.read_csv(run_dir / "test_results.csv")
+    ranks = results[results["model"].str.startswith("rank")]
+    assert featured in set(ranks["trial_id"]) and results["test_micro_f1"].between(0, 1).all()
+    best = cli.read_csv(run_dir / "best_configs.csv")
+    row = best.index[best["trial_id"] == featured].item()
+
+    out = tmp_path / "retrained"
+    retrain = subprocess.run([sys.executable, "-m", "ecg.train", "--config-csv", str(run_dir / "best_configs.csv"),
+                              "--row", str(row), "--out", str(out)], cwd=cli.root, env=env, text=True,
+                             capture_output=True, timeout=600, check=False)
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    assert cli.read_csv(out / "config.csv")["model/features"].item() == "both"
+    metrics = cli.read_csv(out / "metrics.csv")
+    assert len(metrics) == 1  # the trial's one epoch
+    # The same config, records, split and features give the trial's validation score again.
+    assert metrics["val_micro_f1"].item() == pytest.approx(
+        trials.loc[trials["trial_id"] == featured, "best_val_micro_f1"].item(), abs=1e-6)
+    assert (out / "test_metrics.csv").is_file()
