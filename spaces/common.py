@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
     import optuna
 
+from ecg.segmentation import format_segmentation
 from spaces.context import SpaceContext
 
 SCHEDULES = ["plateau", "cosine", "onecycle", "step", "none"]
@@ -59,7 +60,7 @@ def segmentations(length: int, *, min_steps: int, max_steps: int, also_divide: S
 
     At 5,000 samples and steps in [10, 100] these include the study's 500x10, 100x50 and 50x100.
     """
-    found = [f"{length // steps}x{steps}" for steps in range(min_steps, max_steps + 1)
+    found = [format_segmentation(length // steps, steps) for steps in range(min_steps, max_steps + 1)
              if length % steps == 0 and all(other % steps == 0 for other in also_divide)]
     if not found:
         raise ValueError(f"a length of {length} has no factorisation with {min_steps}..{max_steps} steps")

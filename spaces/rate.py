@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
     import optuna
 
+from ecg.segmentation import format_segmentation, split_segmentation
 from spaces.context import SpaceContext
 
 # The name `ecg.train.config.FS_KEY` reads back (spaces import nothing of ecg; a test keeps the two equal).
@@ -38,11 +39,11 @@ def scale_kernel(kernel: int, ratio: float) -> int:
 
 def scale_segmentation(segmentation: str, ratio: float) -> str:
     """"FxS" with F scaled by `ratio` (F x ratio must be whole: the space draws only such S)."""
-    features, _, steps = str(segmentation).partition("x")
-    scaled = int(features) * ratio
-    if not steps or scaled != int(scaled):
+    features, steps = split_segmentation(segmentation)
+    scaled = features * ratio
+    if steps is None or scaled != int(scaled):
         raise ValueError(f"segmentation {segmentation!r} cannot be scaled by {ratio:g}")
-    return f"{int(scaled)}x{steps}"
+    return format_segmentation(int(scaled), steps)
 
 
 _SCALERS = {"model/stem_kernel": scale_kernel, "model/segmentation": scale_segmentation}

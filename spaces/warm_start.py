@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from ecg.segmentation import same_steps
 from spaces.all import study_name
 from spaces.context import SpaceContext
 from spaces.rate import FS_PARAM, built_at
@@ -56,21 +57,13 @@ class Expressed:
     reason: str | None = None
 
 
-def _steps(segmentation: str, length: int) -> int | None:
-    """Steps of a "FxS" or "F" segmentation at `length` samples (None when F does not divide it)."""
-    features = int(str(segmentation).split("x")[0])
-    return length // features if length % features == 0 else None
-
-
 def at_length(options: dict[str, Any], length: int) -> dict[str, Any]:
     """The study's options for records of `length` samples: a segmentation is a duration per step, so "500x10"
     (ten 1-s steps at 5,000 samples) is "250x10" at 2,500; one that does not divide the length is left as it is
     and the space refuses it."""
     out = dict(options)
     if "segmentation" in out and length != STUDY_LENGTH:
-        steps = _steps(out["segmentation"], STUDY_LENGTH)
-        if steps is not None and length % steps == 0:
-            out["segmentation"] = f"{length // steps}x{steps}"
+        out["segmentation"] = same_steps(out["segmentation"], STUDY_LENGTH, length) or out["segmentation"]
     return out
 
 

@@ -14,31 +14,11 @@ import torch
 from torch import nn
 
 from ecg.models.heads import Head
+from ecg.segmentation import parse_segmentation
 from ecg.models.registry import register_family
 
 CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU}
 ATTENTION = ("none", "after", "before")
-
-
-def parse_segmentation(text: str, length: int) -> tuple[int, int]:
-    """"FxS" (F features x S steps, F * S == length) or "F" (S = length / F) -> (features, steps)."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        numbers = []
-    if len(numbers) not in (1, 2) or min(numbers, default=0) < 1:
-        raise ValueError(f"segmentation {text!r} must be 'FxS' (features x steps, e.g. '50x100') or 'F'")
-    features = numbers[0]
-    if length % features:
-        raise ValueError(f"segmentation {text!r}: {features} features per step do not divide the length {length}")
-    steps = length // features
-    if len(numbers) == 2 and numbers[1] != steps:
-        raise ValueError(
-            f"segmentation {text!r}: {features} x {numbers[1]} = {features * numbers[1]} is not the length {length}"
-            f" (use '{features}x{steps}' or '{features}')"
-        )
-    return features, steps
 
 
 class StepAttention(nn.Module):

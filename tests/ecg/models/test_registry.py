@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ecg.models import VARIANTS, create_model, create_variant, list_models, model_options, resolve_options
-from ecg.models.recurrent import parse_segmentation
+from ecg.segmentation import parse_segmentation
 
 # Parameter counts at 8 leads, 34 classes, length 5000, as the code produces them (also in docs/models.md).
 # A change here means the architecture changed: update docs/models.md with it.
