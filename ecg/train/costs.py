@@ -45,21 +45,22 @@ def macs_per_record(model: nn.Module, *, n_leads: int, length: int, device: torc
 
 
 def latency_ms(model: nn.Module, *, n_leads: int, length: int, batch: int, device: torch.device,
-               bf16: bool = False, repeats: int = LATENCY_REPEATS) -> float:
-    """Median wall time per record (ms) of a forward pass at `batch` records, after one warm-up pass."""
+               bf16: bool = False, repeats: int = LATENCY_REPEATS, warm_up: bool = True) -> float:
+    """Median wall time per record (ms) of `repeats` forward passes at `batch` records, after one warm-up pass
+    (`warm_up`)."""
     was_training = model.training
     model.eval()
     x, age_sex = _inputs(n_leads, length, batch, device)
     times = []
     with torch.inference_mode(), autocast(device, bf16):
-        for i in range(repeats + 1):
+        for i in range(repeats + 1 if warm_up else repeats):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             started = time.perf_counter()
             model(x, age_sex)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            if i:  # the first pass warms caches and kernels up
+            if i or not warm_up:  # the first pass warms caches and kernels up
                 times.append(time.perf_counter() - started)
     model.train(was_training)
     return 1000 * sorted(times)[len(times) // 2] / batch
@@ -80,9 +81,14 @@ def model_costs(model: nn.Module, *, n_leads: int, length: int, device: torch.de
     device = torch.device(device)
     out: dict[str, float] = {"params": count_params(model),
                              "macs": macs_per_record(model, n_leads=n_leads, length=length, device=device)}
-    for batch in LATENCY_BATCHES:
-        out[f"latency_ms_b{batch}"] = latency_ms(model, n_leads=n_leads, length=length, batch=batch,
-                                                 device=device, bf16=bf16)
+    for i, batch in enumerate(LATENCY_BATCHES):
+        # A trial pays for these before it trains, so the larger batch is timed once: on a CPU its passes cost
+        # a good part of a small search's epoch, and the batch-1 passes already warmed the model up there. A GPU
+        # still warms up at every new shape (kernel selection).
+        later = i > 0
+        out[f"latency_ms_b{batch}"] = latency_ms(model, n_leads=n_leads, length=length, batch=batch, device=device,
+                                                 bf16=bf16, repeats=1 if later else LATENCY_REPEATS,
+                                                 warm_up=not later or device.type == "cuda")
     return out
 
 
