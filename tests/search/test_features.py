@@ -9,15 +9,17 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-# --sampler random with seed 2 draws features "none" and "both" for the two ECGNet trials (a trial with no
-# features and one with every feature set, side by side in one study).
-ARGS = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "2", "--sampler", "random",
+# The two ECGNet trials start from a warm-start file that fixes only model/features: one trial with no features
+# and one with every feature set, side by side in one study (everything else is sampled).
+ARGS = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "2",
         "--num-samples", "2", "--max-epochs", "1", "--grace-period", "1", "--top-k", "2")
 
 
 def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_path, cli) -> None:
     env = cli.env(ECG_CACHE_DIR=str(tmp_path / "cache"))
-    proc = cli.launch(*ARGS, "--results-dir", str(tmp_path / "runs"), env=env)
+    starts = tmp_path / "features.csv"
+    starts.write_text("family,model/features\necgnet,none\necgnet,both\n")
+    proc = cli.launch(*ARGS, "--warm-start", str(starts), "--results-dir", str(tmp_path / "runs"), env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path / "runs")
     trials = cli.read_csv(run_dir / "trials.csv")
