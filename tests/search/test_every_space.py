@@ -197,6 +197,22 @@ README_RUNS = {
     "python launch.py --data ~/cinc2021/training --task cinc2021":
         (["launch.py", "--data", "{cinc}", "--task", "cinc2021", "--num-samples", "2", "--max-epochs", "1",
           "--top-k", "1", "--results-dir", "{tmp}/results"], "results in"),
+    "python launch.py --objectives val_micro_f1,latency_ms --max-latency-ms 5":
+        (["launch.py", "--objectives", "val_micro_f1,latency_ms", "--max-latency-ms", "5", "--n-records", "120",
+          "--num-samples", "2", "--max-epochs", "1", "--top-k", "1", "--results-dir", "{tmp}/results"], "results in"),
+    "python -m ecg.train --family resnet --model features=both --epochs 5":
+        (["-m", "ecg.train", "--family", "resnet", "--model", "features=both", "--epochs", "1", "--n-records", "120",
+          "--fs", "100", "--length", "1000", "--out", "{tmp}/featured"], "written to"),
+}
+# Run through launch.py and Ray by another test, with the same options at tiny sizes.
+TESTED_ELSEWHERE = {
+    "python launch.py --objectives val_micro_f1,params --max-params 100000":
+        "tests/search/test_objectives.py: --objectives val_micro_f1,params under --max-params",
+    "python launch.py --space all --warm-start study":
+        "tests/search/test_objectives.py runs --warm-start study; tests/spaces/test_warm_start.py enqueues every "
+        "study variant into the all space",
+    "python launch.py --warm-start results/<run>/best_configs.csv":
+        "tests/search/test_objectives.py: its second run starts from the first run's best_configs.csv",
 }
 NOT_RUN_HERE = {
     "python launch.py --space all --data ~/hf_round2 --gpus-per-trial 0.5": "needs a GPU and the Hefei download",
@@ -211,7 +227,7 @@ def readme_commands(section: str = "## More ways to run it") -> list[str]:
 
 
 def test_the_readme_lists_exactly_the_commands_tested_here() -> None:
-    assert sorted(readme_commands()) == sorted({**README_RUNS, **NOT_RUN_HERE})
+    assert sorted(readme_commands()) == sorted({**README_RUNS, **TESTED_ELSEWHERE, **NOT_RUN_HERE})
 
 
 @pytest.mark.parametrize("command", list(README_RUNS))
