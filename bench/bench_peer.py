@@ -351,8 +351,10 @@ def profile(method: str, events: pd.DataFrame, budget_s: float, run_dir: Path | 
         out["ray_start_s"] = info.get("ray_start_s")
         out["first_trial_running_s"] = float(within["trial_started_t"].min()) if len(within) else math.nan
         first = within.sort_values("epoch").groupby("trial").head(1)
-        # The first report's extra over its epoch: the cost figures (MACs, latency at batch 1 and 64).
-        out["first_report_extra_s_median"] = float((first["time_this_iter_s"] - first["epoch_time_s"]).median())
+        # The first report's extra over its epoch: the cost figures (MACs, latency at batch 1 and 64). A run that
+        # reported no epoch (launch.py failed, or a loaded machine gave it none within the budget) has no column.
+        out["first_report_extra_s_median"] = (float((first["time_this_iter_s"] - first["epoch_time_s"]).median())
+                                              if "time_this_iter_s" in first else math.nan)
     return out
 
 
