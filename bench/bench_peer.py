@@ -2,7 +2,7 @@
 
     python bench/bench_peer.py                   # 7 min per method, the three at once; ~10 min in all
     python bench/bench_peer.py --budget-min 4    # shorter
-    python bench/bench_peer.py --smoke           # toy sizes for CI (~2 min); figures are noise
+    python bench/bench_peer.py --smoke           # toy sizes for CI (1 min each, ~2 min in all); figures are noise
 
 The three methods, each with two trials (processes) at a time, 1 CPU thread per trial:
   (a) ray_asha_tpe   this system: `launch.py --space gru` (Ray Tune + Optuna TPE + ASHA at the CPU defaults'
@@ -552,7 +552,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke and not (args.worker or args.retrain):
-        args.budget_min, args.records, args.epochs, args.grace_period = 2.0, 120, 2, 1
+        args.budget_min, args.records, args.epochs, args.grace_period = 1.0, 120, 2, 1
     if args.out is None:
         args.out = ROOT / "bench" / ("out/peer-smoke" if args.smoke else "results/peer")
     return args
