@@ -2,7 +2,7 @@
 
     python bench/bench_peer.py                   # 7 min per method, the three at once; ~10 min in all
     python bench/bench_peer.py --budget-min 4    # shorter
-    python bench/bench_peer.py --smoke           # toy sizes for CI (~2 min); figures are noise
+    python bench/bench_peer.py --smoke           # toy sizes for CI (1 min each, ~2 min in all); figures are noise
 
 The three methods, each with two trials (processes) at a time, 1 CPU thread per trial:
   (a) ray_asha_tpe   this system: `launch.py --space gru` (Ray Tune + Optuna TPE + ASHA at the CPU defaults'
@@ -354,8 +354,10 @@ def profile(method: str, events: pd.DataFrame, budget_s: float, run_dir: Path | 
         out["ray_start_s"] = info.get("ray_start_s")
         out["first_trial_running_s"] = float(within["trial_started_t"].min()) if len(within) else math.nan
         first = within.sort_values("epoch").groupby("trial").head(1)
-        # The first report's extra over its epoch: the cost figures (MACs, latency at batch 1 and 64).
-        out["first_report_extra_s_median"] = float((first["time_this_iter_s"] - first["epoch_time_s"]).median())
+        # The first report's extra over its epoch: the cost figures (MACs, latency at batch 1 and 64). A run that
+        # reported no epoch (launch.py failed, or a loaded machine gave it none within the budget) has no column.
+        out["first_report_extra_s_median"] = (float((first["time_this_iter_s"] - first["epoch_time_s"]).median())
+                                              if "time_this_iter_s" in first else math.nan)
     return out
 
 
@@ -553,7 +555,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke and not (args.worker or args.retrain):
-        args.budget_min, args.records, args.epochs, args.grace_period = 2.0, 120, 2, 1
+        args.budget_min, args.records, args.epochs, args.grace_period = 1.0, 120, 2, 1
     if args.out is None:
         args.out = ROOT / "bench" / ("out/peer-smoke" if args.smoke else "results/peer")
     return args

@@ -44,9 +44,10 @@ if [[ $DRY == 1 ]]; then
   DEVICE=cpu
   TRAIN_ARGS=(--smoke --device cpu)
   # The records' real length (5,000 samples: the GRU v3 variants' segmentations are factorisations of it),
-  # few of them: bench_models --smoke is batch 2 and one step.
+  # two of them (and two for validation): the study-size models train slowly on a shared CPU, and the dry run
+  # checks that the step runs, as bench_models --smoke (batch 2, one step) does.
   MODELS_ARGS=(--smoke --device cpu)
-  EPOCH_RECORDS=8 EPOCH_LENGTH=5000
+  EPOCH_RECORDS=2 EPOCH_LENGTH=5000
   SLOWER=4  # the CPU (shared, in CI) is far slower than a GPU: the same steps get longer limits
   SEARCH_ARGS=(--gpus-per-trial 0 --n-records 120 --fs 100 --max-epochs 1 --grace-period 1)
 else
@@ -126,7 +127,7 @@ from ecg.models import VARIANTS, create_variant  # noqa: E402
 from ecg.train import TrainConfig, fit  # noqa: E402
 
 device, n, length, names, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(","), sys.argv[5]
-train, val = random_dataset(n, length, 1), random_dataset(max(8, n // 7), length, 2)
+train, val = random_dataset(n, length, 1), random_dataset(max(2, n // 7), length, 2)
 rows = []
 for name in names:
     torch.manual_seed(0)

@@ -1,26 +1,20 @@
 """bench/gpu_check.sh --dry-run: the GPU check's steps run on the CPU at toy sizes and write every file the
 GPU run writes, so the script is known to work before the first GPU machine is lent (it has no network and
-no second try). Checks what it wrote, never how fast anything was."""
+no second try). Checks what it wrote, never how fast anything was. The dry run is the session's `gpu_dry_run`,
+whose bench_train and bench_models steps are also those benches' smoke tests (test_bench_smoke.py)."""
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["cuda_tests", "bench_train", "bench_models", "epochs", "search"]
 VARIANTS = {"resnet50", "seresnet50", "ecgnet_v3", "gru_v3_50x100"}
 
 
 @pytest.mark.slow
-def test_gpu_check_dry_run_runs_every_step_and_writes_its_figures(tmp_path) -> None:
-    out = tmp_path / "gpu"
-    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run", "--out", str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=1200,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"})
+def test_gpu_check_dry_run_runs_every_step_and_writes_its_figures(gpu_dry_run) -> None:
+    out, result = gpu_dry_run  # the session's one dry run (tests/bench/conftest.py)
     steps = {row["step"]: row["status"] for row in csv.DictReader((out / "steps.csv").open())}
     assert list(steps) == STEPS and set(steps.values()) == {"ok"}, (steps, result.stdout[-3000:])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,6 +34,6 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_its_figures(tmp_path) -> N
     samples = (out / "utilisation.csv").read_text().splitlines()
     assert samples[0].startswith("timestamp") and len(samples) > 3  # one sample a second while launch.py ran
     summary = (out / "summary.md").read_text()
-    assert "DRY RUN" in summary and "Epoch over 8 records" in summary
+    assert "DRY RUN" in summary and "Epoch over 2 records" in summary
     assert "mean" in summary and "search finished" in summary
     assert not (out / "runs").exists()  # the search's checkpoints are not kept with the figures

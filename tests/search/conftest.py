@@ -1,13 +1,19 @@
-"""Shared by the Ray runs of tests/search (test_search_runs.py, test_faults.py): the tiny search settings and
-launching `launch.py` as a user would, in a subprocess with its own Ray."""
+"""Shared by the Ray runs of tests/search: the tiny search settings, launching `launch.py` as a user would (in a
+subprocess with its own Ray), and `ray start --head` clusters for the runs that join one with `--address`."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +26,64 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "0")
 EXPECTED_FILES = frozenset({"trials.csv", "epochs.csv", "best_configs.csv", "test_results.csv", "per_class.csv", "report.html",
                             "split.csv", "run.json", "optuna.db"})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids of this user's processes whose command line contains `text` (a private temp dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if text in (entry / "cmdline").read_bytes().decode(errors="replace") and entry.stat().st_uid == os.getuid():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@contextlib.contextmanager
+def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int) -> Iterator[tuple[str, dict[str, str]]]:
+    """`ray start --head --num-cpus N --num-gpus G` as an operator would run it, in its own temp dir and
+    ports, with token auth (its own token, passed by environment, never the user's token file); yields the
+    address and the environment a driver needs to join. Stopped by SIGTERM to `ray start --block`, which
+    takes its processes down with it; anything left in its temp dir is then killed by pid (never `ray stop`,
+    which would stop every Ray on the machine)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    proc, port, log = None, 0, temp_dir / "ray_start.log"
+    try:
+        for _ in range(3):  # a loaded machine can miss Ray's fixed 30 s raylet start-up window
+            port = free_port()
+            command = ["ray", "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
+                       f"--num-gpus={num_gpus}", f"--temp-dir={temp_dir}", f"--dashboard-port={free_port()}",
+                       f"--ray-client-server-port={free_port()}", "--include-dashboard=false"]
+            proc = subprocess.Popen(command, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            deadline = time.time() + 240
+            while time.time() < deadline and proc.poll() is None and "block forever" not in log.read_text():
+                time.sleep(1)
+            if proc.poll() is None and "block forever" in log.read_text():
+                break
+            proc.wait(timeout=60) if proc.poll() is None else None
+        assert proc is not None and proc.poll() is None, f"ray start failed:\n{log.read_text()[-3000:]}"
+        yield f"127.0.0.1:{port}", env
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)
+        for pid in _processes_mentioning(str(temp_dir)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 class SearchCLI:
@@ -109,3 +173,27 @@ def launch() -> ModuleType:
 @pytest.fixture(scope="session")
 def cli() -> SearchCLI:
     return SearchCLI()
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """A running `ray start --head` cluster: its address and the environment a driver needs to join it."""
+
+    address: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="session", name="ray_head")
+def ray_head_fixture():
+    """`ray_head(temp_dir, num_cpus=..., num_gpus=...)`, for tests that start a cluster of their own."""
+    return ray_head
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """One `ray start --head` with this machine's CPUs and no GPU, shared by the session's runs that join it
+    with `--address` (a cluster's start is a fixed cost each local run pays again). The runs that must start
+    Ray the way a user does (no `--address`) do not use it."""
+    temp_dir = Path(f"/tmp/ecg-shr-{secrets.token_hex(3)}")  # short: Ray's socket paths must fit in 107 bytes
+    with ray_head(temp_dir, num_cpus=len(os.sched_getaffinity(0)), num_gpus=0) as (address, env):
+        yield RayCluster(address, {**env, "RAY_DEDUP_LOGS": "0"})

@@ -1,5 +1,7 @@
 """The field's benchmarks through launch.py and ecg.inspect as a user runs them: a PTB-XL-layout folder (written
-by tests/conftest.py with wfdb, real statement table) and the shared CinC 2021 sample, in tiny searches."""
+by tests/conftest.py with wfdb, real statement table) and the shared CinC 2021 sample, in tiny searches. The
+searches join the session's `ray start` cluster (`ray_cluster`, tests/search/conftest.py): what they check is the
+data's conventions, not how Ray starts."""
 from __future__ import annotations
 
 import json
@@ -44,8 +46,9 @@ def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli):
 
 
 @pytest.mark.slow
-def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(ptbxl_dir, cli, tmp_path):
-    proc = cli.launch(*TINY, "--data", str(ptbxl_dir), "--fs", "100", "--leads", "12", "--results-dir", str(tmp_path))
+def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(ptbxl_dir, cli, tmp_path, ray_cluster):
+    proc = cli.launch(*TINY, "--data", str(ptbxl_dir), "--fs", "100", "--leads", "12", "--results-dir", str(tmp_path),
+                      "--address", ray_cluster.address, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path)
     assert proc.stdout.strip().splitlines()[-1] == f"results in {run_dir}"
@@ -67,9 +70,9 @@ def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(p
 
 
 @pytest.mark.slow
-def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_path):
+def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_path, ray_cluster):
     proc = cli.launch(*TINY, "--data", str(cinc_dir), "--task", "cinc2021", "--metric", "val_challenge_score",
-                      "--results-dir", str(tmp_path))
+                      "--results-dir", str(tmp_path), "--address", ray_cluster.address, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path)
     info = json.loads((run_dir / "run.json").read_text())

@@ -1,4 +1,6 @@
-"""Every space through `launch.py` and a real Ray run, as a user starts it: 120 synthetic records, 2 trials.
+"""Every space through `launch.py` and a real Ray run: 120 synthetic records, 2 trials. The ECGNet and `all` runs
+start their own local Ray as a user does; the other spaces join one `ray start` cluster that the test session
+shares (`ray_cluster` in conftest.py), so each does not pay a Ray start of its own.
 
 Two of the runs train 3 epochs under another selection metric and check that each trial kept (checkpointed)
 the epoch that metric picks; the ECGNet run's winner is then retrained with `python -m ecg.train` from its
@@ -37,11 +39,15 @@ RUNS = {
     "hybrid": ("--max-epochs", "1", "--grace-period", "1"),
     "all": ("--num-samples", "4", "--max-epochs", "2", "--scheduler", "fifo", "--max-concurrent", "1"),
 }
+# The runs that start Ray as a user does (no --address): the README's resume and retrain use the ECGNet run,
+# and the `all` run is killed with its local Ray. The others join the session's shared cluster.
+LOCAL_RAY = {"ecgnet", "all"}
 _runs: dict[str, tuple[Path, subprocess.CompletedProcess]] = {}
 _at_kill: dict[str, object] = {}  # what the killed `all` run held before its resume
 
 
-def run_space(space: str, results: Path, cli) -> tuple[Path, subprocess.CompletedProcess]:
+def run_space(space: str, results: Path, cli,
+              request: pytest.FixtureRequest) -> tuple[Path, subprocess.CompletedProcess]:
     """The run folder of `space`'s tiny search and what launch.py printed (run once per test session)."""
     if space not in _runs:
         trials = () if "--num-samples" in RUNS[space] else ("--num-samples", "2")
@@ -52,8 +58,11 @@ def run_space(space: str, results: Path, cli) -> tuple[Path, subprocess.Complete
             _at_kill.update(trials_csv=(run_dir / "trials.csv").exists(), study=cli.study_trials(run_dir),
                             searcher_state=list((run_dir / "tune").glob("searcher-state-*.pkl")))
             proc = cli.launch("--resume", str(run_dir))
-        else:
+        elif space in LOCAL_RAY:
             proc = cli.launch(*args)
+        else:
+            cluster = request.getfixturevalue("ray_cluster")
+            proc = cli.launch(*args, "--address", cluster.address, env=cluster.env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         _runs[space] = cli.only_run(results / space), proc
     return _runs[space]
@@ -69,8 +78,8 @@ def _option(args: tuple[str, ...], name: str, default: str) -> str:
 
 
 @pytest.mark.parametrize("space", list(SPACES))
-def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path, cli) -> None:
-    run_dir, proc = run_space(space, results, cli)
+def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path, cli, request) -> None:
+    run_dir, proc = run_space(space, results, cli, request)
     assert run_dir.name.startswith(f"{space}-")
     assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
     assert "Test results" in proc.stdout and f"results in {run_dir}" in proc.stdout
@@ -107,14 +116,16 @@ def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path,
 
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "complete" and info["args"]["space"] == space and info["args"]["metric"] == metric
+    joined = None if space in LOCAL_RAY else request.getfixturevalue("ray_cluster").address
+    assert info["args"]["address"] == joined  # a local Ray of its own, or the shared cluster
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.value for t in complete) == pytest.approx(sorted(trials[f"best_{metric}"]))
 
 
 @pytest.mark.parametrize("space", [s for s, args in RUNS.items() if "--metric" in args])
-def test_each_trial_keeps_the_epoch_its_selection_metric_picks(space: str, results: Path, cli) -> None:
-    run_dir, _ = run_space(space, results, cli)
+def test_each_trial_keeps_the_epoch_its_selection_metric_picks(space: str, results: Path, cli, request) -> None:
+    run_dir, _ = run_space(space, results, cli, request)
     metric = _option(RUNS[space], "--metric", "val_micro_f1")
     epochs = cli.read_csv(run_dir / "epochs.csv")
     for trial_dir in sorted((run_dir / "tune").glob("train_trial_*")):
@@ -129,9 +140,9 @@ def test_each_trial_keeps_the_epoch_its_selection_metric_picks(space: str, resul
         assert int(trials.loc[trial_id, "best_epoch"]) == picked
 
 
-def test_a_winner_retrained_from_its_run_folder_reproduces_its_trial(results: Path, cli, tmp_path) -> None:
+def test_a_winner_retrained_from_its_run_folder_reproduces_its_trial(results: Path, cli, tmp_path, request) -> None:
     """The README's retrain command on the run's own records and split, for the trial's own epochs."""
-    run_dir, _ = run_space("ecgnet", results, cli)
+    run_dir, _ = run_space("ecgnet", results, cli, request)
     best = cli.read_csv(run_dir / "best_configs.csv")
     out = tmp_path / "retrain"
     proc = subprocess.run([sys.executable, "-m", "ecg.train", "--config-csv", str(run_dir / "best_configs.csv"),
@@ -153,10 +164,10 @@ def test_a_winner_retrained_from_its_run_folder_reproduces_its_trial(results: Pa
 
 
 @pytest.mark.faults
-def test_the_all_space_resumes_after_sigkill_with_its_searcher(results: Path, cli) -> None:
+def test_the_all_space_resumes_after_sigkill_with_its_searcher(results: Path, cli, request) -> None:
     """Fault 4 of docs/reliability.md for `--space all`: the searcher (with the space inside) is pickled into
     Ray's experiment state, comes back on --resume, and the same study goes on."""
-    run_dir, proc = run_space("all", results, cli)
+    run_dir, proc = run_space("all", results, cli, request)
     assert not _at_kill["trials_csv"], "the driver exported before it was killed"
     assert _at_kill["searcher_state"], "Ray saved no searcher state"
     assert "resuming run folder" in proc.stdout
@@ -232,7 +243,7 @@ def test_the_readme_lists_exactly_the_commands_tested_here() -> None:
 
 @pytest.mark.parametrize("command", list(README_RUNS))
 def test_readme_command_runs_as_written(command: str, results: Path, cli, tmp_path_factory, request) -> None:
-    run_dir, _ = run_space("ecgnet", results, cli)
+    run_dir, _ = run_space("ecgnet", results, cli, request)
     tmp = tmp_path_factory.mktemp("readme")
     joined = " ".join(README_RUNS[command][0])
     # The benchmark downloads are stood in for by a PTB-XL-layout folder the tests write and the CinC sample.

@@ -12,17 +12,12 @@ machine. Slow: a few minutes here (several Ray worker starts on a 2-core machine
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -34,64 +29,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(torch.cuda.is_available(), reason="logical GPUs are for machines without CUDA")]
 ROOT = Path(__file__).resolve().parents[2]
 CPU_FALLBACK = "sees no CUDA device: training on the CPU"  # the line search.trainable writes to the trial's log
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids of this user's processes whose command line contains `text` (a private temp dir)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if text in (entry / "cmdline").read_bytes().decode(errors="replace") and entry.stat().st_uid == os.getuid():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
-@contextlib.contextmanager
-def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int) -> Iterator[tuple[str, dict[str, str]]]:
-    """`ray start --head --num-cpus N --num-gpus G` as an operator would run it, in its own temp dir and
-    ports, with token auth (its own token, passed by environment, never the user's token file); yields the
-    address and the environment a driver needs to join. Stopped by SIGTERM to `ray start --block`, which
-    takes its processes down with it; anything left in its temp dir is then killed by pid (never `ray stop`,
-    which would stop every Ray on the machine)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    temp_dir.mkdir(parents=True, exist_ok=True)
-    proc, port, log = None, 0, temp_dir / "ray_start.log"
-    try:
-        for _ in range(3):  # a loaded machine can miss Ray's fixed 30 s raylet start-up window
-            port = free_port()
-            command = ["ray", "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
-                       f"--num-gpus={num_gpus}", f"--temp-dir={temp_dir}", f"--dashboard-port={free_port()}",
-                       f"--ray-client-server-port={free_port()}", "--include-dashboard=false"]
-            proc = subprocess.Popen(command, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            deadline = time.time() + 240
-            while time.time() < deadline and proc.poll() is None and "block forever" not in log.read_text():
-                time.sleep(1)
-            if proc.poll() is None and "block forever" in log.read_text():
-                break
-            proc.wait(timeout=60) if proc.poll() is None else None
-        assert proc is not None and proc.poll() is None, f"ray start failed:\n{log.read_text()[-3000:]}"
-        yield f"127.0.0.1:{port}", env
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=60)
-        for pid in _processes_mentioning(str(temp_dir)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def placements(run_dir: Path, experiment: Path) -> pd.DataFrame:
@@ -129,7 +66,7 @@ def peak_use(trials: pd.DataFrame, share: float) -> tuple[int, dict[tuple[str, s
     return most, per_gpu, worst
 
 
-def test_launch_on_a_ray_start_cluster_with_two_logical_gpus_packs_two_trials_per_gpu(tmp_path) -> None:
+def test_launch_on_a_ray_start_cluster_with_two_logical_gpus_packs_two_trials_per_gpu(tmp_path, ray_head) -> None:
     """The README's cluster path: `ray start --head --num-cpus 4 --num-gpus 2`, then
     `launch.py --address ... --gpus-per-trial 0.5`: 4 trials at once, two on each GPU id, each on the CPU."""
     temp_dir = Path(f"/tmp/ecg-gpk-{secrets.token_hex(3)}")  # short: Ray's socket paths must fit in 107 bytes

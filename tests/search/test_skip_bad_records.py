@@ -27,7 +27,7 @@ def garbled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return folder, record.name
 
 
-def test_launch_refuses_a_bad_record_in_one_line_and_skips_it_when_asked(garbled, tmp_path, cli) -> None:
+def test_launch_refuses_a_bad_record_in_one_line_and_skips_it_when_asked(garbled, tmp_path, cli, ray_cluster) -> None:
     folder, bad = garbled
     common = ("--data", str(folder), "--fs", "250", "--num-samples", "1", "--max-epochs", "1", "--top-k", "1",
               "--cpus-per-trial", "1")
@@ -37,7 +37,9 @@ def test_launch_refuses_a_bad_record_in_one_line_and_skips_it_when_asked(garbled
     assert len(lines) == 1 and bad in lines[0] and "1 " in lines[0], refused.stderr
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
 
-    proc = cli.launch(*common, "--skip-bad-records", "--results-dir", str(tmp_path / "runs"))
+    # The search itself joins the session's `ray start` cluster (tests/search/conftest.py): a Ray start saved.
+    proc = cli.launch(*common, "--skip-bad-records", "--results-dir", str(tmp_path / "runs"),
+                      "--address", ray_cluster.address, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path / "runs")
     info = json.loads((run_dir / "run.json").read_text())

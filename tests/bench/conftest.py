@@ -1,0 +1,22 @@
+"""The GPU check's dry run, once per test session: it runs bench_train.py and bench_models.py in their smoke
+modes among its steps, so the smoke tests of those two benches read what that run printed instead of running
+them again (tests/bench/test_bench_smoke.py, tests/bench/test_gpu_check.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def gpu_dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`bash bench/gpu_check.sh --dry-run --out DIR`: the folder it wrote and how it ended."""
+    out = tmp_path_factory.mktemp("gpu-check") / "gpu"
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run", "--out", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1200,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"})
+    return out, result
