@@ -15,11 +15,13 @@ ARGS = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--s
         "--num-samples", "2", "--max-epochs", "1", "--grace-period", "1", "--top-k", "2")
 
 
-def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_path, cli) -> None:
+def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_path, cli, ray_cluster) -> None:
     env = cli.env(ECG_CACHE_DIR=str(tmp_path / "cache"))
     starts = tmp_path / "features.csv"
     starts.write_text("family,model/features\necgnet,none\necgnet,both\n")
-    proc = cli.launch(*ARGS, "--warm-start", str(starts), "--results-dir", str(tmp_path / "runs"), env=env)
+    # The search joins the session's Ray cluster (the features are computed by the driver, into its cache).
+    proc = cli.launch(*ARGS, "--warm-start", str(starts), "--results-dir", str(tmp_path / "runs"),
+                      "--address", ray_cluster.address, env={**ray_cluster.env, "ECG_CACHE_DIR": env["ECG_CACHE_DIR"]})
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path / "runs")
     trials = cli.read_csv(run_dir / "trials.csv")

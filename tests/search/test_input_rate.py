@@ -50,9 +50,9 @@ def test_a_config_names_its_rate_flat_or_nested() -> None:
 
 
 @pytest.mark.slow
-def test_each_trial_trains_and_is_scored_at_its_sampled_rate(tmp_path, cli) -> None:
+def test_each_trial_trains_and_is_scored_at_its_sampled_rate(tmp_path, cli, ray_cluster) -> None:
     results = tmp_path / "results"
-    proc = cli.launch(*RATE_RUN, "--results-dir", str(results))
+    proc = cli.launch(*RATE_RUN, "--results-dir", str(results), "--address", ray_cluster.address, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(results)
     info = json.loads((run_dir / "run.json").read_text())

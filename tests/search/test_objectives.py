@@ -16,11 +16,14 @@ pytestmark = pytest.mark.slow
 BUDGET = 40_000  # the small CPU ECGNets span about 20k to 120k parameters: some sampled configs go over
 
 
-def test_multi_objective_search_under_a_budget_from_the_study_then_from_its_best_configs(tmp_path, cli) -> None:
+def test_multi_objective_search_under_a_budget_from_the_study_then_from_its_best_configs(tmp_path, cli,
+                                                                                          ray_cluster) -> None:
+    # Both searches join the session's Ray cluster (a local Ray start is tested by the per-space runs).
+    joined = ("--address", ray_cluster.address)
     first = tmp_path / "first"
     proc = cli.launch(*cli.small, "--objectives", "val_micro_f1,params", "--max-params", str(BUDGET),
                       "--warm-start", "study", "--num-samples", "3", "--max-epochs", "1", "--top-k", "2",
-                      "--results-dir", str(first))
+                      "--results-dir", str(first), *joined, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warm start: 1 of 21 configurations of study fit space ecgnet" in proc.stdout
     run_dir = cli.only_run(first)
@@ -68,7 +71,7 @@ def test_multi_objective_search_under_a_budget_from_the_study_then_from_its_best
     # A second search starts from the first one's best_configs.csv: its rows are its first trials, unchanged.
     second = tmp_path / "second"
     proc = cli.launch(*cli.small, "--warm-start", str(run_dir / "best_configs.csv"), "--num-samples", str(len(best)),
-                      "--max-epochs", "1", "--results-dir", str(second))
+                      "--max-epochs", "1", "--results-dir", str(second), *joined, env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = cli.read_csv(cli.only_run(second) / "trials.csv").sort_values("trial_number")
     assert again["warm_start"].tolist() == [f"best_configs.csv:row {i + 2}" for i in range(len(best))]
