@@ -98,7 +98,8 @@ def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path,
         config = TrialConfig.from_flat(row.to_dict())
         assert set(config.model) <= set(model_options(config.family))
         assert config.optim.metric == metric and config.optim.epochs == epochs_per_trial
-        create_model(config.family, n_leads=8, n_classes=26, length=2500, **config.model)
+        # Built for 10 s at the trial's input rate (a segmentation is cut for that length).
+        create_model(config.family, n_leads=8, n_classes=26, length=10 * (config.fs or 250), **config.model)
 
     epochs = cli.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == trials["epochs_run"].sum()
