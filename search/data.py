@@ -15,7 +15,6 @@ from typing import Any
 from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
 from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
-from ecg.features import attach_features
 from search.options import SearchOptions
 
 
@@ -109,6 +108,8 @@ def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str, spec:
     parts = split_dataset(dataset, seed=seed, existing=existing, spec=spec)
     # Every family space samples model/features, so the trials, the winners' test evaluation and a resumed
     # run all get them: computed once per dataset (cached), standardised on this run's training split.
+    from ecg.features import attach_features  # the driver's step: trial workers import this module too
+
     attach_features(parts, dataset)
     if existing is None:
         parts.save(split_csv)

@@ -151,14 +151,14 @@ def test_two_node_cluster_places_trials_on_both_nodes(tmp_path, monkeypatch) -> 
     from search import SearchOptions, run
 
     # Trials of 120 records end in about a second; with reused actors a finished trial's worker would take
-    # the next one before the second node's worker is up. The test hook's 3 s pause makes trials overlap,
-    # so both nodes' CPUs are busy at once, as in a real search.
+    # the next one before the second node's worker is up. The test hook's 3 s pause at the end of each of two
+    # epochs makes trials overlap, so both nodes' CPUs are busy at once, as in a real search.
     monkeypatch.setenv("ECG_SEARCH_FAULT", "sleep@1")
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     try:
-        options = SearchOptions(space="ecgnet", n_records=120, num_samples=4, max_epochs=1, grace_period=1,
+        options = SearchOptions(space="ecgnet", n_records=120, num_samples=4, max_epochs=2, grace_period=1,
                                 scheduler="fifo", top_k=1, results_dir=tmp_path / "results",
                                 storage_path=tmp_path / "shared", address=cluster.address)
         node_ids = {node.node_id for node in cluster.list_all_nodes()}
