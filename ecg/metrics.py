@@ -1,7 +1,12 @@
-"""Multi-label metrics: F1/precision/recall (scikit-learn), exact match, macro ROC-AUC, and threshold tuning.
+"""Multi-label metrics: F1/precision/recall, exact match, macro ROC-AUC, and threshold tuning.
 
 Every function takes `y_true[N, C]` (0/1) and `probs[N, C]` (probabilities, not logits). Thresholds are a
 scalar or one per class; a record is predicted positive for a class when `prob >= threshold`.
+
+Every score comes from per-class counts (`label_counts`), with scikit-learn's conventions (`zero_division=0`,
+tie-averaged ranks); the tests check them against scikit-learn. Not scikit-learn itself: `sklearn.metrics`
+pulls in `scipy.stats`, and every trial's worker process would pay over a second importing them before its
+first epoch (bench/results/imports).
 """
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 MIN_TUNING_POSITIVES = 5
 DEFAULT_THRESHOLD = 0.5
@@ -60,7 +63,7 @@ def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
     defined = (positives > 0) & (negatives > 0)
     if not defined.any():
         return float("nan")
-    ranks = rankdata(probs[:, defined], axis=0)
+    ranks = pd.DataFrame(probs[:, defined]).rank(axis=0, method="average").to_numpy()
     pos = positives[defined]
     auc = ((ranks * y_true[:, defined]).sum(axis=0) - pos * (pos + 1) / 2) / (pos * negatives[defined])
     return float(auc.mean())
@@ -77,13 +80,12 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray,
     """
     y_true, probs = _check(y_true, probs)
     preds = binarize(probs, thresholds, at_least_one=at_least_one)
+    tp, fp, fn = label_counts(y_true, preds)
     out: dict[str, float] = {}
-    for average in ("micro", "macro"):
-        p, r, f, _ = precision_recall_fscore_support(y_true, preds, average=average, zero_division=0)
-        out[f"{average}_f1"] = float(f)
-        out[f"{average}_precision"] = float(p)
-        out[f"{average}_recall"] = float(r)
-    out["exact_match"] = float(accuracy_score(y_true, preds))
+    for average, counts in (("micro", (tp.sum(), fp.sum(), fn.sum())), ("macro", (tp, fp, fn))):
+        p, r, f = (float(np.mean(score)) for score in _precision_recall_f1(*counts))
+        out[f"{average}_f1"], out[f"{average}_precision"], out[f"{average}_recall"] = f, p, r
+    out["exact_match"] = exact_match(y_true, preds)
     out["macro_f1_present"] = macro_f1_present(y_true, preds)
     out["macro_auc"] = macro_auc(y_true, probs)
     if loss is not None:
@@ -102,10 +104,10 @@ def per_class(y_true: np.ndarray, probs: np.ndarray,
         raise ValueError(f"{len(names)} class names given for {n_classes} classes")
     t = _thresholds(thresholds, n_classes)
     preds = binarize(probs, t, at_least_one=at_least_one)
-    p, r, f, support = precision_recall_fscore_support(y_true, preds, average=None, zero_division=0,
-                                                       labels=list(range(n_classes)))
+    tp, fp, fn = label_counts(y_true, preds)
+    p, r, f = _precision_recall_f1(tp, fp, fn)
     return pd.DataFrame({"class": names, "f1": f, "precision": p, "recall": r,
-                         "support": support.astype(int), "threshold": t})
+                         "support": (tp + fn).astype(int), "threshold": t})
 
 
 def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, *, min_positives: int = MIN_TUNING_POSITIVES) -> np.ndarray:
@@ -183,19 +185,26 @@ def label_counts(y_true: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.
     return ((y_true & preds).sum(axis=0), (~y_true & preds).sum(axis=0), (y_true & ~preds).sum(axis=0))
 
 
+def _precision_recall_f1(tp: np.ndarray, fp: np.ndarray,
+                         fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each set of counts; 0 where a ratio is undefined (`zero_division=0`)."""
+    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+    return ratio(tp, tp + fp), ratio(tp, tp + fn), ratio(2 * tp, 2 * tp + fp + fn)
+
+
 def micro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
     """Micro-F1 from per-class counts along the last axis (so [candidates, classes] gives one per candidate)."""
-    tp, fp, fn = (np.asarray(a, dtype=np.float64).sum(axis=-1) for a in (tp, fp, fn))
-    denominator = 2 * tp + fp + fn
-    score = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    score = _precision_recall_f1(*(np.asarray(a, dtype=np.float64).sum(axis=-1) for a in (tp, fp, fn)))[2]
     return float(score) if score.ndim == 0 else score
 
 
 def macro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
     """Macro-F1 from per-class counts along the last axis."""
-    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
-    denominator = 2 * tp + fp + fn
-    score = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0).mean(axis=-1)
+    score = _precision_recall_f1(tp, fp, fn)[2].mean(axis=-1)
     return float(score) if np.ndim(score) == 0 else score
 
 

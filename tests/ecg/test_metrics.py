@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, roc_auc_score
 
 from ecg.metrics import binarize, evaluate, macro_auc, per_class, tune_thresholds
 
@@ -68,6 +68,28 @@ def test_exact_match_equals_sklearn_subset_accuracy_and_f1_matches_sklearn():
     assert m["micro_f1"] == pytest.approx(f1_score(y, preds, average="micro"))
     assert m["macro_f1"] == pytest.approx(f1_score(y, preds, average="macro"))
     assert 0 < m["exact_match"] < 1
+
+
+
+def test_every_score_equals_sklearn_with_empty_classes_and_no_predictions():
+    """Our counts against scikit-learn's `zero_division=0`: a class with no positive record, one never
+    predicted, one with neither, and a perfect one."""
+    rng = np.random.default_rng(1)
+    y = (rng.random((50, 5)) < 0.3).astype(int)
+    p = rng.random((50, 5))
+    y[:, 0] = 0  # no positives, some predictions
+    p[:, 1] = 0.1  # positives, never predicted
+    y[:, 2], p[:, 2] = 0, 0.1  # neither
+    p[:, 3] = y[:, 3] * 0.9  # perfect
+    m, preds = evaluate(y, p), (p >= 0.5).astype(int)
+    for average in ("micro", "macro"):
+        prec, rec, f1, _ = precision_recall_fscore_support(y, preds, average=average, zero_division=0)
+        assert (m[f"{average}_precision"], m[f"{average}_recall"], m[f"{average}_f1"]) == pytest.approx((prec, rec, f1))
+    prec, rec, f1, support = precision_recall_fscore_support(y, preds, average=None, zero_division=0)
+    table = per_class(y, p)
+    assert table["precision"].tolist() == pytest.approx(prec) and table["recall"].tolist() == pytest.approx(rec)
+    assert table["f1"].tolist() == pytest.approx(f1) and table["support"].tolist() == support.tolist()
+    assert table["f1"].tolist()[:4] == pytest.approx([0.0, 0.0, 0.0, 1.0])
 
 
 def test_per_class_table():
