@@ -408,6 +408,33 @@ def test_the_fault_hook_gives_each_trial_its_own_fault(monkeypatch) -> None:
     assert configured_faults() == []
 
 
+
+def test_hold_waits_until_n_trials_of_the_run_arrive_and_never_forever(tmp_path, monkeypatch) -> None:
+    import threading
+
+    import pyarrow.fs
+
+    from search import faults
+    from search.faults import FaultInjector, FaultSpec
+    from search.trial_failures import TrialFolder
+
+    spec = FaultSpec.parse("hold@1;n=2")
+    assert (spec.kind, spec.epoch, spec.n) == ("hold", 1, 2)
+    local = pyarrow.fs.LocalFileSystem()
+    first, second = (FaultInjector([spec], n, TrialFolder(local, str(tmp_path / "exp" / f"trial_{n}"))) for n in (1, 2))
+    released = threading.Event()
+    waiting = threading.Thread(target=lambda: (first.at_epoch_end(1), released.set()))
+    waiting.start()
+    assert not released.wait(1.0)  # alone, the first trial waits
+    second.at_epoch_end(1)  # the second arrives: both go on
+    assert released.wait(5.0)
+    waiting.join()
+    monkeypatch.setattr(faults, "HOLD_TIMEOUT_S", 0.5)
+    lonely = FaultInjector([FaultSpec.parse("hold@1;n=3")], 1, TrialFolder(local, str(tmp_path / "other" / "t")))
+    started = time.monotonic()
+    lonely.at_epoch_end(1)  # never met: it goes on after the timeout
+    assert 0.5 <= time.monotonic() - started < 5
+
 def test_a_search_without_the_hook_does_not_import_it() -> None:
     import os
     import subprocess

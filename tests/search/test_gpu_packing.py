@@ -7,8 +7,9 @@ trial) and `device`; from Ray's own trial times (when each trial was RUNNING, i.
 how many trials ran at once on each GPU, and that the shares held on any GPU never summed to more than 1
 (the pooled-fractions bug reported in Ray's tracker would show up here as 0.5 + 0.5 + 0.5 on one id).
 
-The test hook `ECG_SEARCH_FAULT=sleep@1` adds 3 s to every trial so that trials overlap even on an idle
-machine. Slow: a few minutes here (several Ray worker starts on a 2-core machine).
+The test hook `ECG_SEARCH_FAULT=hold@1;n=N` holds each trial at the end of its first epoch until N trials
+have got there, so the trials that fit at once do run at once, however long the machine takes to start their
+workers. Slow: a few minutes here (several Ray worker starts on a 2-core machine).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_launch_on_a_ray_start_cluster_with_two_logical_gpus_packs_two_trials_pe
         proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--address", address, "--gpus-per-trial", "0.5",
                                "--space", "ecgnet", "--n-records", "120", "--fs", "100", "--num-samples", "4",
                                "--max-epochs", "1", "--grace-period", "1", "--top-k", "1", "--results-dir", str(results)],
-                              cwd=ROOT, env={**env, "ECG_SEARCH_FAULT": "sleep@1"}, capture_output=True, text=True,
+                              cwd=ROOT, env={**env, "ECG_SEARCH_FAULT": "hold@1;n=4"}, capture_output=True, text=True,
                               timeout=900)
         assert proc.returncode == 0, proc.stderr[-3000:]
         run_dir = next(results.iterdir())
@@ -109,27 +110,31 @@ def two_nodes_with_a_gpu_each(cluster_class: type) -> Any:
 
 
 def test_two_node_cluster_with_one_logical_gpu_per_node_packs_quarters_and_whole_gpus(tmp_path, monkeypatch) -> None:
-    """`ray.cluster_utils.Cluster`, two nodes with one logical GPU each: at 0.25 per trial up to four trials
-    share each node's GPU; at 1 per trial one trial per GPU, one on each node; never more than 1 GPU's worth
-    on any GPU; every trial trains on the CPU and its log says so."""
+    """`ray.cluster_utils.Cluster`, two nodes with one logical GPU each: at 0.25 per trial four trials share
+    each node's GPU; at 1 per trial one trial per GPU, one on each node; never more than 1 GPU's worth on any
+    GPU; every trial trains on the CPU and its log says so. Also the multi-node test: trials run on both
+    nodes, their results on the shared storage path, the exports in the run folder."""
     import ray
     from ray.cluster_utils import Cluster
 
     from search import SearchOptions, run
     from search.tuner import experiment_path
 
-    monkeypatch.setenv("ECG_SEARCH_FAULT", "sleep@1")
     cluster = two_nodes_with_a_gpu_each(Cluster)
     found = {}
     try:
         node_ids = {node.node_id for node in cluster.list_all_nodes()}
-        for share, trials in ((0.25, 8), (1.0, 4)):
+        # At 0.25 eight trials fit at once (four per GPU), at 1 two (one per GPU).
+        for share, trials, at_once in ((0.25, 8, 8), (1.0, 4, 2)):
+            monkeypatch.setenv("ECG_SEARCH_FAULT", f"hold@1;n={at_once}")
             options = SearchOptions(space="ecgnet", n_records=120, fs=100, num_samples=trials, max_epochs=1,
                                     grace_period=1, scheduler="fifo", top_k=1, gpus_per_trial=share,
                                     results_dir=tmp_path / f"results-{share:g}", storage_path=tmp_path / "shared",
                                     address=cluster.address)
             run_dir = run(options)
+            assert (tmp_path / "shared" / run_dir.name / "tune").is_dir()  # Ray's results on the shared path
             found[share] = placements(run_dir, experiment_path(options, run_dir))
+            assert set(pd.read_csv(run_dir / "trials.csv")["status"]) == {"TERMINATED"}
         # Each node's own session folder (not /tmp/ray/session_latest, which another Ray may have moved).
         fallbacks = cpu_fallback_lines({Path(node.get_session_dir_path()) for node in cluster.list_all_nodes()})
     finally:
@@ -141,7 +146,7 @@ def test_two_node_cluster_with_one_logical_gpu_per_node_packs_quarters_and_whole
         assert (trials["device"] == "cpu").all() and set(trials["gpu_ids"]) == {"0"}  # each node's only GPU
     assert set(quarters["node_id"]) == node_ids and set(wholes["node_id"]) == node_ids
     most, per_gpu, worst = peak_use(quarters, 0.25)
-    assert max(per_gpu.values()) >= 2 and max(per_gpu.values()) <= 4 and worst <= 1.0  # shared, never over 1
+    assert most == 8 and sorted(per_gpu.values()) == [4, 4] and worst <= 1.0  # four per GPU, never over 1
     most, per_gpu, worst = peak_use(wholes, 1.0)
-    assert most <= 2 and max(per_gpu.values()) == 1 and worst <= 1.0  # one trial per GPU
+    assert most == 2 and max(per_gpu.values()) == 1 and worst <= 1.0  # one trial per GPU, both at once
     assert fallbacks == 8 + 4
