@@ -301,6 +301,9 @@ def learning_curves(run: Run) -> Section:
     return section
 
 
+MIN_IMPORTANCE_TRIALS = 10
+
+
 def importances(run: Run) -> Section:
     section = Section("Parameter importances (Optuna)")
     study = run.study()
@@ -308,6 +311,13 @@ def importances(run: Run) -> Section:
         section.note = "No optuna.db in the run folder."
         return section
     import optuna
+
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if complete < MIN_IMPORTANCE_TRIALS:
+        section.note = (f"Not rated: the study has {complete} complete trials and an importance needs at least "
+                        f"{MIN_IMPORTANCE_TRIALS} (fewer rate the parameters on noise).")
+        return section
+    # Imported here: fANOVA's forest pulls in scikit-learn, seconds a report without importances does not pay.
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
     from optuna.visualization.matplotlib import plot_param_importances
 
@@ -325,7 +335,6 @@ def importances(run: Run) -> Section:
         except (ValueError, RuntimeError, ZeroDivisionError) as err:
             plt.close("all")
             notes.append(f"{name}: not computable here ({err})")
-    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     section.note = (f"Over the study's {complete} complete trials (PRUNED trials are left out by Optuna); "
                     "parameters sampled in only some trials are not rated. " + " ".join(notes))
     return section

@@ -27,11 +27,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHINESE = ["窦性心律", "窦性心动过速", "房颤"]
 
 
-def _study(path: Path) -> None:
-    """An Optuna study like a search's: two sampled parameters, complete and pruned trials."""
+def _study(path: Path, trials: int = 15) -> None:
+    """An Optuna study like a search's: two sampled parameters, complete and pruned trials (every third)."""
     study = optuna.create_study(study_name="search", storage=f"sqlite:///{path}", direction="maximize")
     rng = np.random.default_rng(0)
-    for i in range(8):
+    for i in range(trials):
         trial = study.ask()
         width = trial.suggest_int("model/width", 4, 16)
         lr = trial.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
@@ -107,6 +107,17 @@ def test_every_figure_decodes_and_each_section_is_there(run_dir: Path) -> None:
     assert "could not be drawn" not in text
     assert "窦性心律" in text  # the class names in the legend table, whatever the font
     assert "5 complete, 2 stopped by ASHA, 1 errored" in text  # 7 TERMINATED, 2 of them stopped early
+    assert "10 complete trials (PRUNED trials are left out" in text
+
+
+def test_a_study_of_few_trials_gets_no_importances_and_says_why(run_dir: Path, tmp_path: Path) -> None:
+    few = tmp_path / run_dir.name
+    shutil.copytree(run_dir, few)
+    (few / "optuna.db").unlink()
+    _study(few / "optuna.db", trials=13)  # 9 complete, one short of an importance
+    text = build(few)
+    assert len(_figures(text)) == 7  # the two importance figures are left out
+    assert "Not rated: the study has 9 complete trials and an importance needs at least 10" in text
 
 
 def test_search_report_rebuilds_a_moved_folder(run_dir: Path, tmp_path: Path) -> None:
