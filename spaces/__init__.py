@@ -79,11 +79,12 @@ def describe(name: str, ctx: SpaceContext, *, n_draws: int = 300) -> list[tuple[
     for _ in range(n_draws):
         trial = study.ask()
         config = space(trial)
-        for param, dist in trial.distributions.items():
+        distributions = trial.distributions  # a deep copy at each access: taken once per draw
+        for param, dist in distributions.items():
             ranges.setdefault(param, set()).add(_format(dist))
         for key, value in config.items():
             # Sampled values come back too, in `all` under their plain names: list them once, as sampled.
-            if key not in trial.distributions and not any(p.endswith("/" + key) for p in trial.distributions):
+            if key not in distributions and not any(p.endswith("/" + key) for p in distributions):
                 ranges.setdefault(key, set()).add(f"= {value}")
         study.tell(trial, 0.0)
     return [(param, " | ".join(sorted(texts))) for param, texts in sorted(ranges.items())]
