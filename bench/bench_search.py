@@ -2,7 +2,7 @@
 random sampling, Ray's overhead, trial start-up and trials per hour at 1 and 2 concurrent trials (issue 7).
 
     python bench/bench_search.py            # full mode: 24 trials per search; ~20 min on a quiet 2-core machine
-    python bench/bench_search.py --smoke    # every section at toy size (~2-3 min); figures are noise
+    python bench/bench_search.py --smoke    # every section at toy size, one Ray for all (~2 min); figures are noise
     python bench/bench_search.py --device cuda   # also 1, 2 and 4 trials per GPU, nvidia-smi sampled
 
 Every search is `search.run(SearchOptions(...))` (what `launch.py` runs), same space, data, seed and trial
@@ -643,7 +643,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.records, args.trials, args.epochs, args.overhead_trials = min(args.records, 120), 4, 3, 4
-        args.grace_period, args.tpe_grace_period = 1, 2
+        args.grace_period = args.tpe_grace_period = 1  # no extra TPE search: the same code as the first rung's
     root = Path(__file__).resolve().parent
     if args.out is None:
         args.out = root / ("out/search-smoke" if args.smoke else "results/search")
@@ -670,6 +670,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 long_trial_s=60.0, calibrate=not args.smoke, tpe_grace_period=args.tpe_grace_period)
     started_at, started = time.perf_counter(), machine()
     bench = Bench(shared, plan, args.out, device)
+    if args.smoke:  # one Ray for every search (search.run leaves a Ray it did not start running): CI's time
+        import ray
+
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING")
     try:
         bench.asha_vs_fifo()
         bench.tpe_vs_random()
@@ -677,6 +681,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         bench.runs_table().to_csv(args.out / "searches.csv", index=False)
         write_readme(args.out, bench, started, machine(), args, time.perf_counter() - started_at)
     finally:
+        if args.smoke:
+            ray.shutdown()
         if not args.keep_runs:
             shutil.rmtree(work_dir, ignore_errors=True)
     print(f"\nfigures, plots and README.md in {args.out} ({(time.perf_counter() - started_at) / 60:.1f} min)")
