@@ -1,7 +1,8 @@
 """The field's benchmarks through launch.py and ecg.inspect as a user runs them: a PTB-XL-layout folder (written
-by tests/conftest.py with wfdb, real statement table) and the shared CinC 2021 sample, in tiny searches. The
-searches join the session's `ray start` cluster (`ray_cluster`, tests/search/conftest.py): what they check is the
-data's conventions, not how Ray starts."""
+by tests/conftest.py with wfdb, real statement table) and the shared CinC 2021 sample, in tiny searches. The two
+searches are the README's benchmark commands as written (`README_BENCHMARKS`; tests/search/test_every_space.py
+checks the README lists them), with tiny sizes added. They join the session's `ray start` cluster
+(`ray_cluster`, tests/search/conftest.py): what they check is the data's conventions, not how Ray starts."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,16 @@ import pytest
 
 TINY = ("--space", "ecgnet", "--num-samples", "2", "--max-epochs", "1", "--top-k", "2", "--cpus-per-trial", "1",
         "--seed", "0")
+# The README's commands, and what each becomes here (the downloads stood in for by the fixtures' folders).
+README_BENCHMARKS = {
+    "python launch.py --data ~/ptb-xl --task superdiagnostic --fs 100 --leads 12":
+        ("--data", "{ptbxl}", "--task", "superdiagnostic", "--fs", "100", "--leads", "12"),
+    "python launch.py --data ~/cinc2021/training --task cinc2021": ("--data", "{cinc}", "--task", "cinc2021"),
+}
+
+
+def readme_command(command: str, **folders) -> tuple[str, ...]:
+    return tuple(arg.format(**folders) for arg in README_BENCHMARKS[command])
 
 
 def _official(record_ids: pd.Series) -> list[str]:
@@ -47,18 +58,21 @@ def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli):
 
 @pytest.mark.slow
 def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(ptbxl_dir, cli, tmp_path, ray_cluster):
-    proc = cli.launch(*TINY, "--data", str(ptbxl_dir), "--fs", "100", "--leads", "12", "--results-dir", str(tmp_path),
-                      "--address", ray_cluster.address, env=ray_cluster.env)
+    command = readme_command("python launch.py --data ~/ptb-xl --task superdiagnostic --fs 100 --leads 12",
+                             ptbxl=ptbxl_dir)
+    proc = cli.launch(*command, *TINY, "--results-dir", str(tmp_path), "--address", ray_cluster.address,
+                      env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path)
     assert proc.stdout.strip().splitlines()[-1] == f"results in {run_dir}"
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["data"]["convention"] == {"task": "all", "split": "official", "metric": "val_macro_auc"}
+    assert info["data"]["convention"] == {"task": "superdiagnostic", "split": "official", "metric": "val_macro_auc"}
     assert info["args"]["metric"] == "val_macro_auc"
     data = info["data"]
-    assert (data["fs"], data["samples"], data["leads"], data["classes"]) == (100, 1000, 12, 71)
+    assert (data["fs"], data["samples"], data["leads"], data["classes"]) == (100, 1000, 12, 5)
     split = pd.read_csv(run_dir / "split.csv", dtype=str)
-    assert len(split) == 60 and split["split"].tolist() == _official(split["record_id"])
+    # The fixture's 60 records less the 10 with no superdiagnostic label, in their official folds.
+    assert len(split) == 50 and split["split"].tolist() == _official(split["record_id"])
     trials = cli.read_csv(run_dir / "trials.csv")
     assert "best_val_macro_auc" in trials.columns and len(trials) == 2
     results = cli.read_csv(run_dir / "test_results.csv")
@@ -71,12 +85,14 @@ def test_ptbxl_search_uses_the_official_split_and_reports_auc_with_an_interval(p
 
 @pytest.mark.slow
 def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_path, ray_cluster):
-    proc = cli.launch(*TINY, "--data", str(cinc_dir), "--task", "cinc2021", "--metric", "val_challenge_score",
-                      "--results-dir", str(tmp_path), "--address", ray_cluster.address, env=ray_cluster.env)
+    command = readme_command("python launch.py --data ~/cinc2021/training --task cinc2021", cinc=cinc_dir)
+    proc = cli.launch(*command, *TINY, "--results-dir", str(tmp_path), "--address", ray_cluster.address,
+                      env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["data"]["convention"] == {"task": "cinc2021", "split": "stratified", "metric": "val_challenge_score"}
+    assert info["args"]["metric"] == "val_challenge_score"  # the task's own metric, without --metric
     assert info["data"]["classes"] == 26
     epochs = cli.read_csv(run_dir / "epochs.csv")
     assert epochs["best_so_far_val_challenge_score"].tolist() == pytest.approx(epochs["val_challenge_score"].tolist())

@@ -22,6 +22,7 @@ import pytest
 from ecg.models import create_model, model_options
 from ecg.train import TrialConfig, load_checkpoint
 from spaces import FAMILY_SPACES, SPACES
+from tests.search.test_benchmark_runs import README_BENCHMARKS
 
 pytestmark = pytest.mark.slow
 
@@ -189,7 +190,8 @@ def test_the_all_space_resumes_after_sigkill_with_its_searcher(results: Path, cl
 
 # --- The README's "More ways to run it", each command as written, at tiny sizes -------------------------------
 README = Path(__file__).resolve().parents[2] / "README.md"
-# What each command becomes here: the same entry point and options, with tiny sizes and temporary paths.
+# What each command becomes here: the same entry point and options, with tiny sizes and temporary paths (and a
+# search joins the session's `ray start` cluster).
 # {synth}: a Hefei-layout folder written by the synthetic command; {run}: the ECGNet run of this module.
 README_RUNS = {
     "python launch.py --list-spaces": (["launch.py", "--list-spaces"], "gru/model/version"),
@@ -203,12 +205,6 @@ README_RUNS = {
           "--out", "{tmp}/retrain"], "written to"),
     "python -m ecg.synthetic.plot --out docs/synthetic_diagnoses.png":
         (["-m", "ecg.synthetic.plot", "--out", "{tmp}/diagnoses.png", "--n", "200"], ""),
-    "python launch.py --data ~/ptb-xl --task superdiagnostic --fs 100 --leads 12":
-        (["launch.py", "--data", "{ptbxl}", "--task", "superdiagnostic", "--fs", "100", "--leads", "12",
-          "--num-samples", "2", "--max-epochs", "1", "--top-k", "1", "--results-dir", "{tmp}/results"], "results in"),
-    "python launch.py --data ~/cinc2021/training --task cinc2021":
-        (["launch.py", "--data", "{cinc}", "--task", "cinc2021", "--num-samples", "2", "--max-epochs", "1",
-          "--top-k", "1", "--results-dir", "{tmp}/results"], "results in"),
     "python launch.py --objectives val_micro_f1,latency_ms --max-latency-ms 5":
         (["launch.py", "--objectives", "val_micro_f1,latency_ms", "--max-latency-ms", "5", "--n-records", "120",
           "--num-samples", "2", "--max-epochs", "1", "--top-k", "1", "--results-dir", "{tmp}/results"], "results in"),
@@ -218,6 +214,7 @@ README_RUNS = {
 }
 # Run through launch.py and Ray by another test, with the same options at tiny sizes.
 TESTED_ELSEWHERE = {
+    **{command: "tests/search/test_benchmark_runs.py runs it as written, at tiny sizes" for command in README_BENCHMARKS},
     "python launch.py --objectives val_micro_f1,params --max-params 100000":
         "tests/search/test_objectives.py: --objectives val_micro_f1,params under --max-params",
     "python launch.py --space all --warm-start study":
@@ -247,17 +244,18 @@ def test_readme_command_runs_as_written(command: str, results: Path, cli, tmp_pa
     run_dir, _ = run_space("ecgnet", results, cli, request)
     tmp = tmp_path_factory.mktemp("readme")
     joined = " ".join(README_RUNS[command][0])
-    # The benchmark downloads are stood in for by a PTB-XL-layout folder the tests write and the CinC sample.
-    ptbxl = request.getfixturevalue("ptbxl_dir") if "{ptbxl}" in joined else None
-    cinc = request.getfixturevalue("cinc_dir") if "{cinc}" in joined else None
     synth = results / "synth"
     if "{synth}" in joined and not (synth / "hf_round2_train.txt").exists():
         made = subprocess.run([sys.executable, "-m", "ecg.synthetic", "--out", str(synth), "--n", "60", "--fs", "250",
                                "--length", "2500"], cwd=cli.root, env=cli.env(), capture_output=True, text=True)
         assert made.returncode == 0, made.stderr
     argv, expected = README_RUNS[command]
-    argv = [a.format(run=run_dir, synth=synth, tmp=tmp, ptbxl=ptbxl, cinc=cinc) for a in argv]
-    proc = subprocess.run([sys.executable, *argv], cwd=cli.root, env=cli.env(), capture_output=True, text=True,
+    argv = [a.format(run=run_dir, synth=synth, tmp=tmp) for a in argv]
+    env = cli.env()
+    if "--results-dir" in argv:  # a search: it joins the session's cluster (local Ray starts are tested above)
+        cluster = request.getfixturevalue("ray_cluster")
+        argv, env = [*argv, "--address", cluster.address], cluster.env
+    proc = subprocess.run([sys.executable, *argv], cwd=cli.root, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert expected in proc.stdout + proc.stderr
