@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real records live, and skipping with a reason when they are absent."""
+"""Shared fixtures: where the real records live, and skipping with a reason when they are absent; the order
+the test files run in."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,3 +83,10 @@ def ptbxl_statements() -> Path:
 def ptbxl_dir(tmp_path_factory: pytest.TempPathFactory, ptbxl_statements: Path) -> Path:
     """60 records at 100 and 500 Hz in the PTB-XL layout (written once per test session)."""
     return write_ptbxl(tmp_path_factory.mktemp("ptbxl"), 60)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with end-to-end runs (marked slow or faults) first, in their usual order: the parallel workers
+    take a file at a time (`--dist loadfile`), so the long ones start at once and the quick ones fill the end."""
+    long_files = {item.path for item in items if item.get_closest_marker("slow") or item.get_closest_marker("faults")}
+    items.sort(key=lambda item: item.path not in long_files)  # a stable sort keeps each file's own order

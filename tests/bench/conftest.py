@@ -1,6 +1,6 @@
 """The GPU check's dry run, once per test session: it runs bench_train.py and bench_models.py in their smoke
 modes among its steps, so the smoke tests of those two benches read what that run printed instead of running
-them again (tests/bench/test_bench_smoke.py, tests/bench/test_gpu_check.py)."""
+them again (all in tests/bench/test_gpu_check.py, so one parallel worker runs it once)."""
 from __future__ import annotations
 
 import os

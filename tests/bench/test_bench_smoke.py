@@ -35,27 +35,6 @@ def test_bench_synthetic_smoke_prints_speed_and_f1_against_baselines(tmp_path) -
     assert "records/s" in out and "micro" in out.lower() and "prevalence" in out.lower()
 
 
-# bench_train.py and bench_models.py run in their smoke modes as steps of the GPU check's dry run (the session's
-# `gpu_dry_run`, tests/bench/conftest.py): these two tests read what those steps printed.
-@pytest.mark.slow
-def test_bench_train_smoke_prints_fit_to_bare_ratio(gpu_dry_run) -> None:
-    out, _ = gpu_dry_run
-    steps = (out / "steps.csv").read_text()
-    assert "bench_train,ok," in steps, steps  # `bench_train.py --smoke --device cpu` exited 0
-    printed = (out / "bench_train.txt").read_text()
-    assert "ratio" in printed.lower() or "fit/bare" in printed.lower()
-
-
-@pytest.mark.slow
-def test_bench_models_smoke_on_four_variants_prints_params_and_speed(gpu_dry_run) -> None:
-    out, _ = gpu_dry_run
-    steps = (out / "steps.csv").read_text()
-    assert "bench_models,ok," in steps, steps  # `bench_models.py --smoke --device cpu --variants ...` exited 0
-    printed = (out / "bench_models.txt").read_text()
-    for variant in ("resnet50", "seresnet50", "ecgnet_v3", "gru_v3_50x100"):
-        assert variant in printed, variant
-
-
 @pytest.mark.slow
 def test_bench_search_smoke_writes_every_figure(tmp_path) -> None:
     out_dir = tmp_path / "search"
