@@ -5,8 +5,8 @@ scalar or one per class; a record is predicted positive for a class when `prob >
 
 Every score comes from per-class counts (`label_counts`), with scikit-learn's conventions (`zero_division=0`,
 tie-averaged ranks); the tests check them against scikit-learn. Not scikit-learn itself: `sklearn.metrics`
-pulls in `scipy.stats`, and every trial's worker process would pay over a second importing them before its
-first epoch (bench/results/imports).
+pulls in `scipy.stats`, which every trial's worker would import before its first epoch for two lines of
+arithmetic (bench/results/imports).
 """
 from __future__ import annotations
 
