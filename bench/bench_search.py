@@ -2,7 +2,7 @@
 random sampling, Ray's overhead, trial start-up and trials per hour at 1 and 2 concurrent trials (issue 7).
 
     python bench/bench_search.py            # full mode: 24 trials per search; ~20 min on a quiet 2-core machine
-    python bench/bench_search.py --smoke    # every section at toy size, one Ray for all (~2 min); figures are noise
+    python bench/bench_search.py --smoke    # every section at toy size, one Ray for all (~1.5 min); figures are noise
     python bench/bench_search.py --device cuda   # also 1, 2 and 4 trials per GPU, nvidia-smi sampled
 
 Every search is `search.run(SearchOptions(...))` (what `launch.py` runs), same space, data, seed and trial
@@ -642,7 +642,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--note", default="", help="a remark for the README (e.g. 'machine shared with other jobs')")
     args = p.parse_args(argv)
     if args.smoke:
-        args.records, args.trials, args.epochs, args.overhead_trials = min(args.records, 120), 4, 3, 4
+        args.records, args.trials, args.epochs, args.overhead_trials = min(args.records, 120), 3, 2, 3
         args.grace_period = args.tpe_grace_period = 1  # no extra TPE search: the same code as the first rung's
     root = Path(__file__).resolve().parent
     if args.out is None:

@@ -104,7 +104,7 @@ sample_cpu() {
   done
 }
 
-step cuda_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k "cuda" -m "not slow" \
+step cuda_tests 120 "$PY" -m pytest -q -p no:cacheprovider -n 0 -k "cuda" -m "not slow" \
   tests/ecg/data/test_augment.py tests/ecg/train/test_loop.py tests/search/test_winners.py
 
 step bench_train 90 "$PY" bench/bench_train.py "${TRAIN_ARGS[@]}"
