@@ -2,7 +2,7 @@
 
     python bench/bench_peer.py                   # 7 min per method, the three at once; ~10 min in all
     python bench/bench_peer.py --budget-min 4    # shorter
-    python bench/bench_peer.py --smoke           # toy sizes for CI (1 min each, ~2 min in all); figures are noise
+    python bench/bench_peer.py --smoke           # toy sizes for CI (1.5 min each, side by side); figures are noise
 
 The three methods, each with two trials (processes) at a time, 1 CPU thread per trial:
   (a) ray_asha_tpe   this system: `launch.py --space gru` (Ray Tune + Optuna TPE + ASHA at the CPU defaults'
@@ -300,7 +300,10 @@ def ray_events(work: Path, started: float) -> tuple[pd.DataFrame, dict[str, dict
     if not runs:
         return pd.DataFrame(columns=EVENT_COLUMNS), {}, None
     experiment = runs[-1].resolve() / "tune"
-    configs = {record.trial_id: record.config for record in read_trials(experiment).records}
+    configs = {record.trial_id: record.config for record in read_trials(experiment).records} \
+        if experiment.exists() else {}
+    if not (runs[-1] / "trials.csv").exists():  # stopped before its search began (a slow Ray start): no trial
+        return pd.DataFrame(columns=EVENT_COLUMNS), configs, runs[-1]
     trials, events = read_run(runs[-1], experiment)
     if not len(events):
         return pd.DataFrame(columns=EVENT_COLUMNS), configs, runs[-1]
@@ -555,7 +558,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke and not (args.worker or args.retrain):
-        args.budget_min, args.records, args.epochs, args.grace_period = 1.0, 120, 2, 1
+        args.budget_min, args.records, args.epochs, args.grace_period = 1.5, 120, 2, 1
     if args.out is None:
         args.out = ROOT / "bench" / ("out/peer-smoke" if args.smoke else "results/peer")
     return args
