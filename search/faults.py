@@ -113,7 +113,6 @@ class FaultInjector:
 
         raise torch.OutOfMemoryError(f"CUDA out of memory ({message})")
 
-
     def _hold(self, n: int) -> None:
         """Mark this trial as arrived (a file in its folder) and wait until `n` trial folders of the run have
         the mark, or HOLD_TIMEOUT_S has passed."""
