@@ -95,8 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             raise OptionError("--trust-run-folder only applies with --resume")
         if options.resume is None:
             options.check_environment()
-        elif not (options.resume / "run.json").is_file():
-            raise OptionError(f"--resume {options.resume}: no run.json there (not a run folder)")
+        else:
+            from ecg.run_folder import RunFolder, RunFolderError
+
+            try:
+                RunFolder.open(options.resume)
+            except RunFolderError as err:
+                raise OptionError(f"--resume: {err}") from None
     except OptionError as err:
         return _refuse(err)
     if options.address is not None and options.resume is None:
@@ -109,18 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     # Ray Tune, torch and the data readers only from here, once the arguments are known to be good, so --help
     # and a refused value do not wait for their imports (bench/results/cli).
     from ecg.data.errors import DataError
+    from ecg.run_folder import RunFolderError
     from search import runner
 
     try:
         runner.run(options)
-    except (OptionError, DataError) as err:  # bad data, or what only the cluster can tell (GPUs per node)
+    except (OptionError, DataError, RunFolderError) as err:  # bad data, a folder in use, what only the cluster can tell
         return _refuse(err)
     except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
         return _refuse(err, code=1)
     except runner.SearchInterrupted as stop:
-        print(f"\nSearch interrupted; what finished is in {stop.run_dir}.\nResume with:\n  "
-              f"{runner.resume_command(stop.run_dir)}")
-        return 130
+        print(f"\nSearch interrupted ({stop.signal_name}); what finished is in {stop.run_dir}.\nResume with:\n  "
+              f"{runner.resume_command(stop.run_dir)}", flush=True)
+        return stop.exit_code
+    except runner.StoppedBeforeSearch as stop:
+        print(f"\nlaunch.py: {stop}; nothing of it was kept", file=sys.stderr)
+        return stop.exit_code
     return 0
 
 

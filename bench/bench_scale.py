@@ -43,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from ecg.run_folder import RunFolder  # noqa: E402  (the project on the path first)
+
 FS, LENGTH = 100, 1000  # 10 s at 100 Hz: 20k records x 8 leads x 1,000 samples are 320 MB as int16
 GOALS = {"per_trial_over_float32": 1.3, "store_over_data": 1.05, "load_split_20k_s": 10.0}
 
@@ -186,7 +188,7 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     dataset, source = run_data.load(options)  # generates and caches the set the first time
     first_load_s = time.perf_counter() - started
     started = time.perf_counter()
-    run_data.split(dataset, seed=0, split_csv=work / "probe-split-1.csv", source=source)
+    run_data.split(dataset, seed=0, source=source)
     first_split_s = time.perf_counter() - started  # includes importing the stratification code
     del dataset
     # Warm, as every run after the first: the cached set, and the split's code already imported.
@@ -194,7 +196,7 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     dataset, source = run_data.load(options)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    split = run_data.split(dataset, seed=0, split_csv=work / "probe-split-2.csv", source=source)
+    split = run_data.split(dataset, seed=0, source=source)
     split_s = time.perf_counter() - started
     stored, float32 = trial_data_bytes(split.trial_data)
     if args.data_only:
@@ -209,15 +211,15 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
     with Monitor() as monitor:
         run_dir = search.run(options)
     run_s = time.perf_counter() - run_started
-    info = json.loads((run_dir / "run.json").read_text())
-    trials, _ = read_run(run_dir, Path(info["experiment_path"]))
-    starts = trial_start_times(trials, float(info["fit_started"]), 2)
+    record = RunFolder.open(run_dir).record
+    trials, _ = read_run(run_dir)
+    starts = trial_start_times(trials, float(record.fit_started), 2)
     ray.shutdown()
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     workers = sorted(monitor.workers.values(), key=lambda w: -w.get("VmRSS", 0))[:2]
     per_trial = [w.get("VmRSS", 0) - baseline for w in workers]
     return {
-        "records": n, "train_val_records": int(info["data"]["split"]["train"] + info["data"]["split"]["val"]),
+        "records": n, "train_val_records": int(record.data.split["train"] + record.data.split["val"]),
         "first_load_s": round(first_load_s, 2), "first_split_s": round(first_split_s, 2), "load_s": round(load_s, 2), "split_s": round(split_s, 2),
         "load_split_s": round(load_s + split_s, 2),
         "driver_peak_rss_mb": round(driver_peak / 2**20, 1),
@@ -233,7 +235,7 @@ def one_size(args: argparse.Namespace) -> dict[str, Any]:
         "store_over_data": round(monitor.store_peak / stored, 3) if stored else math.nan,
         "trial_setup_s": round(float(starts["setup_s"].median()), 2),
         "trial_start_s": round(float(starts["start_s"].median()), 2),
-        "tuner_fit_s": round(float(info.get("fit_time_s", math.nan)), 1),
+        "tuner_fit_s": round(float(record.fit_time_s if record.fit_time_s is not None else math.nan), 1),
         "run_s": round(run_s, 1),
     }
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -57,6 +56,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ecg.run_folder import BEST_CONFIGS, SPLIT, TRIALS, RunFolder  # noqa: E402
 from search_analysis import (  # noqa: E402  (bench/ on the path first)
     METRIC, WINNER_F1_GAP, best_at, best_so_far_by_trial_epochs, best_so_far_by_trials, epochs_for, mean_epoch_s,
     overhead, parse_nvidia_smi, rank_correlation, resampled_replays, trial_curves,
@@ -183,10 +183,10 @@ def run_search(shared: Shared, spec: Spec) -> Search:
     sampler = GpuSampler() if spec.gpus_per_trial else contextlib.nullcontext()
     with sampler:
         run_dir = search.run(options)
-    info = json.loads((run_dir / "run.json").read_text())
-    fit_start, fit_time_s = float(info["fit_started"]), float(info["fit_time_s"])
-    ray_start_s = float(info.get("ray_start_s", math.nan))  # search.run starts (and stops) its own Ray
-    trials, events = read_run(run_dir, Path(info["experiment_path"]))
+    record = RunFolder.open(run_dir).record
+    fit_start, fit_time_s = float(record.fit_started), float(record.fit_time_s)
+    ray_start_s = float(record.ray_start_s if record.ray_start_s is not None else math.nan)  # search.run's own Ray
+    trials, events = read_run(run_dir)
     found = Search(spec=spec, run_dir=run_dir, ray_start_s=ray_start_s, fit_start=fit_start, fit_time_s=fit_time_s,
                    trials=trials, events=events,
                    gpu_samples=sampler.samples() if isinstance(sampler, GpuSampler) else pd.DataFrame())
@@ -195,13 +195,15 @@ def run_search(shared: Shared, spec: Spec) -> Search:
     return found
 
 
-def read_run(run_dir: Path, experiment_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_run(run_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """trials.csv joined with Ray's per-trial times, and every reported epoch with its report time."""
     from ray.tune import ExperimentAnalysis
 
-    from search.exports import read_run_csv, read_trials
+    from search.exports import read_trials
 
-    trials = read_run_csv(run_dir / "trials.csv")
+    folder = RunFolder.open(run_dir)
+    experiment_path = folder.experiment_dir(folder.record.args.get("storage_path"))
+    trials = folder.read_csv(TRIALS)
     ray_trials = {t.trial_id: t for t in ExperimentAnalysis(str(experiment_path)).trials}
     records = read_trials(experiment_path).records
     numbers = dict(zip(trials["trial_id"].astype(str), trials["trial_number"]))
@@ -237,14 +239,13 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     from ecg.train import fit
     from ecg.train.config import TrialConfig
     from search import data as run_data
-    from search.exports import read_run_csv
     from search.options import SearchOptions
 
-    info = json.loads((found.run_dir / "run.json").read_text())
-    options = SearchOptions.from_dict(info["args"])  # resolved: fs and length as the search had them
+    folder = RunFolder.open(found.run_dir)
+    options = SearchOptions.from_dict(folder.record.args)  # resolved: fs and length as the search had them
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=found.run_dir / "split.csv", source=source)
-    row = read_run_csv(found.run_dir / "best_configs.csv").iloc[0]
+    split = run_data.split(dataset, seed=options.seed, existing=folder.file(SPLIT), source=source)
+    row = folder.read_csv(BEST_CONFIGS).iloc[0]
     config = TrialConfig.from_flat(row.to_dict())
     split = run_data.with_space_rates(split, options).at_rate(config.fs)  # the winner's input rate
     config.optim.epochs = found.spec.epochs

@@ -15,7 +15,6 @@ test macro-F1. Writes thresholds.csv and README.md into --out.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -26,7 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search import exports  # noqa: E402
+from ecg.run_folder import (PER_CLASS, TEST_RESULTS, RunFolder, RunFolderError, write_atomic,  # noqa: E402
+                            write_csv)
 from search.report import write_report  # noqa: E402
 from search.winners import reevaluate  # noqa: E402
 
@@ -36,12 +36,15 @@ TOLERANCE = 0.005
 
 def find_run(runs_dir: Path, seed: int, smoke: bool) -> Path | None:
     """A complete run folder of `seed` in `runs_dir` made with the same search settings, or None."""
-    for run_json in sorted(runs_dir.glob("*/run.json")):
-        info = json.loads(run_json.read_text())
-        args = info.get("args", {})
-        if info.get("status") == "complete" and info.get("seed") == seed and args.get("space") == "ecgnet" \
+    for path in sorted(p for p in runs_dir.glob("*") if p.is_dir()):
+        try:
+            record = RunFolder.open(path).record
+        except RunFolderError:
+            continue
+        args = record.args
+        if record.status == "complete" and record.seed == seed and args.get("space") == "ecgnet" \
                 and (args.get("num_samples") == 2) == smoke:
-            return run_json.parent
+            return path
     return None
 
 
@@ -66,13 +69,16 @@ def row(frame: pd.DataFrame, model: str, rule: str | None = None) -> pd.Series:
 
 
 def evaluate_seed(run_dir: Path, seed: int) -> dict:
-    results = reevaluate(run_dir)
-    exports.write_csv(results.test_results, run_dir / "test_results.csv")
-    exports.write_csv(results.per_class, run_dir / "per_class.csv")
-    info = json.loads((run_dir / "run.json").read_text())
-    info["chosen_model"] = results.chosen
-    exports.write_json(info, run_dir / "run.json")
-    write_report(run_dir)
+    folder = RunFolder.open(run_dir)
+    with folder.locked():  # the run's results are rewritten with the new rules: no search may write it meanwhile
+        results = reevaluate(folder)
+        folder.write_csv(TEST_RESULTS, results.test_results)
+        folder.write_csv(PER_CLASS, results.per_class)
+        record = folder.record
+        record.chosen_model = results.chosen
+        folder.save(record)
+        write_report(folder)
+    info = record.to_dict()
     frame = results.test_results
     base, chosen = row(frame, "rank1", "0.5"), row(frame, "rank1")
     out = {"seed": seed, "run": run_dir.name, "search_commit": str(info.get("git", {}).get("commit", ""))[:7],
@@ -146,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         ("" if args.smoke or seeds == [0, 1, 2, 3, 4] else " --seeds " + " ".join(map(str, seeds)))
     text = readme(table, command, args.smoke) + (f"\n{args.note}\n" if args.note else "")
     print(next(line for line in text.splitlines() if line.startswith("Goal:")))
-    exports.write_csv(table, args.out / "thresholds.csv")
-    exports.write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
+    write_csv(table, args.out / "thresholds.csv")
+    write_atomic(args.out / "README.md", lambda tmp: tmp.write_text(text))
     return 0
 
 

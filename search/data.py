@@ -14,7 +14,9 @@ from typing import Any
 
 from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
 from ecg.data.rates import resample_dataset
-from ecg.data.source import DataSpec, load as load_spec, split as split_dataset
+from ecg.data.errors import DataError
+from ecg.data.split import MINIMUM
+from ecg.data.source import DataSpec, Splits, load as load_spec, split as split_dataset
 from search.options import SearchOptions
 
 
@@ -28,16 +30,25 @@ class SplitData:
     fingerprint: str
     source: str
     others: dict[int, SplitData] = field(default_factory=dict)  # the same records at the other input rates
+    parts: Splits | None = field(default=None, repr=False)  # the assignment split.csv records
 
     @property
     def fs(self) -> int:
         return self.train.fs
 
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in ("train", "val", "test")}
+
+    def save(self, path: Path) -> None:
+        """Write split.csv (`record_id,split`) at `path`."""
+        assert self.parts is not None, "a split made by search.data.split"
+        self.parts.save(path)
+
     def with_rates(self, rates: Iterable[int]) -> SplitData:
         """This split with its records also at every rate of `rates` (each split resampled once, cached)."""
         others = {fs: dataclasses.replace(self, train=resample_dataset(self.train, fs),
                                           val=resample_dataset(self.val, fs), test=resample_dataset(self.test, fs),
-                                          others={})
+                                          others={}, parts=None)
                   for fs in sorted(set(rates)) if fs != self.fs}
         return dataclasses.replace(self, others=others)
 
@@ -100,20 +111,36 @@ def load(options: SearchOptions) -> tuple[ECGDataset, str]:
     return load_spec(spec), spec.describe()
 
 
-def split(dataset: ECGDataset, *, seed: int, split_csv: Path, source: str, spec: DataSpec | None = None) -> SplitData:
-    """The one already in `split_csv` when resuming, else the data's official split when `spec` asks for it
-    (PTB-XL's default), else the stratified 7:1:2 split with `seed`; saved to `split_csv`. The hand-made
-    features are attached to every part (`ecg.features.attach_features`)."""
-    existing = split_csv if split_csv.exists() else None
-    parts = split_dataset(dataset, seed=seed, existing=existing, spec=spec)
+def split(dataset: ECGDataset, *, seed: int, source: str, existing: Path | None = None,
+          spec: DataSpec | None = None) -> SplitData:
+    """The split saved at `existing` (a resumed run's split.csv), else the data's official split when `spec` asks
+    for it (PTB-XL's default), else the stratified 7:1:2 split with `seed`. The hand-made features are attached
+    to every part (`ecg.features.attach_features`); `SplitData.save` writes split.csv."""
+    parts = split_dataset(dataset, seed=seed, existing=existing if existing is not None and existing.exists() else None,
+                          spec=spec)
     # Every family space samples model/features, so the trials, the winners' test evaluation and a resumed
     # run all get them: computed once per dataset (cached), standardised on this run's training split.
     from ecg.features import attach_features  # the driver's step: trial workers import this module too
 
     attach_features(parts, dataset)
-    if existing is None:
-        parts.save(split_csv)
-    return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source)
+    return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source,
+                     parts=parts)
+
+
+def check_searchable(split: SplitData) -> None:
+    """Refuse (DataError, one line with the numbers) a split too small to search and evaluate honestly: a part
+    below `ecg.data.split.MINIMUM`, or a validation set without a single diagnosis (every trial would score
+    the same)."""
+    sizes = split.sizes()
+    short = [f"{part} {sizes[part]} < {least}" for part, least in MINIMUM.items() if sizes[part] < least]
+    if not short and not split.val.labels.any():
+        short = ["validation has no labelled diagnosis"]
+    if short:
+        total = sum(sizes.values())
+        raise DataError(f"{total} records split {sizes['train']} train / {sizes['val']} validation / "
+                        f"{sizes['test']} test: too few to rank trials and test the winner ({', '.join(short)}); "
+                        f"a search needs at least {MINIMUM['train']} train, {MINIMUM['val']} validation "
+                        f"(with a diagnosis among them) and {MINIMUM['test']} test records: give more records")
 
 
 def with_space_rates(split: SplitData, options: SearchOptions) -> SplitData:

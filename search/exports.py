@@ -1,21 +1,19 @@
-"""What a run leaves behind, as CSV and JSON: one row per trial, one row per trial-epoch, the top-k configs.
-
-Every file is written to a temporary name in the same folder and renamed over the target (`os.replace`),
-so a crash or a full disk mid-write leaves the previous version intact, never half a file.
-"""
+"""What a search leaves behind, read from Ray's experiment: one row per trial, one row per trial-epoch, the
+top-k configs, as frames that `ecg.run_folder.RunFolder` writes (atomically) into the run folder."""
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
+from ecg.run_folder import RunFolder, read_run_csv
 from ecg.train.config import flatten
+from search import study
 from search.trial_failures import FATAL_FILE, trial_number
 
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
@@ -25,42 +23,13 @@ SUMMARY_METRICS = ("val_micro_f1", "val_macro_f1", "val_loss", "train_loss", "va
 TASK_METRICS = ("val_challenge_score",)
 # Costs each trial reports once (ecg.train.costs), as trials.csv columns.
 COST_METRICS = ("params", "macs", "latency_ms_b1", "latency_ms_b64")
+# A trial created just before a search stopped has no result yet: Ray's ExperimentAnalysis (ours, and the one
+# Tuner.fit returns) warns about each, and trials.csv's row says so anyway (no epochs).
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 # Ray's own bookkeeping columns that epochs.csv leaves out.
 RAY_COLUMNS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "time_this_iter_s",
                "time_total_s", "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore",
                "date", "trial_id", "training_iteration", "config"}
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary_path)` and rename the result to `path`; the temporary file never survives."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the exports are ordinary files
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
-    return write_atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def write_json(value: Any, path: Path) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2, default=str) + "\n"))
 
 
 @dataclass
@@ -155,12 +124,6 @@ def read_trials(experiment_path: Path) -> TrialTable:
         ))
     records.sort(key=lambda r: (r.number, r.trial_id))
     return TrialTable(records)
-
-
-def read_run_csv(path: Path) -> pd.DataFrame:
-    """A CSV of a run (trials.csv, best_configs.csv, Ray's progress.csv) with trial ids as text: Ray's 8 hex
-    digits may read as a number ("9884e585" is 9884 x 10^585, a float)."""
-    return pd.read_csv(path, dtype={"trial_id": str})
 
 
 def _read_progress(path: Path) -> pd.DataFrame:
@@ -260,67 +223,14 @@ def _input(epochs: pd.DataFrame) -> dict[str, int | None]:
     return out
 
 
-def optuna_trial_numbers(study_db: Path, table: TrialTable, study_name: str = "search") -> dict[str, int]:
-    """Ray trial id -> the Optuna study's trial number: the study trial the searcher tagged with the Ray trial
-    id (`search.tuner.RAY_TRIAL_ID_ATTR`), else the one whose sampled parameters the config holds (a study
-    from before the tag; Ray keeps no link, and its creation order drifts from Optuna's after a resume). The
-    tag comes first because a config need not hold the study's values: sample counts are scaled to the
-    trial's input rate (`spaces.rate`)."""
-    import optuna
-
-    from search.tuner import RAY_TRIAL_ID_ATTR
-
-    if not Path(study_db).exists():
-        return {}
-    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
-    tagged = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t.number for t in study.trials if RAY_TRIAL_ID_ATTR in t.user_attrs}
-    numbers: dict[str, int] = {}
-    for record in table.records:
-        if record.trial_id in tagged:
-            numbers[record.trial_id] = tagged[record.trial_id]
-            continue
-        for trial in study.trials:
-            if trial.number in numbers.values() or not trial.params:
-                continue
-            if all(_same(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
-                    any(k in record.config for k in trial.params):
-                numbers[record.trial_id] = trial.number
-                break
-    return numbers
-
-
-def study_user_attr(study_db: Path, name: str, study_name: str = "search") -> dict[str, str]:
-    """Ray trial id -> the study trial's user attribute `name` (the searcher tags each study trial with its Ray
-    trial id), for the trials that have it."""
-    import optuna
-
-    if not Path(study_db).exists():
-        return {}
-    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
-    return {str(t.user_attrs["ray_trial_id"]): str(t.user_attrs[name]) for t in study.trials
-            if "ray_trial_id" in t.user_attrs and name in t.user_attrs}
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        try:
-            return math.isclose(float(a), float(b), rel_tol=1e-9)
-        except (TypeError, ValueError):
-            return False
-    return a == b
-
-
-def search_constants(table: TrialTable, study_db: Path, study_name: str = "search") -> dict[str, Any]:
+def search_constants(table: TrialTable, folder: RunFolder) -> dict[str, Any]:
     """The config entries no trial sampled (the space's constants, e.g. `optim/epochs`, `optim/seed`)."""
-    import optuna
-
-    if not table.records or not Path(study_db).exists():
+    if not table.records:
         return {}
-    study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(study_db).resolve()}")
-    sampled = {name for trial in study.trials for name in trial.params}
+    sampled = study.sampled_names(folder)
     keys = set.intersection(*(set(r.config) for r in table.records))
     return {k: table.records[0].config[k] for k in sorted(keys - sampled)
-            if all(_same(r.config[k], table.records[0].config[k]) for r in table.records)}
+            if all(study.same(r.config[k], table.records[0].config[k]) for r in table.records)}
 
 
 def epochs_frame(table: TrialTable) -> pd.DataFrame:

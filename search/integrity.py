@@ -30,10 +30,10 @@ from typing import Any, Iterator
 
 from ray.tune import Callback
 
-from search.exports import write_json
+from ecg.run_folder import DIGESTS, write_json
 from search.options import OptionError
 
-RECORD_FILE = "state_digests.json"
+RECORD_FILE = DIGESTS
 KEY_NAME = "run-state.key"
 KEEP = 4  # digests kept per file: the folder's copy of a file may be a snapshot or two behind the staging copy
 # What Ray unpickles on restore (module docstring); any other pickle found in the experiment folder counts too.

@@ -13,7 +13,6 @@ import argparse
 import base64
 import html
 import io
-import json
 import logging
 import math
 import sys
@@ -29,13 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from search.exports import read_run_csv, write_atomic  # noqa: E402
+from ecg.run_folder import (EPOCHS, PARETO, PER_CLASS, REPORT, TEST_RESULTS, TRIALS, RunFolder,  # noqa: E402
+                            RunFolderError, RunRecord)
 
 log = logging.getLogger(__name__)
-
-REPORT_FILE = "report.html"
-STUDY_FILE = "optuna.db"
-STUDY_NAME = "search"
 
 
 # --- fonts: Chinese class names render with a CJK font, or as index labels with a legend, never as boxes
@@ -112,10 +108,11 @@ class Section:
 
 @dataclass
 class Run:
-    """The files of one run folder."""
+    """The files of one run folder, read through its owner (`ecg.run_folder.RunFolder`)."""
 
-    path: Path
-    info: dict[str, Any]
+    folder: RunFolder
+    record: RunRecord
+    status: str  # run.json's, or ENDED_SILENTLY for a `running` run that no live process holds
     trials: pd.DataFrame
     epochs: pd.DataFrame
     test: pd.DataFrame
@@ -123,23 +120,19 @@ class Run:
     pareto: pd.DataFrame = field(default_factory=pd.DataFrame)  # --objectives only
 
     @classmethod
-    def read(cls, path: Path) -> "Run":
-        path = Path(path)
+    def read(cls, folder: RunFolder) -> "Run":
+        """RunFolderError (one line) for a run.json or CSV that is cut short or malformed."""
+        read = folder.read_csv
+        return cls(folder, folder.record, folder.status(), read(TRIALS), read(EPOCHS), read(TEST_RESULTS),
+                   read(PER_CLASS), read(PARETO))
 
-        def csv(name: str) -> pd.DataFrame:
-            file = path / name
-            try:
-                return read_run_csv(file) if file.exists() and file.stat().st_size else pd.DataFrame()
-            except pd.errors.EmptyDataError:  # a header-less file: no trial could be evaluated
-                return pd.DataFrame()
-
-        info = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
-        return cls(path, info, csv("trials.csv"), csv("epochs.csv"), csv("test_results.csv"), csv("per_class.csv"),
-                   csv("pareto.csv"))
+    @property
+    def path(self) -> Path:
+        return self.folder.path
 
     @property
     def args(self) -> dict[str, Any]:
-        return self.info.get("args", {})
+        return self.record.args
 
     @property
     def metric(self) -> str:
@@ -152,11 +145,10 @@ class Run:
     def study(self) -> Any:
         import optuna
 
-        db = self.path / STUDY_FILE
-        if not db.exists():
-            return None
+        from search.study import load
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{db.resolve()}")
+        return load(self.folder)
 
     def chosen_rows(self) -> pd.DataFrame:
         """One row per model of test_results.csv: the threshold rule chosen on validation."""
@@ -165,7 +157,7 @@ class Run:
         return self.test[self.test["chosen"].astype(str).str.lower() == "true"]
 
     def chosen_model(self) -> pd.Series | None:
-        chosen = self.info.get("chosen_model")
+        chosen = self.record.chosen_model
         rows = self.chosen_rows()
         if rows.empty:
             return None
@@ -189,20 +181,42 @@ def _table(frame: pd.DataFrame, digits: int = 4) -> str:
 
 # --- sections
 
+def _known(value: Any) -> str:
+    return "?" if value is None else str(value)
+
+
+def validation_tie(run: Run) -> str:
+    """A note when validation could not tell the ranked trials apart (every one scored the same best value)."""
+    column = f"best_{run.metric}"
+    if column not in run.trials or "status" not in run.trials:
+        return ""
+    scores = run.trials.loc[run.trials["status"] == "TERMINATED", column].dropna()
+    if len(scores) < 2 or scores.nunique() > 1:
+        return ""
+    return (f"validation could not tell the {len(scores)} finished trials apart (each scored {run.metric} "
+            f"{_fmt(float(scores.iloc[0]))} at best): they are ranked by trial number, the earlier first, and the "
+            "test figures below say little")
+
+
 def summary(run: Run) -> Section:
-    info, data = run.info, run.info.get("data", {})
+    record, data = run.record, run.record.data
     status = run.trials["status"] if "status" in run.trials else pd.Series(dtype=str)
     stopped = int(run.trials["stopped_by_asha"].astype(str).str.lower().eq("true").sum()) if "stopped_by_asha" in run.trials else 0
     complete = int((status == "TERMINATED").sum()) - stopped
-    rows = [("run", run.path.name), ("status", info.get("status", "?")), ("space", info.get("space", "?")),
-            ("data", data.get("source", "?")),
-            ("records", f"{data.get('records', '?')} ({data.get('leads', '?')} leads x {data.get('samples', '?')} "
-                        f"samples at {data.get('fs', '?')} Hz, {data.get('classes', '?')} classes)"),
-            ("split train / val / test", " / ".join(str(data.get("split", {}).get(k, "?")) for k in ("train", "val", "test"))),
+    split = data.split or {}
+    stopped_by = f" by {record.stopped_by}" if record.stopped_by and run.status == "interrupted" else ""
+    rows = [("run", run.path.name), ("status", run.status + stopped_by), ("space", record.space or "?"),
+            ("data", data.source or "?"),
+            ("records", f"{_known(data.records)} ({_known(data.leads)} leads x {_known(data.samples)} samples at "
+                        f"{_known(data.fs)} Hz, {_known(data.classes)} classes)"),
+            ("split train / val / test", " / ".join(str(split.get(k, "?")) for k in ("train", "val", "test"))),
             ("trials", f"{complete} complete, {stopped} stopped by ASHA, {int((status == 'ERROR').sum())} errored"),
-            ("search metric", run.metric), ("seed", info.get("seed", "?")),
-            ("wall time", f"{info.get('wall_time_s', info.get('search_time_s', '?'))} s"),
-            ("search constants", ", ".join(f"{k}={v}" for k, v in info.get("search_constants", {}).items()) or "-")]
+            ("search metric", run.metric), ("seed", _known(record.seed)),
+            ("wall time", f"{_known(record.wall_time_s if record.wall_time_s is not None else record.search_time_s)} s"),
+            ("search constants", ", ".join(f"{k}={v}" for k, v in (record.search_constants or {}).items()) or "-")]
+    tie = validation_tie(run)
+    if tie:
+        rows.append(("ranking", tie))
     chosen = run.chosen_model()
     if chosen is not None:
         rows.append(("chosen model", f"{chosen['model']} ({chosen['trial_id']}), thresholds {chosen['thresholds']}"))
@@ -444,7 +458,7 @@ def thresholds(run: Run) -> Section:
                "test_macro_f1_present"]
     section.html = _table(frame[[c for c in columns if c in frame]])
     section.note = ("Bars with a black edge are the rule chosen for that model by cross-fitting on halves of "
-                    f"validation ({run.info.get('data', {}).get('split', {}).get('val', '?')} records); test never "
+                    f"validation ({(run.record.data.split or {}).get('val', '?')} records); test never "
                     "took part in any choice. " + verdict(run))
     return section
 
@@ -580,9 +594,9 @@ border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:0.85em;mar
 border-bottom:1px solid #eee;text-align:left}table.kv th{background:#f6f6f6}img{max-width:100%}.note{color:#555;font-size:0.9em}"""
 
 
-def build(run_dir: Path) -> str:
-    """The report's HTML for the run folder `run_dir`."""
-    run = Run.read(run_dir)
+def build(folder: RunFolder) -> str:
+    """The report's HTML for a run folder (RunFolderError for a run.json or CSV that is cut short)."""
+    run = Run.read(folder)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.path.name)}</title>"
              f"<style>{CSS}</style></head><body><h1>Search {html.escape(run.path.name)}</h1>"]
     for make in SECTIONS:
@@ -603,19 +617,20 @@ def build(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write `run_dir/report.html` (atomically) and return its path."""
-    text = build(run_dir)
-    return write_atomic(Path(run_dir) / REPORT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def write_report(folder: RunFolder) -> Path:
+    """Write the folder's report.html (atomically) and return its path; the folder must be locked by this
+    process (RunLocked when another process writes it)."""
+    with folder.locked():
+        return folder.write_text(REPORT, build(folder))
 
 
-def write_report_safely(run_dir: Path) -> Path | None:
+def write_report_safely(folder: RunFolder) -> Path | None:
     """`write_report`, but a failure is a warning: the run's results are written already and stay valid."""
     try:
-        path = write_report(run_dir)
+        path = write_report(folder)
     except Exception as err:
-        log.warning("could not write %s: %s", REPORT_FILE, err)
-        print(f"warning: could not write {Path(run_dir) / REPORT_FILE}: {type(err).__name__}: {err}")
+        log.warning("could not write %s: %s", REPORT, err)
+        print(f"warning: could not write {folder.file(REPORT)}: {type(err).__name__}: {err}")
         return None
     print(f"report: {path}")
     return path
@@ -625,10 +640,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search.report", description="Rebuild a run folder's report.html.")
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args(argv)
-    if not (args.run_dir / "run.json").is_file():
-        print(f"search.report: error: {args.run_dir} is not a run folder (no run.json)", file=sys.stderr)
+    try:
+        print(write_report(RunFolder.open(args.run_dir)))
+    except RunFolderError as err:
+        print(f"search.report: error: {err}", file=sys.stderr)
         return 2
-    print(write_report(args.run_dir))
     return 0
 
 

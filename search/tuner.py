@@ -2,7 +2,9 @@
 per-trial resources, best-checkpoint-only retention and retries."""
 from __future__ import annotations
 
+import copy
 import os
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -10,31 +12,24 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from ecg.train.costs import Budget
 from search.data import TrialData
+from ecg.run_folder import EXPERIMENT, RunFolder
 from search.exports import stopped_early
 from search.options import OptionError, SearchOptions
+from search.study import OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR, TRIAL_NUMBER_ATTR, storage as study_storage
 from search.progress import SearchProgress
 from search.trainable import OVER_BUDGET, train_trial
 from spaces import build_space
 from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
 
-STUDY_FILE = "optuna.db"
-STUDY_NAME = "search"
-EXPERIMENT_NAME = "tune"
-# User attributes of each study trial: the Ray trial it is, and its number in trials.csv (`trial_number`).
-RAY_TRIAL_ID_ATTR = "ray_trial_id"
-TRIAL_NUMBER_ATTR = "trial_number"
-# ... and why a rejected trial was over budget.
-OVER_BUDGET_ATTR = "over_budget"
-
-
-def study_storage(run_dir: Path) -> optuna.storages.RDBStorage:
-    """The run's Optuna study lives in `run_dir/optuna.db`, so `optuna-dashboard sqlite:///.../optuna.db` opens it."""
-    return optuna.storages.RDBStorage(f"sqlite:///{(run_dir / STUDY_FILE).resolve()}")
+# The run folder whose study a restored searcher must use (`restore_tuner` sets it): the searcher's saved state
+# names the study's file where the folder was when it was saved, which is elsewhere after a move or a copy.
+_restoring_into: RunFolder | None = None
+_restoring_experiment: Path | None = None
 
 
 class OptunaSearchTellingStops(OptunaSearch):
@@ -59,6 +54,35 @@ class OptunaSearchTellingStops(OptunaSearch):
         self._last_step: dict[str, int] = {}  # the last epoch reported as an intermediate value, per trial
         super().__init__(*args, **kwargs)
 
+    # -- the study by location, never by a pickled connection
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (tuner.pkl, the saved searcher state) without the study's storage, whose URL names the folder
+        where it was made: unpickled elsewhere, Optuna would connect to (or create) that file. The trials are kept
+        as their storage ids; `_attach` opens the study again where the run folder is."""
+        state = self.__dict__.copy()
+        state["_study_url"] = self._storage.url if self._storage is not None else state.get("_study_url")
+        state["_storage"] = state["_ot_study"] = None
+        state["_ot_trials"] = {tid: (t if isinstance(t, int) else t._trial_id)  # noqa: SLF001
+                               for tid, t in self._ot_trials.items()}
+        return state
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self.__getstate__(), out)
+
+    def _attach(self, folder: RunFolder | None = None) -> None:
+        """Open the study (in `folder`, else where it was) and bind the searcher's trials to it again."""
+        storage = study_storage(folder) if folder is not None else optuna.storages.RDBStorage(self._study_url)
+        self._storage = storage
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=storage, sampler=self._sampler)
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, t if isinstance(t, int) else t._trial_id)  # noqa: SLF001
+                           for tid, t in self._ot_trials.items()}
+
+    def _attached(self) -> None:
+        if self._ot_study is None and getattr(self, "_study_url", None):
+            self._attach()
+
     def _setup_study(self, mode: Any) -> None:
         super()._setup_study(mode)
         # optuna-dashboard and study.trials_dataframe() then call the value by its name, not "value".
@@ -72,6 +96,7 @@ class OptunaSearchTellingStops(OptunaSearch):
                                              skip_if_exists=False)
 
     def suggest(self, trial_id: str) -> dict | None:
+        self._attached()
         new = trial_id not in self._ot_trials
         config = super().suggest(trial_id)
         if new and trial_id in self._ot_trials:
@@ -92,6 +117,7 @@ class OptunaSearchTellingStops(OptunaSearch):
             ot_trial.storage.get_trial(ot_trial._trial_id).state.is_finished()  # noqa: SLF001
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._attached()
         if result.get(OVER_BUDGET):
             return  # a rejected trial's one report has no score: nothing for the study's curve
         if trial_id not in self._completed_trials and self._finished_in_study(trial_id):
@@ -103,6 +129,7 @@ class OptunaSearchTellingStops(OptunaSearch):
         self._last_step[trial_id] = result["training_iteration"]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self._attached()
         epochs_run = (result or {}).get("training_iteration", self._max_epochs)
         ended_early = bool(result) and not error and stopped_early(epochs_run, self._max_epochs)
         ot_trial = self._ot_trials.get(trial_id)
@@ -129,17 +156,43 @@ class OptunaSearchTellingStops(OptunaSearch):
         super().on_trial_complete(trial_id, result=None if ended_early else result, error=error)
 
     def restore(self, checkpoint_path: str) -> None:
-        """Ray's restore (`--resume`), then fail the study's RUNNING trials this searcher does not own.
+        """Ray's restore (`--resume`), pointed at the run folder's own study, then fail the study's RUNNING
+        trials this searcher does not own.
 
-        Those are proposals made after the experiment state that `--resume` restores was saved (the study in
-        SQLite is written at once, the state every few seconds): no Ray trial will ever report them, so left
-        RUNNING they would sit in the study and in optuna-dashboard as running for the whole resumed search.
+        The saved state holds the study's storage URL and trials bound to it, as they were where the folder
+        was when the state was saved; after a move or a copy that is another folder's file, so the study and
+        every trial are opened again in `_restoring_into`. The RUNNING trials are proposals made after the
+        experiment state that `--resume` restores was saved (the study in SQLite is written at once, the state
+        every few seconds): no Ray trial will ever report them, so left RUNNING they would sit in the study
+        and in optuna-dashboard as running for the whole resumed search.
         """
         super().restore(checkpoint_path)
+        self._attach(_restoring_into)
         owned = {t._trial_id for t in self._ot_trials.values()}  # noqa: SLF001 (optuna.Trial's storage id)
         for frozen in self._ot_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if frozen._trial_id not in owned:  # noqa: SLF001
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+
+
+class RelocatableSearchGenerator(SearchGenerator):
+    """Ray Tune's SearchGenerator, which makes the trials from the searcher's suggestions, with its new trials
+    placed where the experiment is now.
+
+    Its saved state holds the experiment as it was first run, storage place included; after `--resume` of a
+    moved or copied run folder, Ray moves the restored trials to the new place but would create every new
+    trial in the old one (in the original of a copy). `set_state` takes the experiment's present place from
+    `restore_tuner`."""
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if _restoring_experiment is None or self._experiment is None:
+            return
+        storage = copy.copy(self._experiment.spec["storage"])
+        storage.storage_path = storage.storage_fs_path = str(_restoring_experiment.parent)
+        storage.experiment_dir_name = _restoring_experiment.name
+        self._experiment.spec["storage"] = storage
+        if hasattr(self._experiment, "storage"):
+            self._experiment.storage = storage
 
 
 def budget(options: SearchOptions) -> Budget:
@@ -159,7 +212,7 @@ def warm_starts(options: SearchOptions, fs: int, length: int) -> list[tuple[Warm
     return kept
 
 
-def make_searcher(options: SearchOptions, run_dir: Path, fs: int, length: int,
+def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: int,
                   starts: list[tuple[WarmStart, dict]] | None = None) -> Searcher:
     """OptunaSearch over the run's space; with --objectives the study has one direction per objective (Optuna's
     multi-objective TPE); with a budget, TPE also learns the feasible region from each trial's constraints."""
@@ -171,8 +224,8 @@ def make_searcher(options: SearchOptions, run_dir: Path, fs: int, length: int,
     metric: Any = [c for c, _ in columns] if options.objectives else options.trial_metric
     mode: Any = [m for _, m in columns] if options.objectives else options.metric_mode
     searcher: Searcher = OptunaSearchTellingStops(space=build_space(options.space, ctx), metric=metric, mode=mode,
-                                                  sampler=sampler, study_name=STUDY_NAME,
-                                                  storage=study_storage(run_dir), max_epochs=options.max_epochs,
+                                                  sampler=sampler, study_name=folder.study_name,
+                                                  storage=study_storage(folder), max_epochs=options.max_epochs,
                                                   budget=budget(options), warm_starts=starts)
     if options.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
@@ -201,16 +254,10 @@ def trainable(options: SearchOptions, data: TrialData) -> Any:
     return tune.with_resources(trainable_with_data, resources)
 
 
-def storage_root(options: SearchOptions, run_dir: Path) -> Path:
-    """Where Ray keeps trial results and checkpoints: `--storage-path/<run name>` (shared by all nodes of a
-    cluster) or, on one machine, the run folder itself."""
-    return (options.storage_path / run_dir.name).resolve() if options.storage_path else run_dir.resolve()
-
-
-def run_config(options: SearchOptions, run_dir: Path, callbacks: list | None = None) -> tune.RunConfig:
+def run_config(options: SearchOptions, folder: RunFolder, callbacks: list | None = None) -> tune.RunConfig:
     return tune.RunConfig(
-        name=EXPERIMENT_NAME,
-        storage_path=str(storage_root(options, run_dir)),
+        name=EXPERIMENT,
+        storage_path=str(folder.experiment_dir(options.storage_path).parent),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=options.metric,
                                                 checkpoint_score_order=options.metric_mode),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -236,18 +283,21 @@ def _allow_forced_snapshots() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def make_tuner(options: SearchOptions, run_dir: Path, data: TrialData, callbacks: list | None = None,
+def make_tuner(options: SearchOptions, folder: RunFolder, data: TrialData, callbacks: list | None = None,
                starts: list[tuple[WarmStart, dict]] | None = None) -> tune.Tuner:
+    global _restoring_into, _restoring_experiment
     _allow_forced_snapshots()
+    _restoring_into = _restoring_experiment = None  # a new search: nothing is restored
+    searcher = RelocatableSearchGenerator(make_searcher(options, folder, data.fs, data.length, starts))
     # With --objectives, Tune's metric is the first objective: ASHA's rungs and the checkpoint kept compare it.
-    tune_config = tune.TuneConfig(search_alg=make_searcher(options, run_dir, data.fs, data.length, starts),
+    tune_config = tune.TuneConfig(search_alg=searcher,
                                   scheduler=make_scheduler(options), num_samples=options.num_samples,
                                   metric=options.trial_metric, mode=options.metric_mode,
                                   # A new trial reuses a finished trial's worker process: without this every
                                   # trial pays a Python + torch start (measured: bench/bench_search.py, section 4).
                                   reuse_actors=True, trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable(options, data), tune_config=tune_config,
-                      run_config=run_config(options, run_dir, callbacks))
+                      run_config=run_config(options, folder, callbacks))
 
 
 def trial_dirname(trial: Any) -> str:
@@ -262,33 +312,12 @@ def trial_dirname(trial: Any) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}_{number}_{family}"
 
 
-def experiment_path(options: SearchOptions, run_dir: Path) -> Path:
-    return storage_root(options, run_dir) / EXPERIMENT_NAME
-
-
-def restore_tuner(options: SearchOptions, run_dir: Path, data: TrialData) -> tune.Tuner:
+def restore_tuner(options: SearchOptions, folder: RunFolder, data: TrialData) -> tune.Tuner:
     """`Tuner.restore` of the run's experiment: finished trials kept, errored ones restarted, unfinished ones
-    resumed from their checkpoints; the searcher comes back from the experiment's saved state."""
+    resumed from their checkpoints; the searcher comes back from the experiment's saved state, with the study in
+    `folder` (wherever the folder is now). Ray itself moves the trials' paths to where the experiment is now."""
+    global _restoring_into, _restoring_experiment
     _allow_forced_snapshots()
-    return tune.Tuner.restore(str(experiment_path(options, run_dir)), trainable=trainable(options, data),
+    _restoring_into, _restoring_experiment = folder, folder.experiment_dir(options.storage_path)
+    return tune.Tuner.restore(str(folder.experiment_dir(options.storage_path)), trainable=trainable(options, data),
                               resume_unfinished=True, resume_errored=False, restart_errored=False)
-
-
-def study_trial_count(run_dir: Path) -> int:
-    """How many trials the run's Optuna study holds (any state)."""
-    study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(run_dir))
-    return len(study.trials)
-
-
-def fail_orphaned_trials(run_dir: Path) -> int:
-    """Mark as FAILED the study's trials still RUNNING once every Ray trial has finished; returns how many.
-
-    They are proposals the searcher made just before a killed driver's last experiment snapshot: Ray never
-    created their trials, so nothing will ever report them, and left RUNNING they would sit in the study
-    (and in optuna-dashboard) forever. Only called after a complete search, when no trial can be running.
-    """
-    study = optuna.load_study(study_name=STUDY_NAME, storage=study_storage(run_dir))
-    orphans = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-    for trial in orphans:
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-    return len(orphans)

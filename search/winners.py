@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ from ecg.data import ECGDataset
 from ecg.ensemble import combine, greedy_selection
 from ecg.evaluation import evaluate_on_test
 from ecg.metrics import probability_score
+from ecg.run_folder import SPLIT, TRIALS, RunFolder
 from ecg.train import TrialConfig, load_checkpoint, predict
 from search.exports import TrialRecord, TrialTable
 
@@ -64,16 +64,22 @@ class WinnerResults:
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_source: pd.DataFrame = field(default_factory=pd.DataFrame)  # CinC 2021 only: rows per record source
     device: str = "cpu"
+    metric: str = "val_micro_f1"  # the selection metric: its validation column breaks a tie of NaN cv_scores
 
     @property
     def chosen(self) -> dict[str, Any] | None:
-        """The model a researcher should take: the best validation score under its chosen thresholds
-        (cross-fitted); ties go to the simpler model (rank1 before the ensembles)."""
+        """The model a researcher should take: the best cross-fitted validation score under its chosen
+        thresholds; where validation is too small to cross-fit (cv_score NaN everywhere), the best in-sample
+        validation score of the selection metric; ties go to the simpler model (rank1 before rank2, the single
+        models before the ensembles)."""
         frame = self.test_results
         if frame.empty:
             return None
         rows = frame[frame["chosen"]]
-        best = rows.loc[rows["cv_score"].idxmax()]
+        score = rows["cv_score"].astype(float)
+        if score.isna().all() and self.metric in rows:
+            score = rows[self.metric].astype(float)
+        best = rows.loc[score.fillna(-np.inf).idxmax()]  # idxmax: the first of equals
         return {"model": best["model"], "thresholds": best["thresholds"], "trial_id": best["trial_id"]}
 
 
@@ -159,7 +165,7 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
     """Evaluate the top `top_k` trials of `ranked` whose checkpoints load, their mean, and the greedy
     ensemble over up to `ensemble_candidates` trials (see the module docstring). `val` and `test` are at the
     records' rate; `at_rate(fs)` gives them at a trial's `data/fs` (each trial is scored at its own rate)."""
-    results = WinnerResults(device=device)
+    results = WinnerResults(device=device, metric=metric)
     candidates = _candidates(ranked, val, test, results, count=max(top_k, ensemble_candidates), top_k=top_k,
                              metric=metric, mode=mode, device=device, at_rate=at_rate)
     models = candidates[:top_k]
@@ -213,19 +219,19 @@ def ranked_trials(table: TrialTable, trials: pd.DataFrame, *, metric: str, mode:
     return [by_id[t] for t in front(trials, objective_names(objectives, metric))["trial_id"] if t in by_id]
 
 
-def reevaluate(run_dir: Path, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES) -> WinnerResults:
+def reevaluate(folder: RunFolder, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES) -> WinnerResults:
     """The winners of a finished run evaluated again from its saved checkpoints, data and split (what
     bench/bench_thresholds.py does to score new rules on existing runs)."""
-    from search import data as run_data, runinfo, tuner
-    from search.exports import read_run_csv, read_trials
+    from search import data as run_data
+    from search.exports import read_trials
     from search.options import SearchOptions
 
-    options = SearchOptions.from_dict(runinfo.read(run_dir).args)
+    options = SearchOptions.from_dict(folder.record.args)
     dataset, source = run_data.load(options)
     split = run_data.with_space_rates(
-        run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source), options)
-    table = read_trials(tuner.experiment_path(options, run_dir))
-    trials = read_run_csv(run_dir / "trials.csv") if options.objectives else pd.DataFrame()
+        run_data.split(dataset, seed=options.seed, existing=folder.file(SPLIT), source=source), options)
+    table = read_trials(folder.experiment_dir(options.storage_path))
+    trials = folder.read_csv(TRIALS) if options.objectives else pd.DataFrame()
     ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
     return evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
                             mode=options.metric_mode, ensemble_candidates=ensemble_candidates,

@@ -21,6 +21,10 @@ from ecg.data.errors import DataError
 SPLITS = ("train", "val", "test")
 MIN_FOR_COVERAGE = 3  # a class with this many records can have one in each of train, val and test
 COVERED = ("train", "test")  # the splits every such class must reach
+# The smallest parts a search can be run and judged on: trials are ranked on validation (one record cannot
+# rank them, and cross-fitting the thresholds needs two halves), the chosen model is scored on test, and
+# training needs a batch. A small set is topped up from train to reach them (`top_up`).
+MINIMUM = {"train": 2, "val": 2, "test": 1}
 
 
 def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
@@ -44,6 +48,7 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
         assignment[val] = "val"
     assignment = assignment.astype("<U5")
     repair_coverage(labels, assignment)
+    top_up(labels, assignment)
     uncovered = uncovered_classes(labels, assignment)
     if uncovered:
         which = (f"classes {', '.join(str(class_names[c]) for c in uncovered)}" if class_names is not None
@@ -89,6 +94,22 @@ def repair_coverage(labels: np.ndarray, assignment: np.ndarray) -> None:
                     best = min(safe, key=lambda i: labels[i].sum())
                     assignment[best] = target
                     break
+
+
+def top_up(labels: np.ndarray, assignment: np.ndarray) -> None:
+    """Move records (in place) from train to val and test until each holds `MINIMUM` records, while train keeps
+    its own minimum: what a 7:1:2 split of a dozen records leaves short. The record moved is a labelled one whose
+    rarest class train holds most of, so that coverage suffers least."""
+    for part in ("val", "test"):
+        while (assignment == part).sum() < MINIMUM[part] and (assignment == "train").sum() > MINIMUM["train"]:
+            train = np.flatnonzero(assignment == "train")
+            in_train = labels[train].sum(axis=0)
+
+            def safety(record: int) -> float:
+                classes = np.flatnonzero(labels[record])
+                return float(in_train[classes].min()) if len(classes) else -1.0
+
+            assignment[max(train, key=lambda r: (safety(r), -r))] = part
 
 
 def uncovered_classes(labels: np.ndarray, assignment: np.ndarray) -> list[int]:

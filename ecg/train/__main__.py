@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ecg.data.tasks import TASKS
 from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
 from ecg.evaluation import evaluate_on_test
+from ecg.run_folder import RUN_FILE, SPLIT, RunFolder
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
 from ecg.train.config import TrainConfig, TrialConfig
 from ecg.train.device import DeviceSplit, bf16_enabled, resolve_device
@@ -113,29 +113,31 @@ class DataChoice:
     threads: int | None = None  # the trial's CPU threads, so that a retrained winner computes as it did
 
 
-def run_folder_of(config_csv: Path | None) -> Path | None:
+def run_folder_of(config_csv: Path | None) -> RunFolder | None:
     """The run folder a config CSV sits in (best_configs.csv / trials.csv next to run.json), else None."""
-    if config_csv is None or not (config_csv.parent / "run.json").is_file():
+    if config_csv is None or not (config_csv.parent / RUN_FILE).is_file():
         return None
-    return config_csv.parent
+    return RunFolder.open(config_csv.parent)
 
 
-def _run_choice(run_dir: Path) -> DataChoice:
-    """The records and split of the run in `run_dir`, as its run.json and split.csv record them."""
+def _run_choice(folder: RunFolder) -> DataChoice:
+    """The records and split of the run in `folder`, as its run.json and split.csv record them (ValueError, one
+    line, for a run.json that cannot be read)."""
+    record = folder.record  # RunFolderError (a ValueError) for a cut or foreign run.json
+    data, args = record.data, record.args
     try:
-        info = json.loads((run_dir / "run.json").read_text())
-        data, args = info["data"], info["args"]
-        if "spec" in data:
-            spec = DataSpec.from_dict(data["spec"])
+        if data.spec is not None:
+            spec = DataSpec.from_dict(data.spec)
         elif args.get("data") is None:  # a run recorded before the spec was: the search's synthetic set
-            spec = DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data["fs"], length=data["samples"])
+            spec = DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data.fs, length=data.samples)
         else:
             spec = DataSpec(data=args["data"], labels=args.get("labels"))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{run_dir / 'run.json'}: not a readable run record ({type(error).__name__}: {error})") from None
-    split = run_dir / "split.csv"
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{folder.file(RUN_FILE)}: not a readable run record ({type(error).__name__}: {error})") \
+            from None
+    split = folder.file(SPLIT)
     threads = max(1, int(args.get("cpus_per_trial") or 1))
-    return DataChoice(spec, split if split.is_file() else None, int(info.get("seed", 0)), run_dir, threads)
+    return DataChoice(spec, split if split.is_file() else None, int(record.seed or 0), folder.path, threads)
 
 
 def choose_data(args: argparse.Namespace) -> DataChoice:
@@ -144,8 +146,8 @@ def choose_data(args: argparse.Namespace) -> DataChoice:
     Naming other records (--data, --labels, --task, --n-records, --fs, --length, --leads, --split-seed) drops the
     run's split.csv, which lists that run's records, unless --split names one.
     """
-    run_dir = run_folder_of(args.config_csv)
-    choice = _run_choice(run_dir) if run_dir else DataChoice(DataSpec(n_records=DEFAULT_RECORDS), None, 0)
+    folder = run_folder_of(args.config_csv)
+    choice = _run_choice(folder) if folder else DataChoice(DataSpec(n_records=DEFAULT_RECORDS), None, 0)
     overrides: dict[str, Any] = {name: getattr(args, name)
                                  for name in ("data", "labels", "task", "n_records", "fs", "length")
                                  if getattr(args, name) is not None}

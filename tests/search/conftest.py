@@ -122,7 +122,7 @@ class SearchCLI:
 
     @staticmethod
     def study_trials(run_dir: Path) -> list[optuna.trial.FrozenTrial]:
-        return optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
+        return optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}").trials
 
     @staticmethod
     def finished_trials(run_dir: Path, max_epochs: int) -> set[str]:

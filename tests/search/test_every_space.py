@@ -120,7 +120,7 @@ def test_space_runs_end_to_end_and_exports_everything(space: str, results: Path,
     assert info["status"] == "complete" and info["args"]["space"] == space and info["args"]["metric"] == metric
     joined = None if space in LOCAL_RAY else request.getfixturevalue("ray_cluster").address
     assert info["args"]["address"] == joined  # a local Ray of its own, or the shared cluster
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(t.value for t in complete) == pytest.approx(sorted(trials[f"best_{metric}"]))
 

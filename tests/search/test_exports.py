@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from ecg.train import TrialConfig
-from search.exports import (TrialRecord, TrialTable, best_configs_frame, epochs_frame, flatten, trials_frame,
-                            write_atomic, write_csv)
+from ecg.run_folder import write_atomic, write_csv
+from search.exports import TrialRecord, TrialTable, best_configs_frame, epochs_frame, flatten, trials_frame
 from search.faults import FaultSpec
 from search.trial_failures import trial_number
 

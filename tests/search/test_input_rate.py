@@ -3,6 +3,8 @@ records from the object store, the winners scored on the test split at their own
 table, and `python -m ecg.train` retraining a winner at its rate. One Ray run (slow, about a minute here)."""
 from __future__ import annotations
 
+from ecg.run_folder import RunFolder, RunRecord
+
 import json
 import subprocess
 import sys
@@ -105,7 +107,7 @@ def test_the_report_puts_each_rate_against_its_cost(tmp_path) -> None:
     trials = pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "family": "gru", "data/fs": [100, 100, 250, 250],
                            "best_val_micro_f1": [0.5, 0.7, 0.6, 0.4], "train_time_s": [10.0, 40.0, 60.0, 30.0],
                            "epochs_run": [1, 2, 3, 1], "latency_ms_b1": [1.0, 3.0, 5.0, 7.0]})
-    run = Run(path=tmp_path, info={"args": {"metric": "val_micro_f1"}}, trials=trials, epochs=pd.DataFrame(),
+    run = Run(folder=RunFolder(tmp_path), record=RunRecord(status="complete", space="gru", seed=0, args={"metric": "val_micro_f1"}), status="complete", trials=trials, epochs=pd.DataFrame(),
               test=pd.DataFrame(), per_class=pd.DataFrame())
     section = rates(run)
     assert len(section.figures) == 1 and "median_epoch_time_s" in section.html
@@ -117,5 +119,5 @@ def test_the_report_puts_each_rate_against_its_cost(tmp_path) -> None:
     assert table.loc[100, "median_epoch_time_s"] == pytest.approx(15) and table.loc[250, "median_epoch_time_s"] == 25
     assert table.loc[250, "median_latency_ms_b1"] == pytest.approx(6) and list(table["trials"]) == [2, 2]
     assert rate_table(trials, "best_val_micro_f1", maximise=False).loc[0, "min_best_val_micro_f1"] == 0.5
-    assert rates(Run(path=tmp_path, info={}, trials=trials.drop(columns="data/fs"), epochs=pd.DataFrame(),
+    assert rates(Run(folder=RunFolder(tmp_path), record=RunRecord(status="complete", space="gru", seed=0, args={}), status="complete", trials=trials.drop(columns="data/fs"), epochs=pd.DataFrame(),
                      test=pd.DataFrame(), per_class=pd.DataFrame())) is None  # a run from before data/fs

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
     (["--labels", "x.csv"], "--labels needs --data"),
     (["--scheduler", "hyperband"], "argument --scheduler: invalid choice: 'hyperband'"),
     (["--max-epochs", "ten"], "argument --max-epochs: invalid int value: 'ten'"),
-    (["--resume", "/no/such/run"], "--resume /no/such/run: no run.json there"),
+    (["--resume", "/no/such/run"], "--resume: /no/such/run: no such folder"),
 ])
 def test_bad_values_are_refused_in_one_line_before_ray_starts(argv, message, capsys, monkeypatch, launch) -> None:
     import search.options

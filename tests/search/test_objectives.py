@@ -44,7 +44,7 @@ def test_multi_objective_search_under_a_budget_from_the_study_then_from_its_best
     assert trials.iloc[0]["model/version"] == "v1"
 
     # Optuna: two directions; the rejected trials PRUNED and infeasible, the trained ones COMPLETE with both values.
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
     assert study.metric_names == [best_so_far("val_micro_f1"), "params"]
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     for row in trials.itertuples():

@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from ecg.synthetic import generate
-from search import exports
+from ecg import run_folder
+from ecg.run_folder import RunFolder
 from search.report import ClassLabels, _renderable, asha_rungs, build
 from search.winners import evaluate_winners
 
@@ -59,8 +60,8 @@ def run_dir(tmp_path_factory) -> Path:
     per_class = results.per_class.copy()
     names = dict(zip(test.class_names, CHINESE * 10))
     per_class["class"] = per_class["class"].map(names)
-    exports.write_csv(results.test_results, run / "test_results.csv")
-    exports.write_csv(per_class, run / "per_class.csv")
+    run_folder.write_csv(results.test_results, run / "test_results.csv")
+    run_folder.write_csv(per_class, run / "per_class.csv")
     trials = pd.DataFrame({
         "trial_id": [f"aaaa000{i}" for i in range(1, 9)], "trial_number": range(1, 9), "optuna_trial_number": range(8),
         "status": ["TERMINATED"] * 7 + ["ERROR"], "epochs_run": [3, 3, 1, 3, 3, 1, 3, 1],
@@ -68,12 +69,12 @@ def run_dir(tmp_path_factory) -> Path:
         "best_val_micro_f1": np.linspace(0.9, 0.5, 8), "params": [1e4, 2e4, 3e4, 4e4, 5e5, 6e5, 7e5, np.nan],
         "macs": [1e6] * 8, "latency_ms_b1": np.linspace(1, 3, 8), "latency_ms_b64": np.linspace(0.1, 0.3, 8),
         "peak_mem_mb": [500.0] * 8, "train_time_s": [10.0] * 8, "best_epoch": [3, 2, 1, 3, 1, 1, 2, 1]})
-    exports.write_csv(trials, run / "trials.csv")
+    run_folder.write_csv(trials, run / "trials.csv")
     epochs = pd.DataFrame([{"trial_id": t, "epoch": e, "val_micro_f1": 0.3 + 0.1 * e, "train_loss": 1.0 / e}
                            for t, n in zip(trials["trial_id"], trials["epochs_run"]) for e in range(1, n + 1)])
-    exports.write_csv(epochs, run / "epochs.csv")
+    run_folder.write_csv(epochs, run / "epochs.csv")
     _study(run / "optuna.db")
-    exports.write_json({"status": "complete", "space": "all", "seed": 0, "wall_time_s": 100.0,
+    run_folder.write_json({"status": "complete", "space": "all", "seed": 0, "wall_time_s": 100.0,
                         "args": {"metric": "val_micro_f1", "scheduler": "asha", "grace_period": 1,
                                  "reduction_factor": 3, "max_epochs": 3},
                         "data": {"source": "synthetic", "records": 60, "split": {"train": 0, "val": 30, "test": 30}},
@@ -95,7 +96,7 @@ def _figures(text: str) -> list[Image.Image]:
 def test_every_figure_decodes_and_each_section_is_there(run_dir: Path) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        text = build(run_dir)
+        text = build(RunFolder.open(run_dir))
     assert not [w for w in caught if "missing from" in str(w.message)]  # no glyph drawn as an empty box
     images = _figures(text)
     # progress, learning curves, fANOVA, PED-ANOVA, families, per-class F1, ensemble weights, thresholds, costs
@@ -115,7 +116,7 @@ def test_a_study_of_few_trials_gets_no_importances_and_says_why(run_dir: Path, t
     shutil.copytree(run_dir, few)
     (few / "optuna.db").unlink()
     _study(few / "optuna.db", trials=13)  # 9 complete, one short of an importance
-    text = build(few)
+    text = build(RunFolder.open(few))
     assert len(_figures(text)) == 7  # the two importance figures are left out
     assert "Not rated: the study has 9 complete trials and an importance needs at least 10" in text
 
@@ -159,6 +160,6 @@ def test_an_interrupted_run_gets_a_report_without_test_sections(run_dir: Path, t
     info = json.loads((partial / "run.json").read_text())
     info.update(status="interrupted", chosen_model=None)
     (partial / "run.json").write_text(json.dumps(info))
-    text = build(partial)
+    text = build(RunFolder.open(partial))
     assert "No test evaluation in this run" in text and "could not be drawn" not in text
     assert len(_figures(text)) == 6

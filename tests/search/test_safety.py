@@ -214,7 +214,7 @@ def test_9_resume_refuses_a_state_file_it_did_not_write_and_runs_none_of_it(fini
 @pytest.mark.parametrize("damage, message", [
     ("no record", "state_digests.json is missing"),
     ("another user", "no digest key at"),
-    ("corrupt run.json", "run.json is unreadable"),
+    ("corrupt run.json", "run.json is not valid JSON"),
     ("missing data file", "no such file or folder"),
 ])
 def test_8_9_a_resume_that_cannot_go_on_is_one_line_and_changes_nothing(damage, message, finished_run, cli, env,

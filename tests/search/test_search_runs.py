@@ -1,11 +1,10 @@
-"""End-to-end searches with Ray on small generated data: every export, ASHA's early stops, and resume after the
-driver is killed. Slow: about a minute each here. (Trials placed on both nodes of a two-node cluster, with the
-results on a shared storage path: tests/search/test_gpu_packing.py.)"""
+"""An end-to-end search with Ray on small generated data: every export and ASHA's early stops. Slow: about a minute
+here. (Resume after the driver is killed, and of a moved or copied run folder: tests/search/test_run_folder_events.py;
+trials on both nodes of a two-node cluster with the results on a shared storage path: tests/search/test_gpu_packing.py.)"""
 from __future__ import annotations
 
 import json
 
-import optuna
 import pandas as pd
 import pytest
 
@@ -13,8 +12,10 @@ pytestmark = pytest.mark.slow
 
 
 def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cli) -> None:
+    # One trial at a time: asynchronous ASHA compares a trial at a rung with those that reached it before, so
+    # with two at once which trials stop depends on the order they arrive there, and sometimes none does.
     proc = cli.launch(*cli.small, "--num-samples", "6", "--max-epochs", "3", "--grace-period", "1",
-                      "--reduction-factor", "3", "--top-k", "2", "--results-dir", str(tmp_path))
+                      "--reduction-factor", "3", "--top-k", "2", "--max-concurrent", "1", "--results-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(tmp_path)
     assert run_dir.name.startswith("ecgnet-")
@@ -33,8 +34,7 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     assert (trials["latency_ms_b1"] > 0).all() and (trials["peak_mem_mb"] > 0).all()
     assert sorted(trials["optuna_trial_number"]) == list(range(6))
     stopped = trials[trials["stopped_by_asha"]]
-    # Asynchronous ASHA stops a trial whose rung value is below the top third of those recorded before it, so
-    # how many stop depends on the order trials reach the rung (two run at once); some always do here.
+    # Asynchronous ASHA stops a trial whose rung value is below the top third of those recorded before it.
     assert len(stopped) >= 1
     assert (stopped["epochs_run"] < 3).all() and (stopped["stopped_at_epoch"] == stopped["epochs_run"]).all()
     assert (trials.loc[~trials["stopped_by_asha"], "epochs_run"] == 3).any()
@@ -95,52 +95,3 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     # Only the best checkpoint of each trial is kept.
     for trial_dir in (run_dir / "tune").glob("train_trial_*"):
         assert len(list(trial_dir.glob("checkpoint_*"))) == 1
-
-
-@pytest.mark.faults
-def test_resume_after_the_driver_is_killed_reruns_no_finished_trial(tmp_path, cli) -> None:
-    """Fault 4 of docs/reliability.md: the driver and its local Ray SIGKILLed mid-run; --resume completes."""
-    args = [*cli.small, "--num-samples", "4", "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "2",
-            "--max-concurrent", "1", "--results-dir", str(tmp_path)]
-    # A new session: the driver and the local Ray it starts form one process group, killed together (SIGKILL)
-    # as a machine crash would.
-    run_dir, finished = cli.kill_after_a_trial_finishes(*args, results=tmp_path, max_epochs=2)
-    assert not (run_dir / "trials.csv").exists()  # the driver died before exporting
-    before = {p.parent.name: p.read_text() for p in (run_dir / "tune").glob("train_trial_*/progress.csv")}
-    study_before = len(cli.study_trials(run_dir))
-
-    epochs_before = {trial_id: cli.read_csv(next((run_dir / "tune").glob(f"train_trial_{trial_id}_*/progress.csv")))
-                     for trial_id in finished}
-
-    proc = cli.launch("--resume", str(run_dir))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    trials = cli.read_csv(run_dir / "trials.csv")
-    assert len(trials) == 4 and set(trials["status"]) == {"TERMINATED"}
-    assert (trials["epochs_run"] == 2).all()
-    epochs = cli.read_csv(run_dir / "epochs.csv")
-    assert len(epochs) == 8
-    # A finished trial was not rerun: its results file is exactly as it was before the resume.
-    for name, text in before.items():
-        trial_id = name.split("_")[2]
-        if trial_id in finished:
-            assert (run_dir / "tune" / name / "progress.csv").read_text() == text
-    # The searcher did not start over: the study continues from where it was (its trials so far plus new
-    # ones), four complete in all; a proposal made just before the kill that Ray never ran is marked FAILED.
-    trials_after = cli.study_trials(run_dir)
-    states = [t.state for t in trials_after]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 4
-    assert len(trials_after) >= study_before and len(trials_after) - 4 == states.count(optuna.trial.TrialState.FAIL)
-    assert sorted(trials["trial_id"]) == sorted(set(trials["trial_id"]))
-    # Nothing lost: every trial that existed at the kill is in trials.csv, each finished one with the same
-    # epochs and metrics in epochs.csv as its results held before the resume.
-    assert {name.split("_")[2] for name in before} <= set(trials["trial_id"])
-    for trial_id, frame in epochs_before.items():
-        after = epochs[epochs["trial_id"] == trial_id]
-        assert after["epoch"].tolist() == frame["epoch"].tolist()
-        assert after["val_micro_f1"].tolist() == pytest.approx(frame["val_micro_f1"].tolist())
-    print(f"\nfault 4 (SIGKILL): finished before the kill {len(finished)}, trials after resume "
-          f"{len(trials)} of 4 TERMINATED, lost {4 - len(trials)}")
-    assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
-    info = json.loads((run_dir / "run.json").read_text())
-    assert info["status"] == "complete" and len(info["resumes"]) == 1
-

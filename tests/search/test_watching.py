@@ -242,7 +242,7 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
         trials = cli.read_csv(run_dir / "trials.csv")
         assert len(trials) == 2
 
-        study = optuna.load_study(study_name="search", storage=f"sqlite:///{run_dir / 'optuna.db'}")
+        study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
         assert study.metric_names == ["best_so_far_val_micro_f1"]
         by_ray_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in study.trials}
         assert set(by_ray_id) == set(trials["trial_id"])

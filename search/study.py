@@ -1,0 +1,107 @@
+"""The run's Optuna study: opened where its run folder says (`ecg.run_folder.RunFolder.study_url`), and what
+the exports and the report read from it.
+
+The searcher (`search.tuner`) writes the study; each study trial carries user attributes naming the Ray trial
+it is (`RAY_TRIAL_ID_ATTR`) and its number in trials.csv (`TRIAL_NUMBER_ATTR`); a warm-started trial names its
+configuration (`spaces.warm_start.WARM_START_ATTR`), a rejected one why it was over budget (`OVER_BUDGET_ATTR`).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from ecg.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from search.exports import TrialTable
+
+RAY_TRIAL_ID_ATTR = "ray_trial_id"
+TRIAL_NUMBER_ATTR = "trial_number"
+OVER_BUDGET_ATTR = "over_budget"
+
+
+def storage(folder: RunFolder) -> optuna.storages.RDBStorage:
+    """The study's storage: `optuna.db` in the run folder, at the folder's present place."""
+    return optuna.storages.RDBStorage(folder.study_url)
+
+
+def load(folder: RunFolder) -> optuna.Study | None:
+    """The run's study, or None when the folder has no optuna.db (a run stopped before its search began)."""
+    from ecg.run_folder import STUDY_FILE
+
+    if not folder.has(STUDY_FILE):
+        return None
+    return optuna.load_study(study_name=folder.study_name, storage=storage(folder))
+
+
+def trial_count(folder: RunFolder) -> int:
+    """How many trials the study holds (any state)."""
+    study = load(folder)
+    return len(study.trials) if study is not None else 0
+
+
+def fail_orphaned_trials(folder: RunFolder) -> int:
+    """Mark as FAILED the study's trials still RUNNING once every Ray trial has finished; returns how many.
+
+    They are proposals the searcher made just before a killed driver's last experiment snapshot: Ray never
+    created their trials, so nothing will ever report them, and left RUNNING they would sit in the study
+    (and in optuna-dashboard) forever. Only called after a complete search, when no trial can be running.
+    """
+    study = load(folder)
+    if study is None:
+        return 0
+    orphans = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in orphans:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(orphans)
+
+
+def trial_numbers(folder: RunFolder, table: TrialTable) -> dict[str, int]:
+    """Ray trial id -> the study's trial number: the study trial the searcher tagged with the Ray trial id,
+    else the one whose sampled parameters the config holds (a study from before the tag; Ray keeps no link, and
+    its creation order drifts from Optuna's after a resume). The tag comes first because a config need not hold
+    the study's values: sample counts are scaled to the trial's input rate (`spaces.rate`)."""
+    study = load(folder)
+    if study is None:
+        return {}
+    tagged = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t.number for t in study.trials if RAY_TRIAL_ID_ATTR in t.user_attrs}
+    numbers: dict[str, int] = {}
+    for record in table.records:
+        if record.trial_id in tagged:
+            numbers[record.trial_id] = tagged[record.trial_id]
+            continue
+        for trial in study.trials:
+            if trial.number in numbers.values() or not trial.params:
+                continue
+            if all(same(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
+                    any(k in record.config for k in trial.params):
+                numbers[record.trial_id] = trial.number
+                break
+    return numbers
+
+
+def user_attr(folder: RunFolder, name: str) -> dict[str, str]:
+    """Ray trial id -> the study trial's user attribute `name`, for the trials that have it."""
+    study = load(folder)
+    if study is None:
+        return {}
+    return {str(t.user_attrs[RAY_TRIAL_ID_ATTR]): str(t.user_attrs[name]) for t in study.trials
+            if RAY_TRIAL_ID_ATTR in t.user_attrs and name in t.user_attrs}
+
+
+def sampled_names(folder: RunFolder) -> set[str]:
+    """Every parameter name some study trial sampled."""
+    study = load(folder)
+    return {name for trial in study.trials for name in trial.params} if study is not None else set()
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal as config values: floats within rounding, anything else exactly."""
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    return a == b
