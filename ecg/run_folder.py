@@ -376,7 +376,7 @@ class RunFolder:
         try:
             info = json.loads(text)
         except json.JSONDecodeError as err:
-            cut = " (cut short?)" if err.pos >= len(text.rstrip()) else ""
+            cut = " (cut short?)" if err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated") else ""
             raise RunFolderError(f"{path} is not valid JSON at line {err.lineno} column {err.colno}: "
                                  f"{err.msg}{cut}") from None
         if not isinstance(info, dict):

@@ -11,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from ecg.run_folder import RunFolder, read_run_csv
+from ecg.run_folder import read_run_csv
 from ecg.train.config import flatten
-from search import study
 from search.trial_failures import FATAL_FILE, trial_number
 
 # Metrics that `ecg.train.fit` reports each epoch and that trials.csv summarises as best_* and last_*.
@@ -223,14 +222,24 @@ def _input(epochs: pd.DataFrame) -> dict[str, int | None]:
     return out
 
 
-def search_constants(table: TrialTable, folder: RunFolder) -> dict[str, Any]:
-    """The config entries no trial sampled (the space's constants, e.g. `optim/epochs`, `optim/seed`)."""
+def search_constants(table: TrialTable, sampled: set[str]) -> dict[str, Any]:
+    """The config entries no trial sampled (`sampled`: the study's parameter names), the same in every trial:
+    the space's constants, e.g. `optim/epochs`, `optim/seed`."""
     if not table.records:
         return {}
-    sampled = study.sampled_names(folder)
     keys = set.intersection(*(set(r.config) for r in table.records))
     return {k: table.records[0].config[k] for k in sorted(keys - sampled)
-            if all(study.same(r.config[k], table.records[0].config[k]) for r in table.records)}
+            if all(same_value(r.config[k], table.records[0].config[k]) for r in table.records)}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as config values: floats within rounding, anything else exactly."""
+    if isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-9)
+        except (TypeError, ValueError):
+            return False
+    return a == b
 
 
 def epochs_frame(table: TrialTable) -> pd.DataFrame:

@@ -277,6 +277,10 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
         if not trial_failures.is_disk_full(err):
             raise
         failure = f"the disk is full ({err})"
+    finally:
+        # Ray Tune leaves its own SIGINT handler in place after the search, which would take a later Ctrl-C (or a
+        # forwarded SIGTERM) as a request nobody reads: from here a signal interrupts as it does anywhere else.
+        stop.restore_sigint()
     record.fit_time_s = round(time.time() - fit_started, 2)
     found = outcome.collect()
     disk_full = [r for r in found.table.records if r.error and trial_failures.DISK_FULL in r.error]
@@ -347,7 +351,7 @@ class _Outcome:
             if len(trials) else {}
         record.study_trials = study.trial_count(folder)
         record.over_budget = int(sum(1 for r in table.records if r.over_budget))
-        record.search_constants = exports.search_constants(table, folder)
+        record.search_constants = exports.search_constants(table, study.sampled_names(folder))
         return _Found(table, trials, ranked, front)
 
     def write(self, found: _Found, *, with_best_configs: bool) -> dict[str, str]:

@@ -61,6 +61,11 @@ class StopSignals:
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
 
+    def restore_sigint(self) -> None:
+        """Python's own SIGINT handler (KeyboardInterrupt) again, after Ray Tune replaced it."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         first = self.received is None
         self.received = signum

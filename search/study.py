@@ -7,15 +7,10 @@ configuration (`spaces.warm_start.WARM_START_ATTR`), a rejected one why it was o
 """
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
-
 import optuna
 
 from ecg.run_folder import RunFolder
-
-if TYPE_CHECKING:
-    from search.exports import TrialTable
+from search.exports import TrialTable, same_value
 
 RAY_TRIAL_ID_ATTR = "ray_trial_id"
 TRIAL_NUMBER_ATTR = "trial_number"
@@ -75,7 +70,7 @@ def trial_numbers(folder: RunFolder, table: TrialTable) -> dict[str, int]:
         for trial in study.trials:
             if trial.number in numbers.values() or not trial.params:
                 continue
-            if all(same(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
+            if all(same_value(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
                     any(k in record.config for k in trial.params):
                 numbers[record.trial_id] = trial.number
                 break
@@ -95,13 +90,3 @@ def sampled_names(folder: RunFolder) -> set[str]:
     """Every parameter name some study trial sampled."""
     study = load(folder)
     return {name for trial in study.trials for name in trial.params} if study is not None else set()
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as config values: floats within rounding, anything else exactly."""
-    if isinstance(a, float) or isinstance(b, float):
-        try:
-            return math.isclose(float(a), float(b), rel_tol=1e-9)
-        except (TypeError, ValueError):
-            return False
-    return a == b

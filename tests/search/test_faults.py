@@ -168,10 +168,11 @@ def test_5_a_stop_signal_stops_within_seconds_writing_what_finished(name, target
     results = tmp_path / "runs; touch PWNED"
     args = [*cli.small, "--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "1",
             "--max-concurrent", "1", "--results-dir", str(results)]
-    # Slow epochs (3 s pause each) in the later trials, so the signal lands mid-trial.
+    # Trial 2 waits at the end of its first epoch for trials that never come (at most 120 s): the signal lands
+    # mid-trial however slowly this machine runs the checks before it.
     logs = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:  # files, not pipes: a full pipe would block
-        driver = cli.start(*args, env=cli.env(**{FAULT_ENV: "sleep@1;trials=2,3"}), stdout=stdout, stderr=stderr)
+        driver = cli.start(*args, env=cli.env(**{FAULT_ENV: "hold@1;n=9;trials=2"}), stdout=stdout, stderr=stderr)
     finished: set[str] = set()
     killed = False
     try:

@@ -163,3 +163,44 @@ def test_an_interrupted_run_gets_a_report_without_test_sections(run_dir: Path, t
     text = build(RunFolder.open(partial))
     assert "No test evaluation in this run" in text and "could not be drawn" not in text
     assert len(_figures(text)) == 6
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("run.json", "run.json is not valid JSON at line "),
+    ("trials.csv", "trials.csv ends in the middle of line"),
+])
+def test_a_damaged_run_folder_is_refused_in_one_line_and_no_report_is_written(damage, message, run_dir, tmp_path,
+                                                                               capsys) -> None:
+    from search.report import main
+
+    damaged = tmp_path / run_dir.name
+    shutil.copytree(run_dir, damaged)
+    (damaged / "report.html").unlink(missing_ok=True)
+    text = (damaged / damage).read_text()
+    (damaged / damage).write_text(text[: len(text) // 2])  # cut mid-file, as an interrupted copy leaves it
+    assert main([str(damaged)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("search.report: error: ") and message in err, err
+    assert not (damaged / "report.html").exists()
+
+
+def test_a_run_recorded_running_that_no_process_holds_is_reported_as_interrupted(run_dir, tmp_path) -> None:
+    stale = tmp_path / run_dir.name
+    shutil.copytree(run_dir, stale)
+    info = json.loads((stale / "run.json").read_text())
+    info.update(status="running")
+    (stale / "run.json").write_text(json.dumps(info))
+    text = build(RunFolder.open(stale))
+    assert "<th>status</th><td>interrupted (the process ended without saying so)</td>" in text
+
+
+def test_the_report_says_when_validation_could_not_tell_the_trials_apart(run_dir, tmp_path) -> None:
+    tied = tmp_path / run_dir.name
+    shutil.copytree(run_dir, tied)
+    trials = pd.read_csv(tied / "trials.csv", dtype={"trial_id": str})
+    trials["best_val_micro_f1"] = 0.25
+    trials.to_csv(tied / "trials.csv", index=False)
+    text = build(RunFolder.open(tied))
+    assert ("validation could not tell the 7 finished trials apart (each scored val_micro_f1 0.2500 at best): "
+            "they are ranked by trial number") in text
+    assert "could not tell" not in build(RunFolder.open(run_dir))

@@ -81,3 +81,18 @@ def test_missing_and_corrupt_checkpoints_fall_back_to_the_next_best(tmp_path, sp
     assert "checkpoint" in out and "of trial corrupt is unusable" in out
     with pytest.raises(CheckpointUnusable):
         load_winner(corrupt, val)
+
+
+def test_the_chosen_model_is_never_nan_when_validation_is_too_small_to_cross_fit() -> None:
+    from search.winners import WinnerResults
+
+    rows = pd.DataFrame({
+        "model": ["rank1", "rank1", "rank2", "ensemble_topk"], "thresholds": ["0.5", "global", "0.5", "0.5"],
+        "chosen": [True, False, True, True], "trial_id": ["a", "a", "b", "a+b"],
+        "cv_score": [float("nan")] * 4, "val_micro_f1": [0.4, 0.9, 0.6, 0.6]})
+    # No cross-fitted score anywhere: the best in-sample validation score of the metric, the simpler of equals.
+    assert WinnerResults(test_results=rows).chosen == {"model": "rank2", "thresholds": "0.5", "trial_id": "b"}
+    rows["val_micro_f1"] = 0.5  # validation cannot tell them apart: the simplest, rank1
+    assert WinnerResults(test_results=rows).chosen["model"] == "rank1"
+    rows["cv_score"] = [float("nan"), 0.2, 0.3, 0.3]  # where cross-fitting scored, it decides; NaN ranks last
+    assert WinnerResults(test_results=rows).chosen["model"] == "rank2"
