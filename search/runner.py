@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from search import cluster, data as run_data, exports, integrity, pareto, progre
 from search import tuner as tuning
 from search.options import OptionError, SearchOptions
 from search.report import write_report_safely
-from search.signals import StopSignals, ray_processes_in_own_session
+from search.signals import StopSignals, starting_ray
 from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
 
 
@@ -103,7 +104,7 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
         cluster.stop()
         raise
     folder = RunFolder.create(options.results_dir, options.space)
-    stop.on_deadline(lambda: shutil.rmtree(folder.path, ignore_errors=True))  # stopped (and stuck) before the search
+    stop.on_deadline(lambda: _remove_unstarted(folder, stop))  # stopped, and stuck, before the search began
     with _removed_unless_started(folder, options):
         folder.write_with(SPLIT, split.save)
         dashboard, ray_start_s = ray_session or _start_ray(options, stop)
@@ -143,7 +144,7 @@ def _experiment_entry(folder: RunFolder, options: SearchOptions) -> str:
 def _start_ray(options: SearchOptions, stop: StopSignals) -> tuple[str | None, float]:
     """Start (or join) Ray and check that it can place a trial; the dashboard URL and the seconds it took."""
     ray_started = time.time()
-    with ray_processes_in_own_session():
+    with starting_ray():
         dashboard = cluster.start(options)
     stop.install()  # Ray's core worker has just put its own SIGTERM handler in place of ours
     ray_start_s = time.time() - ray_started
@@ -169,6 +170,11 @@ def _removed_unless_started(folder: RunFolder, options: SearchOptions) -> Iterat
         if options.storage_path is not None:
             shutil.rmtree(folder.experiment_dir(options.storage_path).parent, ignore_errors=True)
         raise
+
+
+def _remove_unstarted(folder: RunFolder, stop: StopSignals) -> None:
+    shutil.rmtree(folder.path, ignore_errors=True)
+    print(f"\nlaunch.py: stopped by {stop.name()} before the search began; nothing of it was kept", file=sys.stderr)
 
 
 def _resume(requested: SearchOptions, stop: StopSignals) -> Path:

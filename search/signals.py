@@ -105,26 +105,33 @@ class StopSignals:
 
 
 @contextlib.contextmanager
-def ray_processes_in_own_session() -> Iterator[None]:
-    """While Ray starts a local instance, its processes (GCS, raylet, dashboard) start in a session of their own.
+def starting_ray() -> Iterator[None]:
+    """Around `ray.init`: Ray's processes start in a session of their own, and the stop handlers stay ours.
 
-    A signal to the driver's process group (`kill -TERM -PGID`, `timeout`, a closing terminal's SIGHUP) would
-    otherwise reach them too: they die at once, and the driver's core worker, losing its raylet, ends the driver
-    before it can write anything. In their own session only the driver gets the signal and stops them in order.
-    They still end with the driver: Ray starts them with the kernel's parent-death signal (fate sharing).
-    Ray starts them through `ray._private.services.ConsolePopen` (pinned by tests/search/test_signals.py).
+    - A signal to the driver's process group (`kill -TERM -PGID`, `timeout`, a closing terminal's SIGHUP) would
+      otherwise reach Ray's GCS, raylet and dashboard too: they die at once, and the driver's core worker, losing
+      its raylet, ends the driver before it can write anything. In their own session only the driver gets the
+      signal, and it stops them in order. They still end with the driver: Ray starts them with the kernel's
+      parent-death signal (fate sharing).
+    - `ray.init` first sets a SIGTERM handler of its own (`sys.exit(15)`, which can be raised where Python only
+      prints "Exception ignored" and goes on): it is left out, so a SIGTERM while Ray starts stops the search
+      like one at any other time. The core worker's native handler, set later inside `ray.init`, is replaced
+      by `StopSignals.install()` as soon as `ray.init` returns.
+    Ray starts its processes through `ray._private.services.ConsolePopen` and sets its handler with
+    `ray._private.utils.set_sigterm_handler`; tests/search/test_signals.py pins both.
     """
-    from ray._private import services
+    from ray._private import services, utils
 
-    original = services.ConsolePopen
+    original_popen, original_handler = services.ConsolePopen, utils.set_sigterm_handler
 
-    class _OwnSession(original):  # type: ignore[misc, valid-type]
+    class _OwnSession(original_popen):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("start_new_session", True)
             super().__init__(*args, **kwargs)
 
     services.ConsolePopen = _OwnSession
+    utils.set_sigterm_handler = lambda handler: None
     try:
         yield
     finally:
-        services.ConsolePopen = original
+        services.ConsolePopen, utils.set_sigterm_handler = original_popen, original_handler

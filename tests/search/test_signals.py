@@ -58,24 +58,33 @@ def test_a_stop_that_hangs_ends_at_the_deadline_after_writing_what_finished(tmp_
     assert marker.read_text() == "written at the deadline"
 
 
-def test_the_ray_internals_the_own_session_start_relies_on_are_there() -> None:
-    """search.signals.ray_processes_in_own_session swaps `ray._private.services.ConsolePopen` while Ray starts:
-    if a Ray release renames it or starts its processes otherwise, this fails (and the group-signal stop with it)."""
-    from ray._private import services
+def test_the_ray_internals_starting_ray_relies_on_are_there() -> None:
+    """search.signals.starting_ray swaps `ray._private.services.ConsolePopen` and `ray._private.utils.
+    set_sigterm_handler` while Ray starts: if a Ray release renames them or stops using them, this fails (and
+    the stops of a signal to the process group, or during Ray's start, with it)."""
+    import ray
+    from ray._private import services, utils
 
     assert issubclass(services.ConsolePopen, subprocess.Popen), "Ray no longer has services.ConsolePopen"
     assert "ConsolePopen(" in inspect.getsource(services.start_ray_process), \
         "Ray's start_ray_process no longer starts its processes with ConsolePopen: update search/signals.py"
+    assert callable(utils.set_sigterm_handler) and "set_sigterm_handler(" in inspect.getsource(ray.init), \
+        "ray.init no longer sets its SIGTERM handler through utils.set_sigterm_handler: update search/signals.py"
 
 
 def test_ray_processes_start_in_their_own_session() -> None:
     from ray._private import services
 
-    from search.signals import ray_processes_in_own_session
+    from ray._private import utils
 
-    with ray_processes_in_own_session():
+    from search.signals import starting_ray
+
+    handler = signal.getsignal(signal.SIGTERM)
+    with starting_ray():
+        utils.set_sigterm_handler(lambda *args: None)  # what ray.init does first: left out
+        assert signal.getsignal(signal.SIGTERM) is handler
         child = services.ConsolePopen([sys.executable, "-c", "import os; print(os.getsid(0))"],
                                       stdout=subprocess.PIPE, text=True)
         session = int(child.communicate(timeout=60)[0])
     assert session == child.pid != os.getsid(0)  # a session of its own: a signal to ours does not reach it
-    assert services.ConsolePopen.__name__ == "ConsolePopen"  # put back
+    assert services.ConsolePopen.__name__ == "ConsolePopen" and utils.set_sigterm_handler.__name__ == "set_sigterm_handler"
