@@ -3,22 +3,23 @@
 # Optuna, wfdb, iterative-stratification and what they need), for that machine's Python, as one xz-compressed
 # site folder that travels with the working tree (everything that travels is <= 64 MiB; the bundle <= 60 MiB).
 #
-#   bash bench/device_bundle.sh                  # for Python 3.12 (the lent machine's): bench/device_bundle/site-cp312.tar.xz
-#   bash bench/device_bundle.sh --python 3.11    # for this machine's Python (the clean-environment proof, device_check.sh)
+#   bash bench/device_bundle.sh                # Python 3.12's (the lent machine's): bench/device_bundle/site-cp312.tar.xz
+#   bash bench/device_bundle.sh --python 3.11  # this machine's Python (the clean-environment proof, device_check.sh)
 #   bash bench/device_bundle.sh --relock         # rewrite bench/device_bundle.txt from this venv, then build
 #
 # What travels is pinned in bench/device_bundle.txt (name==version, the versions this project's venv tests).
 # --relock derives it from the active venv: the installed dependency closure of pyproject.toml's dependencies
 # and test extra (torch left out: the machine has its CUDA build), with the markers evaluated for the target
-# Python, less every package bench/device_machine.txt lists (the machine has them).
+# Python, less every package bench/device_machine.txt lists (the machine has them; protobuf travels all the same).
 # Steps: `pip download` the exact cp3XX manylinux x86-64 wheels (cached in bench/out/device_bundle/), `pip install
 # --no-deps --target` them into a staging folder as pip would install them for that Python, trim what the check
-# never imports (Ray's Java jars, RLlib, Serve, LLM, its dashboard's web client, console scripts, tests), and
-# pack the folder with `xz -9`. bench/gpu_check.sh unpacks it into a temporary site folder and puts that on
-# PYTHONPATH before anything else runs. Exit 1 when the bundle is over 60 MiB.
+# never imports (Ray's Java jars, RLlib, Serve, LLM, console scripts, tests; not the dashboard's web client,
+# without which Ray's dashboard does not start), and pack the folder with `xz -9`. bench/gpu_check.sh unpacks it
+# into a temporary site folder and puts that on PYTHONPATH before anything else runs. Exit 1 when the bundle is
+# over 60 MiB, or the bundle and the working tree over the 64 MiB a call to the lent machine may carry.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 PYV=3.12
 RELOCK=0
 while [[ $# -gt 0 ]]; do
@@ -73,7 +74,11 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# Carried although the machine has it: Ray's generated protobuf code needs a runtime at least as new as the one it
+# was generated with, and the machine's version is not known here; the bundle's own is the one tested with it.
+CARRIED_ANYWAY = {"protobuf"}
 machine = {canonical(line.strip()) for line in open(machine_file) if line.strip() and not line.startswith("#")}
+machine -= CARRIED_ANYWAY
 project = tomllib.load(open(pyproject, "rb"))["project"]
 wanted = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
 closure: dict[str, str] = {}
@@ -105,8 +110,8 @@ fi
 
 mkdir -p "$WHEELS" "$BUNDLE_DIR"
 echo "== wheels for $TAG into $WHEELS"
-# (grep: pip warns about each package missing from this machine's extra local indexes)
-"$PY" -m pip download --quiet --no-deps "${TARGET_ARGS[@]}" -d "$WHEELS" -r "$LOCK" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+quiet() { grep -v "is ignored: it is neither" || true; }  # pip's notes on this machine's extra local indexes
+"$PY" -m pip download --quiet --no-deps "${TARGET_ARGS[@]}" -d "$WHEELS" -r "$LOCK" 2>&1 | quiet
 echo "== pip install --target $STAGE"
 rm -rf "$STAGE"
 "$PY" -m pip install --quiet --no-deps --no-index --no-compile --find-links "$WHEELS" --target "$STAGE" \
@@ -115,7 +120,7 @@ unpacked_before=$(du -sm "$STAGE" | cut -f1)
 
 # Trim what the check never imports. Console scripts: their first line names this machine's interpreter.
 rm -rf "$STAGE/bin"
-rm -rf "$STAGE"/ray/{jars,rllib,serve,llm,cpp} "$STAGE/ray/dashboard/client/build"
+rm -rf "$STAGE"/ray/{jars,rllib,serve,llm}
 find "$STAGE" -depth -type d \( -name __pycache__ -o -name tests -path '*/ray/*' \) -exec rm -rf {} +
 unpacked=$(du -sm "$STAGE" | cut -f1)
 
@@ -127,5 +132,17 @@ mib=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 2^20 }')
 echo "$BUNDLE: $mib MiB ($bytes bytes), $(grep -c '^[^#].*==' "$LOCK") packages from $LOCK; limit $LIMIT_MIB MiB"
 if (( bytes > LIMIT_MIB * 2**20 )); then
   echo "device_bundle.sh: the bundle is over $LIMIT_MIB MiB: trim more (above) or carry less" >&2
+  exit 1
+fi
+
+# What travels to the lent machine with a call that carries this bundle: the working tree (tracked files and
+# untracked files git does not ignore) and the bundle; at most 64 MiB.
+tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 -r stat -c %s -- 2> /dev/null \
+       | awk '{ s += $1 } END { print s + 0 }')
+total=$(( tree + bytes ))
+echo "working tree that travels: $(awk -v b="$tree" 'BEGIN { printf "%.1f", b / 2^20 }') MiB;" \
+     "with $BUNDLE: $(awk -v b="$total" 'BEGIN { printf "%.1f", b / 2^20 }') MiB of the 64 MiB a call may carry"
+if (( total > 64 * 2**20 )); then
+  echo "device_bundle.sh: the working tree and the bundle are over 64 MiB together" >&2
   exit 1
 fi

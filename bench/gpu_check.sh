@@ -10,8 +10,8 @@
 #
 # Python: $PYTHON, else python3, else python. No network; nothing is installed outside a temporary folder:
 # where ray, optuna, wfdb or iterative-stratification cannot be imported (the lent machine), the device bundle
-# for this Python (bench/device_bundle/site-cpXY.tar.xz: a `pip install --target` folder that
-# bench/device_bundle.sh makes where pip works) is unpacked into a temporary site folder put on PYTHONPATH.
+# for this Python (bench/device_bundle/site-cpXY.tar.xz, or $ECG_DEVICE_BUNDLE: a `pip install --target` folder
+# that bench/device_bundle.sh makes where pip works) is unpacked into a temporary site folder put on PYTHONPATH.
 # Where $OUT is set (the folder the lent machine sends back, at most 8 files), summary.md, steps.csv,
 # cuda_tests.txt, the CSVs and gpu_check.tar.gz (the whole output folder) are copied there after every step.
 # Steps (time limit; each one's output in <out>/<step>.txt, its status and seconds in <out>/steps.csv;
@@ -30,7 +30,7 @@
 # start. --dry-run samples the CPU's busy share from /proc/stat instead of nvidia-smi.
 set -uo pipefail
 
-usage() { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 ALL_STEPS="cuda_tests,bench_train,bench_models,epochs,search"
 DRY=0
 RESULTS=""
@@ -71,15 +71,18 @@ cleanup() {
 trap cleanup EXIT
 
 # The packages the lent machine lacks, from the device bundle, unless they can be imported already.
-NEEDED="import ray.tune, ray.dashboard.optional_deps, optuna, wfdb, iterstrat"
+# (launch.py starts Ray's dashboard, which needs its web client's folder)
+NEEDED="import os, ray.tune, ray.dashboard.optional_deps, optuna, wfdb, iterstrat
+assert os.path.isdir(os.path.join(os.path.dirname(ray.__file__), 'dashboard', 'client', 'build')), 'no dashboard'"
 BUNDLE_NOTE="not needed (ray, optuna, wfdb and iterative-stratification import without it)"
 if ! "$PY" -c "$NEEDED" 2> /dev/null; then
   TAG="$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
   BUNDLE="${ECG_DEVICE_BUNDLE:-$ROOT/bench/device_bundle/site-$TAG.tar.xz}"
   if [[ ! -f $BUNDLE ]]; then
-    echo "gpu_check.sh: $PY cannot import what the check needs ($NEEDED) and there is no device bundle at" \
-         "$BUNDLE: make it where pip works (bash bench/device_bundle.sh --python ${TAG:2:1}.${TAG:3})" \
-         "and send it along (bench/results/gpu/README.md)" >&2
+    echo "gpu_check.sh: $PY cannot import what the check needs (ray, optuna, wfdb, iterstrat) and there is" \
+         "no device bundle at $BUNDLE: make it where pip works" \
+         "(bash bench/device_bundle.sh --python ${TAG:2:1}.${TAG:3}) and send it along" \
+         "(bench/results/gpu/README.md)" >&2
     exit 2
   fi
   started=$(date +%s)
@@ -90,10 +93,23 @@ if ! "$PY" -c "$NEEDED" 2> /dev/null; then
     echo "gpu_check.sh: the packages still do not import with $BUNDLE unpacked (error above)" >&2
     exit 2
   fi
-  BUNDLE_NOTE="$(basename "$BUNDLE") ($(( $(stat -c %s "$BUNDLE") / 2**20 )) MiB) unpacked into $SITE in $(( $(date +%s) - started )) s"
+  BUNDLE_NOTE="$(basename "$BUNDLE") ($(( $(stat -c %s "$BUNDLE") / 2**20 )) MiB) unpacked into $SITE"
+  BUNDLE_NOTE+=" in $(( $(date +%s) - started )) s"
 fi
 echo "== python: $PY ($("$PY" -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__)'))"
 echo "== device bundle: $BUNDLE_NOTE"
+# The versions the check runs with (the machine's own and the bundle's), for the summary.
+PACKAGES="$("$PY" -c '
+from importlib import metadata
+names = ("torch numpy pandas scipy scikit-learn pyarrow protobuf grpcio aiohttp pydantic ray optuna wfdb "
+         "iterative-stratification pytest").split()
+def version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "missing"
+print(", ".join(f"{name} {version(name)}" for name in names))')"
+echo "== packages: $PACKAGES"
 
 VARIANTS="resnet50,seresnet50,ecgnet_v3,gru_v3_50x100"
 if [[ $DRY == 1 ]]; then
@@ -140,7 +156,7 @@ write_summary() {
     echo "# GPU check ($([[ $DRY == 1 ]] && echo "DRY RUN on the CPU at toy sizes: the figures are not GPU figures" || echo "device: $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"))"
     echo
     echo "Command: \`bash bench/gpu_check.sh$([[ $DRY == 1 ]] && echo " --dry-run")$([[ $STEPS != "$ALL_STEPS" ]] && echo " --steps $STEPS")\`; $(date -u '+%Y-%m-%d %H:%M UTC'); load average $(cut -d' ' -f1-3 /proc/loadavg)."
-    echo "Python $("$PY" -c 'import sys, torch; print(sys.version.split()[0], "with torch", torch.__version__)'); device bundle: $BUNDLE_NOTE."
+    echo "Python $("$PY" -c 'import sys; print(sys.version.split()[0])'); device bundle: $BUNDLE_NOTE; packages: $PACKAGES."
     echo
     echo "| step | status | seconds |"
     echo "|---|---|---|"
