@@ -110,7 +110,8 @@ def bench_variant(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--device", args.device, "--batch", str(args.batch),
                "--leads", str(args.leads), "--length", str(args.length), "--classes", str(args.classes),
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The project first, then what PYTHONPATH already holds (the GPU check's device bundle, on a lent machine).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
