@@ -8,8 +8,12 @@
 #      Python (bench/device_bundle/site-cpXY.tar.xz; built first by bench/device_bundle.sh if missing);
 #   4. checked: exit 0, every step ok, the bundle used, python3 used, at most 8 files in OUT.
 #
-#   bash bench/device_check.sh             # about 10 minutes on 2 cores; needs pip's registry for step 1
+#   bash bench/device_check.sh             # about 6 minutes on 2 cores; needs pip's registry for step 1
 #   bash bench/device_check.sh --keep      # keep the environment and the outputs (printed) for a look
+#   PYTHON=python3.12 bash bench/device_check.sh --imports-only
+#       for a Python with no CPU torch wheel at hand (3.12, the lent machine's): the environment without torch,
+#       the bundle for that Python unpacked as gpu_check.sh does, then what the check needs of it: the imports,
+#       Ray started with its dashboard, one task, a two-trial Ray Tune run (no dry run: it needs torch)
 #
 # A script rather than a test: building the environment needs the network and minutes, and the dry run itself
 # takes most of the test suite's budget; the suite runs the same dry run in the project's own environment
@@ -17,12 +21,16 @@
 set -euo pipefail
 
 KEEP=0
-case "${1:-}" in
-  --keep) KEEP=1 ;;
-  "") ;;
-  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
-  *) echo "device_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-esac
+IMPORTS_ONLY=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --keep) KEEP=1 ;;
+    --imports-only) IMPORTS_ONLY=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "device_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BASE="${PYTHON:-python3}"
@@ -44,7 +52,9 @@ echo "== 1. clean environment ($("$BASE" --version)) in $WORK/venv"
 VPY="$WORK/venv/bin/python3"
 mapfile -t MACHINE < <(sed -n 's/^# machine: //p' bench/device_bundle.txt)
 quiet() { grep -v "is ignored: it is neither" || true; }  # pip's notes on this machine's extra local indexes
-"$VPY" -m pip install --quiet torch==2.13.0 2>&1 | quiet  # this machine's CPU wheel; the lent machine has a CUDA build
+if [[ $IMPORTS_ONLY == 0 ]]; then
+  "$VPY" -m pip install --quiet torch==2.13.0 2>&1 | quiet  # this machine's CPU wheel; the lent machine: a CUDA build
+fi
 "$VPY" -m pip install --quiet --no-deps "${MACHINE[@]}" 2>&1 | quiet
 # -I: not the project's folder (its egg-info would count as an installed package)
 "$VPY" -I - bench/device_machine.txt <<'PYTHON' || fail "the clean environment holds a package the lent machine lacks"
@@ -64,6 +74,54 @@ for module in ray optuna wfdb iterstrat; do
   if "$VPY" -I -c "import $module" 2> /dev/null; then fail "$module imports in the clean environment"; fi
 done
 echo "   ray, optuna, wfdb, iterstrat: not importable (the bundle must bring them)"
+
+if [[ $IMPORTS_ONLY == 1 ]]; then
+  echo "== 2. $BUNDLE unpacked into a site folder on PYTHONPATH, as gpu_check.sh does"
+  mkdir -p "$WORK/site"
+  tar -xJf "$BUNDLE" -C "$WORK/site"
+  env -u VIRTUAL_ENV PYTHONPATH="$ROOT:$WORK/site" "$VPY" - "$WORK/tune" <<'PYTHON' || fail "the bundle does not work"
+"""What the GPU check needs of the bundle, without torch: the imports, Ray with its dashboard, Ray Tune."""
+import sys
+import time
+from importlib import metadata
+
+import iterstrat  # noqa: F401
+import optuna
+import ray
+import ray.dashboard.optional_deps  # noqa: F401
+import ray.tune
+import wfdb  # noqa: F401
+
+print(f"   Python {sys.version.split()[0]}: ray {ray.__version__} from {ray.__file__}, optuna {optuna.__version__},"
+      f" wfdb {metadata.version('wfdb')}, protobuf {metadata.version('protobuf')}")
+started = time.time()
+context = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1", num_cpus=1,
+                   log_to_driver=False)
+print(f"   Ray started with its dashboard ({context.dashboard_url}) in {time.time() - started:.1f} s")
+
+
+@ray.remote
+def add_one(x: int) -> int:
+    return x + 1
+
+
+assert ray.get(add_one.remote(1)) == 2
+
+
+def trainable(config: dict) -> None:
+    ray.tune.report({"score": config["x"] * 2})
+
+
+results = ray.tune.Tuner(trainable, param_space={"x": ray.tune.grid_search([1, 2])},
+                         run_config=ray.tune.RunConfig(storage_path=sys.argv[1], verbose=0)).fit()
+scores = sorted(result.metrics["score"] for result in results)
+assert scores == [2, 4], scores
+print(f"   one task and a two-trial Ray Tune run: scores {scores}")
+ray.shutdown()
+PYTHON
+  echo "== device_check.sh --imports-only: the $TAG bundle works in a clean $TAG environment of the machine's packages"
+  exit 0
+fi
 
 echo "== 2. python3 alone on PATH, OUT set"
 mkdir -p "$WORK/bin"
