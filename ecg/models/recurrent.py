@@ -64,7 +64,7 @@ class RecurrentBranch(nn.Module):
             weights = self.attend(seq)
             # Scale by the number of steps so that uniform weights leave the input unchanged.
             seq = seq * weights.unsqueeze(-1) * seq.shape[1]
-        # The recurrent layer runs in fp32 outside autocast, on every device (docs/training.md, "Precision"): under
+        # The recurrent layer runs in fp32 outside autocast, on every device (docs/training.md, "On a GPU"): under
         # CUDA autocast, cuDNN's RNN runs in fp16 whatever dtype autocast was given, and training has no GradScaler
         # for fp16's range; under CPU autocast the LSTM runs in bf16.
         with torch.autocast(seq.device.type, enabled=False):

@@ -75,7 +75,7 @@ def bf16_enabled(device: torch.device, requested: bool | None) -> bool:
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on `device` (a no-op when disabled). Recurrent layers leave it and run in fp32
-    (`ecg.models.recurrent.RecurrentBranch`; docs/training.md, "Precision")."""
+    (`ecg.models.recurrent.RecurrentBranch`; docs/training.md, "On a GPU")."""
     if not enabled:  # nothing to switch off (the loop never nests it), and any device type will do, "meta" too
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

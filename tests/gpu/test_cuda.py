@@ -7,11 +7,13 @@ winners evaluated on the device. Tiny sizes: the whole set takes about a minute 
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -44,6 +46,15 @@ def records(n: int, seed: int) -> ECGDataset:
                       sex=rng.integers(0, 2, n).astype(np.float32), labels=labels,
                       class_names=[f"c{i}" for i in range(CLASSES)], record_ids=[f"r{seed}_{i}" for i in range(n)],
                       fs=100)
+
+
+def module_at(path: Path) -> ModuleType:
+    """The module in the file at `path`, imported by its path: a top-level `tests` package that some
+    distributions install would shadow `tests.search...`."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def small(family: str) -> torch.nn.Module:
@@ -117,7 +128,7 @@ def test_two_trials_share_the_gpu_through_launch_and_winners_are_evaluated_on_it
     """launch.py at --gpus-per-trial 0.5: both trials on GPU 0 at once (each holds at the end of its first epoch
     until both have got there), trained on CUDA, their costs measured there under a --max-params budget they
     meet, and the winners evaluated on CUDA."""
-    from tests.search.test_gpu_packing import peak_use, placements
+    packing = module_at(ROOT / "tests" / "search" / "test_gpu_packing.py")  # its placements and peak_use
 
     results = tmp_path / "results"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -133,7 +144,7 @@ def test_two_trials_share_the_gpu_through_launch_and_winners_are_evaluated_on_it
     assert len(trials) == 2 and set(trials["status"]) == {"TERMINATED"}, trials
     assert set(trials["device"]) == {"cuda"} and list(trials["gpu_ids"]) == ["0", "0"]
     assert (trials["params"] > 0).all() and (trials["latency_ms_b1"] > 0).all() and (trials["peak_mem_mb"] > 0).all()
-    most, per_gpu, worst = peak_use(placements(run_dir, run_dir / "tune"), 0.5)
+    most, per_gpu, worst = packing.peak_use(packing.placements(run_dir, run_dir / "tune"), 0.5)
     assert most == 2 and list(per_gpu.values()) == [2] and worst <= 1.0  # both on the one GPU at once
     assert json.loads((run_dir / "run.json").read_text())["evaluation_device"] == "cuda"
     assert (run_dir / "test_results.csv").exists()
