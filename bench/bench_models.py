@@ -4,6 +4,9 @@
     python bench/bench_models.py --device cuda    # GPU with bf16 autocast (torch.cuda.max_memory_allocated)
     python bench/bench_models.py --smoke          # batch 2, one step: a quick check that every variant runs
 
+Exit code 1 when a variant measured in this run crashed or timed out (its row says why): a step of a check that
+runs this (bench/gpu_check.sh) must fail then, not pass with a row of the table saying "failed".
+
 Each variant runs in its own subprocess so that its peak memory is its own: on CPU the figure is the rise of
 the process's maximum resident set size (getrusage) from just before the model is built to the end of the
 timed steps (parameters + gradients + activations); tracemalloc would miss torch's allocations.
@@ -107,7 +110,8 @@ def bench_variant(name: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", name, "--device", args.device, "--batch", str(args.batch),
                "--leads", str(args.leads), "--length", str(args.length), "--classes", str(args.classes),
                "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The project first, then what PYTHONPATH already holds (the GPU check's device bundle, on a lent machine).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, env=env, cwd=ROOT)
     except subprocess.TimeoutExpired:
@@ -160,6 +164,7 @@ def main() -> None:
                         help="comma-separated names (default: all); re-measures those rows, keeping the others")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per variant")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "models.md")
+    parser.add_argument("--csv", type=Path, help="where the rows go (default bench/out/models_<device>[_smoke].csv)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -176,7 +181,8 @@ def main() -> None:
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; valid: {', '.join(VARIANTS)}")
-    out = ROOT / "bench" / "out" / f"models_{args.device.split(':')[0]}{'_smoke' if args.smoke else ''}.csv"
+    default_csv = f"models_{args.device.split(':')[0]}{'_smoke' if args.smoke else ''}.csv"
+    out = args.csv or ROOT / "bench" / "out" / default_csv
     out.parent.mkdir(parents=True, exist_ok=True)
     # --variants re-measures some rows: the others are kept from the previous run's CSV.
     results = {row["variant"]: row for row in read_csv(out)} if args.variants and out.exists() else {}
@@ -189,7 +195,12 @@ def main() -> None:
         write_csv(rows, out)
         if not args.smoke:
             write_docs(markdown_table(rows, args, total=len(VARIANTS)), args.device, args.docs)
-    print(f"wrote {out.relative_to(ROOT)}" + ("" if args.smoke else f" and updated {args.docs}"))
+    print(f"wrote {out}" + ("" if args.smoke else f" and updated {args.docs}"))
+    failed = [name for name in names if not str(results[name]["status"]).startswith("ok")]
+    if failed:
+        print(f"bench_models: {len(failed)} of {len(names)} variant(s) failed: "
+              + "; ".join(f"{name} ({results[name]['status']})" for name in failed), file=sys.stderr)
+        sys.exit(1)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -20,7 +20,7 @@ import ray.tune
 import torch
 
 from ecg.train.costs import Budget, CostMeter
-from ecg.train.device import bf16_enabled
+from ecg.train.device import bf16_enabled, is_out_of_memory
 from ecg.train import EpochReport, NonFiniteLossError, TrialConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
 from search.progress import epoch_line
@@ -94,7 +94,8 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
     # Seed before building: the initial weights are then a function of the config, so the same config gives
     # the same trial in any process (and a winner retrained with ecg.train reproduces its trial).
     torch.manual_seed(optim.seed)
-    model = trial.build_model(n_leads=data.n_leads, n_classes=data.n_classes, length=data.length)
+    # On the trial's device before its costs are measured: they are measured there, where it will train.
+    model = trial.build_model(n_leads=data.n_leads, n_classes=data.n_classes, length=data.length).to(device)
     resume = None
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:
@@ -163,7 +164,9 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
         with contextlib.suppress(OSError):
             folder.write(FATAL_FILE, {"reason": reason})
         raise TrialFailed(reason) from err
-    except torch.OutOfMemoryError as err:
+    except RuntimeError as err:  # torch.OutOfMemoryError, or cuDNN/cuBLAS failing to allocate (is_out_of_memory)
+        if not is_out_of_memory(err):
+            raise
         reason = (f"out of memory at batch size {optim.batch_size}: use a smaller optim/batch_size or give each "
                   f"trial a larger GPU share (--gpus-per-trial, now {gpus:g}) ({str(err).splitlines()[0]})")
         folder.write(FATAL_FILE, {"reason": reason})

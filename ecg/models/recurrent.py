@@ -64,7 +64,11 @@ class RecurrentBranch(nn.Module):
             weights = self.attend(seq)
             # Scale by the number of steps so that uniform weights leave the input unchanged.
             seq = seq * weights.unsqueeze(-1) * seq.shape[1]
-        out, state = self.rnn(seq)
+        # The recurrent layer runs in fp32 outside autocast, on every device (docs/training.md, "On a GPU"): under
+        # CUDA autocast, cuDNN's RNN runs in fp16 whatever dtype autocast was given, and training has no GradScaler
+        # for fp16's range; under CPU autocast the LSTM runs in bf16.
+        with torch.autocast(seq.device.type, enabled=False):
+            out, state = self.rnn(seq.float())
         h_n = state[0] if isinstance(state, tuple) else state
         last = torch.cat(list(h_n[-self.directions:]), dim=1)
         if self.attention == "none":

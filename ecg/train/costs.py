@@ -25,6 +25,20 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def require_on(model: nn.Module, device: torch.device) -> None:
+    """Raise ValueError unless every parameter and buffer of `model` is on `device`: the costs are measured on one
+    device, the model's and its inputs' (a trial's: move the model there first), never across two."""
+    elsewhere = {str(t.device) for t in (*model.parameters(), *model.buffers()) if not _same_device(t.device, device)}
+    if elsewhere:
+        raise ValueError(f"the model's weights are on {', '.join(sorted(elsewhere))} but its costs are measured on "
+                         f"{device}: move the model to {device} first (model.to(device))")
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    # torch.device("cuda") has no index; a CUDA tensor's device always has one (the current device's).
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
 def _inputs(n_leads: int, length: int, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n_leads, length, generator=generator).to(device)
@@ -77,8 +91,10 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def model_costs(model: nn.Module, *, n_leads: int, length: int, device: torch.device | str,
                 bf16: bool = False) -> dict[str, float]:
-    """params, macs and latency_ms_b1 / latency_ms_b64 (per record) of `model` on `device`."""
+    """params, macs and latency_ms_b1 / latency_ms_b64 (per record) of `model` on `device`, where the model must
+    already be (ValueError otherwise): its inputs are made there."""
     device = torch.device(device)
+    require_on(model, device)
     out: dict[str, float] = {"params": count_params(model),
                              "macs": macs_per_record(model, n_leads=n_leads, length=length, device=device)}
     for i, batch in enumerate(LATENCY_BATCHES):
@@ -124,7 +140,8 @@ class Budget:
 
 class CostMeter:
     """Cost figures for a trial's epoch reports: the model's costs, measured once and reported with every epoch
-    (a multi-objective searcher reads them from the trial's last result), and the peak memory so far."""
+    (a multi-objective searcher reads them from the trial's last result), and the peak memory so far. The model
+    must be on `device` when the costs are first asked for (`model_costs`)."""
 
     def __init__(self, model: nn.Module, *, n_leads: int, length: int, device: torch.device | str,
                  bf16: bool = False) -> None:

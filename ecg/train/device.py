@@ -42,6 +42,31 @@ def set_flush_denormals(device: torch.device, enabled: bool) -> None:
         torch.set_flush_denormal(True)
 
 
+def enable_cudnn_autotune(device: torch.device) -> None:
+    """On CUDA, have cuDNN time its algorithms for each new input shape and keep the fastest
+    (`torch.backends.cudnn.benchmark`). The shapes here are fixed (every training batch but a shorter last one,
+    then the validation batches: a few shapes per run), so the timing is paid in the first epoch and every later
+    batch runs the fastest kernels; with shapes that kept changing it would be paid again at each. The setting is
+    process-wide and stays on (a Ray trial's worker process trains on one device)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
+# How CUDA reports running out of memory besides torch.OutOfMemoryError: cuDNN and cuBLAS fail to allocate
+# their workspaces or handles and say so in a RuntimeError, and a kernel launch can fail with "out of memory".
+OUT_OF_MEMORY_MESSAGES = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether `error` is the device running out of memory: torch.OutOfMemoryError, or a RuntimeError whose
+    message says so in one of CUDA's other ways (OUT_OF_MEMORY_MESSAGES). Such an error would only happen again
+    on a retry with the same batch size and device share."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    message = str(error)
+    return isinstance(error, RuntimeError) and any(text.lower() in message.lower() for text in OUT_OF_MEMORY_MESSAGES)
+
+
 def bf16_enabled(device: torch.device, requested: bool | None) -> bool:
     """Whether to autocast to bf16: as `requested`, or when None, on CUDA only (bf16 pays off there; on CPU
     it is slower than fp32, so it is off unless asked for)."""
@@ -49,8 +74,11 @@ def bf16_enabled(device: torch.device, requested: bool | None) -> bool:
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on `device` (a no-op when disabled)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    """bf16 autocast on `device` (a no-op when disabled). Recurrent layers leave it and run in fp32
+    (`ecg.models.recurrent.RecurrentBranch`; docs/training.md, "On a GPU")."""
+    if not enabled:  # nothing to switch off (the loop never nests it), and any device type will do, "meta" too
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def as_tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -24,8 +24,8 @@ from ecg.metrics import evaluate
 from ecg.selection import is_better
 from ecg.train.checkpoint import load_checkpoint
 from ecg.train.config import TrainConfig
-from ecg.train.device import (DeviceSplit, autocast, bf16_enabled, resolve_device, set_flush_denormals,
-                              set_threads)
+from ecg.train.device import (DeviceSplit, autocast, bf16_enabled, enable_cudnn_autotune, resolve_device,
+                              set_flush_denormals, set_threads)
 from ecg.train.optim import make_loss, make_optimizer, make_schedule
 from ecg.train.predict import infer_logits
 
@@ -125,6 +125,7 @@ def fit(model: nn.Module, train: ECGDataset, val: ECGDataset, config: TrainConfi
     device = resolve_device(device)
     set_threads(config.threads)
     set_flush_denormals(device, config.flush_denormals)
+    enable_cudnn_autotune(device)
     use_bf16 = bf16_enabled(device, config.bf16)
 
     model.to(device)

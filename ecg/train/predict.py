@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ecg.data.dataset import ECGDataset
-from ecg.train.device import DeviceSplit, autocast, bf16_enabled, resolve_device
+from ecg.train.device import DeviceSplit, autocast, bf16_enabled, enable_cudnn_autotune, resolve_device
 
 
 def infer_logits(model: nn.Module, split: DeviceSplit, *, batch_size: int, bf16: bool) -> torch.Tensor:
@@ -31,6 +31,7 @@ def predict(model: nn.Module, dataset: ECGDataset, *, device: str | torch.device
     `bf16` None means autocast on CUDA and off on CPU, as in training.
     """
     device = resolve_device(device)
+    enable_cudnn_autotune(device)  # the batches have one shape (and a shorter last one)
     model.to(device)
     split = DeviceSplit.from_dataset(dataset, device)
     logits = infer_logits(model, split, batch_size=batch_size, bf16=bf16_enabled(device, bf16))
