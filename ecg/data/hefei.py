@@ -21,7 +21,8 @@ import numpy as np
 
 from ecg.data.bad_records import keep_readable
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, excerpt
+from ecg.data.errors import DataError
+from ecg.values import quote
 from ecg.data.labels import multi_hot, read_text
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_each
@@ -174,7 +175,7 @@ def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
         fields = line.rstrip("\r").split("\t")
         if len(fields) < 3:
             raise DataError(f"{files.label_file}, line {number}: expected 'NAME.txt<TAB>age<TAB>sex<TAB>label...', "
-                            f"got {excerpt(line)}")
+                            f"got {quote(line)}")
         name, age, sex = fields[0].strip(), fields[1].strip(), fields[2].strip()
         if name in line_of:
             raise DataError(f"{files.label_file}, line {number}: record {name} already listed on line {line_of[name]}")
@@ -182,9 +183,9 @@ def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
         try:
             ages.append(float(age) if age else np.nan)
         except ValueError:
-            raise DataError(f"{files.label_file}, line {number}: age {excerpt(age)} is not a number") from None
+            raise DataError(f"{files.label_file}, line {number}: age {quote(age)} is not a number") from None
         if sex and sex.upper() not in SEX_CODES:
-            raise DataError(f"{files.label_file}, line {number}: sex {excerpt(sex)} is not MALE, FEMALE or empty")
+            raise DataError(f"{files.label_file}, line {number}: sex {quote(sex)} is not MALE, FEMALE or empty")
         sexes.append(SEX_CODES[sex.upper()] if sex else np.nan)
         records.append(name)
         label_lists.append([label.strip() for label in fields[3:] if label.strip()])
@@ -318,7 +319,7 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
         control = CONTROL_BYTES.search(line)
         if control:
             raise DataError(f"{path}, line {number}: not text (byte {control.group()!r} at column "
-                            f"{control.start() + 1}: {excerpt(line.decode('utf-8', errors='replace'))})")
+                            f"{control.start() + 1}: {quote(line.decode('utf-8', errors='replace'))})")
         cells = [cell.decode("utf-8", errors="replace") for cell in line.split()]
         if len(cells) != n_cols:
             raise DataError(f"{path}, line {number}: {len(cells)} columns, expected {n_cols}")
@@ -326,7 +327,7 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
             try:
                 int(cell)
             except ValueError:
-                raise DataError(f"{path}, line {number}: {excerpt(cell)} is not an integer") from None
+                raise DataError(f"{path}, line {number}: {quote(cell)} is not an integer") from None
     raise DataError(f"{path}: {len(lines)} sample rows, expected {length}")
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, excerpt
+from ecg.data.errors import DataError
+from ecg.values import quote
 from ecg.data.leads import plan_leads
 from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefei_units
 
@@ -109,7 +110,7 @@ def _units(path: Path, archive: np.lib.npyio.NpzFile, signals: np.ndarray) -> tu
     units = str(np.asarray(archive["units"]).reshape(-1)[0]) if archive["units"].size else ""
     factor = mv_per_unit(units)
     if factor is None:
-        raise DataError(f"{path}: 'units' is {excerpt(units)}; use 'uV', 'mV' or 'V'")
+        raise DataError(f"{path}: 'units' is {quote(units)}; use 'uV', 'mV' or 'V'")
     return factor, units
 
 

@@ -29,7 +29,8 @@ from wfdb.io._signal import BYTES_PER_SAMPLE
 
 from ecg.data.bad_records import HINT, keep_readable, summary
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, clip, excerpt
+from ecg.data.errors import DataError
+from ecg.values import clip, quote
 from ecg.data.labels import LabelsCSV, multi_hot, parse_age, parse_sex
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_each
@@ -124,7 +125,7 @@ def read_header_text(header: Path) -> HeaderText:
             raise ValueError
         files = [line.split()[0] for line in body[1:1 + n_sig]]
     except (IndexError, ValueError):
-        first = excerpt(body[0]) if body else "nothing but comments"
+        first = quote(body[0]) if body else "nothing but comments"
         raise DataError(f"{header}: not a WFDB header (record line 'NAME N_SIG FS N_SAMPLES', then one line "
                         f"per signal; line 1: {first})") from None
     fs = _number(fields[2]) if len(fields) > 2 else None
@@ -243,7 +244,7 @@ def read_signal(header: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = 
     for channel in plan.sources:
         factor = mv_per_unit(record.units[channel])
         if factor is None:
-            raise DataError(f"{header}: lead {record.sig_name[channel]} is in unit {excerpt(record.units[channel])}, "
+            raise DataError(f"{header}: lead {record.sig_name[channel]} is in unit {quote(record.units[channel])}, "
                             "not a voltage")
         millivolts[channel] = record.p_signal[:, channel] * factor
     millivolts = plan.apply(millivolts)
