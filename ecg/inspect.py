@@ -8,7 +8,6 @@ so it runs before a download has finished.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg.cli import Parser, refuse
 from ecg.data import FS, N_SAMPLES, DataError, ECGDataset, detect_format, load_labels
 from ecg.data.split import SPLITS, make_split, split_sizes, uncovered_classes
 
@@ -173,7 +173,7 @@ def render(report: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecg.inspect", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m ecg.inspect", description=__doc__.split("\n")[0])
     parser.add_argument("path", help="Hefei folder or label file, WFDB folder, or .npz")
     parser.add_argument("--labels", help="label file (Hefei) or labels CSV (WFDB: record, labels[, age, sex])")
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0, as the search uses)")
@@ -192,8 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = summarize(args.path, args.labels, seed=args.seed, skip_bad_records=args.skip_bad_records,
                            task=args.task, split=args.split)
     except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return refuse(parser.prog, error)
     print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else render(report))
     return 0
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecg import values
 from ecg.selection import COST_OBJECTIVES, SELECTION_METRICS, best_so_far, metric_mode
 
 SCHEDULERS = ("asha", "fifo")
@@ -146,7 +147,8 @@ class SearchOptions:
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value).expanduser())
         if self.space not in _known_spaces():
-            raise OptionError(f"--space {self.space!r} is unknown; choose one of {', '.join(_known_spaces())}")
+            raise OptionError(f"--space {values.quote(self.space)} is unknown; choose one of "
+                              f"{', '.join(_known_spaces())}")
         _positive("--n-records", self.n_records, minimum=10)
         _positive("--num-samples", self.num_samples)
         _positive("--max-epochs", self.max_epochs)
@@ -156,6 +158,8 @@ class SearchOptions:
         _positive("--top-k", self.top_k)
         _positive("--ensemble-candidates", self.ensemble_candidates)
         _positive("--max-params", self.max_params)
+        for flag in ("--cpus-per-trial", "--memory-per-trial", "--gpus-per-trial", "--max-latency-ms"):
+            _finite(flag, getattr(self, flag[2:].replace("-", "_")))
         if self.max_latency_ms is not None and not self.max_latency_ms > 0:
             raise OptionError(f"--max-latency-ms must be > 0, got {self.max_latency_ms}")
         if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:
@@ -172,8 +176,10 @@ class SearchOptions:
             raise OptionError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial}")
         if self.max_failures < -1:
             raise OptionError(f"--max-failures must be >= 0 (or -1 for unlimited), got {self.max_failures}")
-        if self.seed < 0:
-            raise OptionError(f"--seed must be >= 0, got {self.seed}")
+        try:  # the split's and the sampler's NumPy generators take no larger seed
+            values.seed(self.seed, "--seed")
+        except ValueError as err:
+            raise OptionError(str(err)) from None
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
         _check_host("--dashboard-host", self.dashboard_host)
@@ -189,6 +195,8 @@ class SearchOptions:
         if self.leads not in (8, 12):
             raise OptionError(f"--leads must be 8 or 12, got {self.leads}")
         _positive("--fs", self.fs, minimum=50)
+        if self.fs is not None and self.fs > values.RATE_HZ[1]:
+            raise OptionError(f"--fs must be an integer from 50 to {values.RATE_HZ[1]:g} Hz, got {self.fs}")
         if self.objectives is not None:
             self._check_objectives()
         if self.metric is None:
@@ -201,17 +209,17 @@ class SearchOptions:
         """--objectives: a selection metric first (it also becomes --metric), then distinct cost objectives."""
         names = [n.strip() for n in str(self.objectives).split(",")]
         if len(names) < 2:
-            raise OptionError(f"--objectives {self.objectives!r}: give the selection metric and at least one cost "
+            raise OptionError(f"--objectives {values.quote(self.objectives)}: give the selection metric and at least one cost "
                               f"({', '.join(COST_OBJECTIVES)}), e.g. val_micro_f1,params")
         if names[0] not in METRICS:
-            raise OptionError(f"--objectives {self.objectives!r}: the first must be a selection metric "
-                              f"({', '.join(METRICS)}), got {names[0]!r}")
+            raise OptionError(f"--objectives {values.quote(self.objectives)}: the first must be a selection metric "
+                              f"({', '.join(METRICS)}), got {values.quote(names[0])}")
         for name in names[1:]:
             if name not in COST_OBJECTIVES:
-                raise OptionError(f"--objectives {self.objectives!r}: {name!r} is not a cost; choose from "
+                raise OptionError(f"--objectives {values.quote(self.objectives)}: {values.quote(name)} is not a cost; choose from "
                                   f"{', '.join(COST_OBJECTIVES)}")
         if len(set(names)) != len(names):
-            raise OptionError(f"--objectives {self.objectives!r} names an objective twice")
+            raise OptionError(f"--objectives {values.quote(self.objectives)} names an objective twice")
         if self.metric is not None and self.metric != names[0]:
             raise OptionError(f"--metric {self.metric} differs from the first of --objectives {self.objectives}")
         self.objectives = ",".join(names)
@@ -263,6 +271,8 @@ class SearchOptions:
             raise OptionError(f"--data {self.data}: no such file or folder")
         if self.labels is not None and not self.labels.is_file():
             raise OptionError(f"--labels {self.labels}: no such file")
+        if self.data is None and self.n_records is not None:
+            self._check_synthetic_size()
         if self.warm_start is not None and self.warm_start != "study":
             from spaces.warm_start import WarmStartError, read_configs_csv
 
@@ -286,6 +296,17 @@ class SearchOptions:
             if self.memory_per_trial is not None and self.memory_per_trial > memory:
                 raise OptionError(f"--memory-per-trial {self.memory_per_trial:g} is more than this machine has "
                                   f"({memory:.1f} GiB)")
+
+    def _check_synthetic_size(self) -> None:
+        """Refuse a synthetic set whose int16 signals alone exceed this machine's memory (at the smaller of
+        the default rates when --fs is not given, so only a set that cannot fit is refused)."""
+        fs = self.fs or min(CPU_DEFAULTS.fs, GPU_DEFAULTS.fs)
+        need = self.n_records * self.leads * 10 * fs * 2 / 2**30  # 10 s per record, 2 bytes a sample
+        memory = _local_memory_gib()
+        if need > memory:
+            raise OptionError(f"--n-records {self.n_records}: the synthetic set's signals alone would take "
+                              f"{need:,.0f} GiB ({self.leads} leads x {10 * fs} samples as int16 per record), more "
+                              f"than this machine's {memory:.1f} GiB")
 
     def resolved(self, gpus_available: float) -> "SearchOptions":
         """A copy with every `None` default filled for hardware with `gpus_available` GPUs."""
@@ -326,9 +347,18 @@ def _positive(flag: str, value: int | None, minimum: int = 1) -> None:
         raise OptionError(f"{flag} must be an integer >= {minimum}, got {value}")
 
 
+def _finite(flag: str, value: float | None) -> None:
+    """A float option must be a finite number (argparse reads "inf" and "nan" as floats)."""
+    if value is not None:
+        try:
+            values.to_float(value)
+        except ValueError as err:
+            raise OptionError(f"{flag} {err}") from None
+
+
 def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise OptionError(f"{flag} {value!r} is unknown; choose one of {', '.join(choices)}")
+        raise OptionError(f"{flag} {values.quote(value)} is unknown; choose one of {', '.join(choices)}")
 
 
 def _check_writable(flag: str, path: Path) -> None:
@@ -356,8 +386,8 @@ def _check_host(flag: str, host: str) -> None:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise OptionError(f"{flag} {host!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for "
-                              "every interface)") from None
+            raise OptionError(f"{flag} {values.quote(host)} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 "
+                              "for every interface)") from None
 
 
 def _local_cpu_count() -> int:

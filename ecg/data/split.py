@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
+from ecg import values
 from ecg.data.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -27,6 +28,10 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
                class_names: Sequence[str] | None = None) -> np.ndarray:
     """`np.ndarray` of "train"/"val"/"test", one per record, stratified over the multi-hot `labels [N, C]`.
     `class_names` (in index order) name the classes in the warning about classes too rare to cover."""
+    try:
+        seed = values.seed(seed)
+    except ValueError as err:
+        raise DataError(f"split {err}") from None
     labels = np.asarray(labels)
     ratios = np.asarray(ratios, dtype=float)
     if labels.ndim != 2:
@@ -40,7 +45,8 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
         rest, test = _stratified(labels, rest, ratios[2], seed)
         assignment[test] = "test"
     if ratios[1] > 0:
-        _, val = _stratified(labels, rest, ratios[1] / (ratios[0] + ratios[1]), seed + 1)
+        _, val = _stratified(labels, rest, ratios[1] / (ratios[0] + ratios[1]),
+                             (seed + 1) % (values.SEED_MAX + 1))
         assignment[val] = "val"
     assignment = assignment.astype("<U5")
     repair_coverage(labels, assignment)

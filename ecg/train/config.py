@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecg.selection import SELECTION_METRICS
-from ecg.values import convert, is_missing, plain
+from ecg.values import clip, convert, is_missing, plain
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
 
 FS_KEY = "data/fs"  # the flat name of a trial's input rate (search spaces sample it: spaces.rate)
@@ -164,7 +164,11 @@ class TrialConfig:
                 model[name] = _coerce_option(key, value, option_defaults.get(name))
             else:
                 optim[name] = plain(value)
-        return cls(family=family, model=model, optim=TrainConfig(**optim), fs=None if is_missing(fs) else fs)
+        try:
+            settings = TrainConfig(**optim)
+        except ValueError as err:  # "lr must be ...": named as the column is, optim/lr
+            raise ValueError(f"optim/{err}" if str(err).split(" ", 1)[0] in known_fields else str(err)) from None
+        return cls(family=family, model=model, optim=settings, fs=None if is_missing(fs) else fs)
 
     @classmethod
     def from_nested(cls, config: Mapping[str, Any]) -> "TrialConfig":
@@ -188,17 +192,35 @@ class TrialConfig:
 
     @classmethod
     def from_csv(cls, path: str | Path, row: int = 0) -> "TrialConfig":
-        """Row `row` (0-based, in file order) of a best_configs.csv / trials.csv."""
+        """Row `row` (0-based, in file order) of a best_configs.csv / trials.csv / config.csv.
+
+        Cells are read as the text they hold: an empty cell is a value the row's trial did not sample (another
+        family's model option) and keeps its default, but text that is not a value of the setting's type
+        ('nan', 'inf', 'abc' in a numeric column) is refused, and so is an empty training setting other than
+        the optional `optim/bf16` and `optim/threads` (every trial of a search has them all): a ValueError
+        naming the file, the line and the column.
+        """
         import pandas as pd
 
         path = Path(path)
-        table = pd.read_csv(path, dtype={"trial_id": str})
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as err:  # pandas' parser and decoding errors are ValueErrors
+            raise ValueError(f"{path}: not a readable config CSV ({clip(err)})") from None
         if not 0 <= row < len(table):
             raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
+        cells = {str(key): str(value).strip() for key, value in table.iloc[row].to_dict().items()}
+        where = f"{path}, row {row} (line {row + 2})"
+        optional = {"bf16", "threads"}
+        for key, text in cells.items():
+            prefix, _, name = key.partition("/")
+            if prefix == "optim" and name not in optional and not text and name in {f.name for f in fields(TrainConfig)}:
+                raise ValueError(f"{where}: {key} is empty; give it a value or leave the column out for the "
+                                 f"default ({getattr(TrainConfig, name)!r})")
         try:
-            return cls.from_flat(table.iloc[row].to_dict())
+            return cls.from_flat(cells)
         except ValueError as err:
-            raise ValueError(f"{path}, row {row}: {err}") from None
+            raise ValueError(f"{where}: {err}") from None
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
