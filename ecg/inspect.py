@@ -1,9 +1,9 @@
 """`python -m ecg.inspect PATH [--labels FILE] [--json] [--skip-bad-records]`: what the study printed before training.
 
 Records, the class table (index, name, count), labels per record, missing age and sex, the split sizes
-and the class counts per split; and what would load wrongly: records with no label, ages outside 0-120,
-labels-CSV rows naming no record, record lengths (WFDB, from the headers) and the records skipped as
-unreadable. It reads labels only (label file, WFDB headers, labels CSV, .npz labels), never the signals,
+and the class counts per split; and what would load wrongly: records with no label, ages outside 0-120
+(the readers refuse ages beyond 125), labels-CSV rows naming no record, record lengths (WFDB, from the
+headers) and the records skipped as unreadable. It reads labels only (label file, WFDB headers, labels CSV, .npz labels), never the signals,
 so it runs before a download has finished.
 """
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg import values
 from ecg.cli import Parser, refuse
 from ecg.data import FS, N_SAMPLES, DataError, ECGDataset, detect_format, load_labels
 from ecg.data.split import SPLITS, make_split, split_sizes, uncovered_classes
 
 
-AGE_RANGE = (0.0, 120.0)  # years; anything outside is reported as a likely coding error (PTB-XL writes 300)
+# Ages the readers accept (ecg.values.AGE_YEARS) but outside this range are reported as likely coding errors.
+AGE_RANGE = values.PLAUSIBLE_AGE_YEARS
 SHOWN = 5  # record ids quoted per finding
 
 
@@ -193,7 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            task=args.task, split=args.split)
     except DataError as error:
         return refuse(parser.prog, error)
-    print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else render(report))
+    text = json.dumps(report, ensure_ascii=False, indent=1) if args.json else render(report)
+    print("\n".join(values.printable(line) for line in text.split("\n")))  # record ids as they are, made safe
     return 0
 
 

@@ -183,6 +183,8 @@ class SearchOptions:
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
         _check_host("--dashboard-host", self.dashboard_host)
+        if self.address is not None:
+            _check_address(self.address)
         self._check_conventions()  # last: it reads the data's kind, the others are checks of plain values
 
     def _check_conventions(self) -> None:
@@ -271,8 +273,6 @@ class SearchOptions:
             raise OptionError(f"--data {self.data}: no such file or folder")
         if self.labels is not None and not self.labels.is_file():
             raise OptionError(f"--labels {self.labels}: no such file")
-        if self.data is None and self.n_records is not None:
-            self._check_synthetic_size()
         if self.warm_start is not None and self.warm_start != "study":
             from spaces.warm_start import WarmStartError, read_configs_csv
 
@@ -296,17 +296,6 @@ class SearchOptions:
             if self.memory_per_trial is not None and self.memory_per_trial > memory:
                 raise OptionError(f"--memory-per-trial {self.memory_per_trial:g} is more than this machine has "
                                   f"({memory:.1f} GiB)")
-
-    def _check_synthetic_size(self) -> None:
-        """Refuse a synthetic set whose int16 signals alone exceed this machine's memory (at the smaller of
-        the default rates when --fs is not given, so only a set that cannot fit is refused)."""
-        fs = self.fs or min(CPU_DEFAULTS.fs, GPU_DEFAULTS.fs)
-        need = self.n_records * self.leads * 10 * fs * 2 / 2**30  # 10 s per record, 2 bytes a sample
-        memory = _local_memory_gib()
-        if need > memory:
-            raise OptionError(f"--n-records {self.n_records}: the synthetic set's signals alone would take "
-                              f"{need:,.0f} GiB ({self.leads} leads x {10 * fs} samples as int16 per record), more "
-                              f"than this machine's {memory:.1f} GiB")
 
     def resolved(self, gpus_available: float) -> "SearchOptions":
         """A copy with every `None` default filled for hardware with `gpus_available` GPUs."""
@@ -376,6 +365,16 @@ def _check_writable(flag: str, path: Path) -> None:
             pass
     except OSError as exc:
         raise OptionError(f"{flag} {path}: {probe} is not writable ({exc.strerror})") from None
+
+
+def _check_address(address: str) -> None:
+    """--address: "auto" or HOST:PORT (an IPv6 host in brackets), checked before anything tries to reach it."""
+    import re
+
+    host, _, port = address.rpartition(":")
+    if address != "auto" and not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536
+                                  and host.isprintable() and re.fullmatch(r"[^\s\[\]]+|\[[0-9a-fA-F:.]+\]", host)):
+        raise OptionError(f"--address {values.quote(address)} is not auto or HOST:PORT (a port from 1 to 65535)")
 
 
 def _check_host(flag: str, host: str) -> None:

@@ -34,12 +34,18 @@ def source_key(files: Iterable[Path], options: dict) -> str:
     """Hash of each source file's path, size and mtime plus the load options (cheap: stats, no reads).
 
     Paths are taken as given (the loader resolves the dataset folder once), so 20,000 files cost 20,000
-    `stat` calls and nothing more.
+    `stat` calls and nothing more. A file that cannot be stat'ed (a dangling symlink, a symlink loop) keys
+    as its name and the error: it may be a file no record needs, and a record that does is refused by its
+    reader, naming it.
     """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True, default=str).encode())
     for name in sorted(os.fspath(p) for p in files):
-        stat = os.stat(name)
+        try:
+            stat = os.stat(name)
+        except OSError as error:  # a dangling symlink or a loop: the reader says so if the load needs the file
+            digest.update(f"{name}\0!{error.errno}\n".encode())
+            continue
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 

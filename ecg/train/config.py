@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecg.selection import SELECTION_METRICS
+from ecg import values
 from ecg.values import clip, convert, is_missing, plain
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
 
@@ -66,6 +67,7 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        self.seed = values.seed(self.seed)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         self.milestones()  # validates the string
@@ -202,7 +204,10 @@ class TrialConfig:
         """
         import pandas as pd
 
+        from ecg.data.files import check_regular
+
         path = Path(path)
+        check_regular(path)  # a FIFO would block the read
         try:
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (OSError, ValueError) as err:  # pandas' parser and decoding errors are ValueErrors

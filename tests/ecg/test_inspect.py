@@ -80,9 +80,9 @@ def _challenge_record(folder: Path, name: str, n: int, comments: tuple[str, ...]
 
 
 def _wfdb_folder(folder: Path) -> Path:
-    _challenge_record(folder, "A1", 5000, ("# Age: 300", "# Sex: Male", "# Dx: 426783006"))
+    _challenge_record(folder, "A1", 5000, ("# Age: 123", "# Sex: Male", "# Dx: 426783006"))
     _challenge_record(folder, "A2", 12_000, ("# Age: 40", "# Sex: Female", "# Dx: Unknown"), record_name="A2.mat")
-    _challenge_record(folder, "A3", 2570, ("# Age: -1", "# Dx: 164889003"), fs=257)
+    _challenge_record(folder, "A3", 2570, ("# Age: 121", "# Dx: 164889003"), fs=257)
     return folder
 
 
@@ -91,8 +91,9 @@ def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
     assert main([str(folder), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["records_without_label"] == {"count": 1, "first": ["A2"]}
-    assert report["age_out_of_range"] == {"count": 2, "first": [{"record": "A1", "age": 300.0},
-                                                                {"record": "A3", "age": -1.0}]}
+    # Ages the readers accept (ecg.values.AGE_YEARS) but no one has lived to: 121, 123 (Hefei's file has 124)
+    assert report["age_out_of_range"] == {"count": 2, "first": [{"record": "A1", "age": 123.0},
+                                                                {"record": "A3", "age": 121.0}]}
     assert report["lengths"] == {"target_seconds": 10.0, "known": 3, "unknown": 0,
                                  "seconds": {"min": 10.0, "median": 10.0, "max": 24.0},
                                  "longer": 1, "shorter": 0, "rates": {"500": 2, "257": 1},
@@ -100,7 +101,7 @@ def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
     assert main([str(folder)]) == 0
     text = capsys.readouterr().out
     assert "records with no label: 1 (first: A2)" in text
-    assert "ages outside 0-120: 2 (first: A1 (300), A3 (-1))" in text
+    assert "ages outside 0-120: 2 (first: A1 (123), A3 (121))" in text
     assert ("lengths (from the headers): median 10 s, min 10 s, max 24 s; 1 longer than 10 s (their first 10 s are "
             "read), 0 shorter (zero-padded at the end); rates: 500 Hz: 2, 257 Hz: 1") in text
 

@@ -62,7 +62,7 @@ def text_in_a_record(tmp: Path) -> tuple[list[str], str]:
 def wfdb_header_that_is_not_one(tmp: Path) -> tuple[list[str], str]:
     (tmp / "wfdb").mkdir()
     (tmp / "wfdb" / "r1.hea").write_text("r1 12 500 5000\nr1.dat 16 1000 16 0 0 0 0 I\n")
-    return ["--data", str(tmp / "wfdb")], "r1.hea: not a WFDB header"
+    return ["--data", str(tmp / "wfdb")], "r1.hea: the record line says 12 signals, but 1 signal line(s) follow it"
 
 
 def missing_data(tmp: Path) -> tuple[list[str], str]:

@@ -47,7 +47,7 @@ def test_real_present_signals_equal_file_contents(hefei_dir, tmp_path):
 
 
 def test_real_missing_signal_files_named_with_count(hefei_dir):
-    with pytest.raises(DataError, match=r"20026 of 20036 listed records have no signal file.*first: 100020\.txt"):
+    with pytest.raises(DataError, match=r"20026 of 20036 listed records have no signal file.*first: '100020\.txt'"):
         load_dataset(hefei_dir, use_cache=False)
 
 
