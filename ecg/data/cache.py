@@ -21,8 +21,9 @@ from ecg.data.dataset import ECGDataset
 
 # Bump when the parsed form changes, so old entries are not reused. 2: Hefei rows are checked for their
 # values per row (a version-1 entry may hold a ragged record read wrongly), and long WFDB records at another
-# rate are cut at length/fs seconds before resampling (their last samples differ slightly).
-CACHE_VERSION = 2
+# rate are cut at length/fs seconds before resampling (their last samples differ slightly). 3: the same cut
+# for .npz records, and every value checked by ecg.values (a version-2 entry may hold an age of inf).
+CACHE_VERSION = 3
 
 
 def default_cache_dir() -> Path:

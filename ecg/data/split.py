@@ -46,13 +46,17 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
     strata = np.column_stack([labels, 1 - labels]) if labels.shape[1] == 1 else labels
     assignment = np.full(n, "train", dtype=object)
     rest = np.arange(n)
-    if ratios[2] > 0:
-        rest, test = _stratified(strata, rest, ratios[2], seed)
-        assignment[test] = "test"
-    if ratios[1] > 0:
-        _, val = _stratified(strata, rest, ratios[1] / (ratios[0] + ratios[1]),
-                             (seed + 1) % (values.SEED_MAX + 1))
-        assignment[val] = "val"
+    try:
+        if ratios[2] > 0:
+            rest, test = _stratified(strata, rest, ratios[2], seed)
+            assignment[test] = "test"
+        if ratios[1] > 0:
+            _, val = _stratified(strata, rest, ratios[1] / (ratios[0] + ratios[1]),
+                                 (seed + 1) % (values.SEED_MAX + 1))
+            assignment[val] = "val"
+    except ValueError:  # scikit-learn: "the resulting train set will be empty"
+        raise DataError(f"{n} record(s) are too few to split {':'.join(f'{r:g}' for r in ratios)} into train, "
+                        "val and test (each needs at least one)") from None
     assignment = assignment.astype("<U5")
     repair_coverage(labels, assignment)
     uncovered = uncovered_classes(labels, assignment)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,41 @@ def test_signal_files_shorter_than_their_header_are_reported_without_reading_the
                               "but the file has 144024 bytes"]}
     assert main([str(folder)]) == 0
     assert "signal files shorter than their header says (will not load): 1 (first: " in capsys.readouterr().out
+
+
+# ---- issue 24: values refused as the readers refuse them, and nothing raw on the terminal ------------------------
+
+
+def test_an_absurd_age_is_one_line_naming_the_header_or_a_skipped_record(tmp_path, capsys):
+    folder = _wfdb_folder(tmp_path / "db")
+    _challenge_record(folder, "A4", 5000, ("# Age: inf", "# Sex: Male", "# Dx: 426783006"))
+    assert main([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"python -m ecg.inspect: error: {folder}: 1 of 4 records cannot "
+                                                   f"be read (first: {folder / 'A4.hea'}: age 'inf' is not a number "
+                                                   "of years from 0 to 125")
+    assert main([str(folder), "--skip-bad-records", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_records"] == 3 and [s["record"] for s in report["skipped"]] == ["A4"]
+
+
+def test_control_characters_in_record_names_are_printed_escaped(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n2.txt\t30\tMALE\tA\t\n3.txt\t30\tMALE\tA\t\n"
+                                          "\x1b]0;owned\x07.txt\t40\tFEMALE\t\n")
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "records with no label: 1 (first: \\x1b]0;owned\\x07)" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_a_fifo_given_as_the_labels_is_refused_not_waited_on(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n")
+    os.mkfifo(tmp_path / "labels.txt")
+    assert main([str(tmp_path), "--labels", str(tmp_path / "labels.txt")]) == 2
+    assert capsys.readouterr().err == (f"python -m ecg.inspect: error: {tmp_path / 'labels.txt'}: a FIFO, not a file "
+                                       "that can be read\n")
+
+
+def test_a_seed_beyond_32_bits_is_one_line(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n2.txt\t40\tFEMALE\tB\t\n3.txt\t50\t\tA\t\n")
+    assert main([str(tmp_path), "--seed", str(2**32)]) == 2
+    assert "split seed must be an integer from 0 to 2**32 - 1 (4294967295), got '4294967296'" in capsys.readouterr().err
