@@ -10,7 +10,6 @@ exactly the records its trial saw, in the same split.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ecg import values
-from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset, check_signals_fit
 from ecg.data.errors import DataError
 from ecg.values import quote
 
@@ -98,24 +97,14 @@ def load(spec: DataSpec) -> ECGDataset:
     if spec.synthetic:
         from ecg.synthetic import load_synthetic
 
-        _check_fits_in_memory(spec)
+        check_signals_fit(spec.n_records, len(spec.leads), spec.length,
+                          f"--n-records {spec.n_records} at {spec.fs} Hz (a synthetic set)")
 
         return load_synthetic(n=spec.n_records, seed=spec.seed, leads=spec.leads, fs=spec.fs, length=spec.length)
     from ecg.data.loader import load_dataset
 
     return load_dataset(spec.data, labels=spec.labels, leads=spec.leads, fs=spec.fs, length=spec.length,
                         task=spec.task, skip_bad_records=spec.skip_bad_records)
-
-
-def _check_fits_in_memory(spec: DataSpec) -> None:
-    """Refuse a synthetic set whose int16 signals alone exceed this machine's memory, before making it (it
-    would otherwise be generated for hours and then fail)."""
-    need = spec.n_records * len(spec.leads) * spec.length * np.dtype(np.int16).itemsize
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if need > memory:
-        raise DataError(f"--n-records {spec.n_records}: the synthetic set's signals alone would take "
-                        f"{need / 2**30:,.0f} GiB ({len(spec.leads)} leads x {spec.length} samples as int16 per "
-                        f"record), more than this machine's {memory / 2**30:.1f} GiB")
 
 
 @dataclass

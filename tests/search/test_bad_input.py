@@ -254,7 +254,9 @@ CASES = {
     "--address with port 99999": option("--address", "head:99999",
                                         message="--address 'head:99999' is not auto or HOST:PORT (a port from 1 to 65535)"),
     "--n-records beyond memory": option("--n-records", str(10**10),
-                                        message=f"--n-records {10**10}: the synthetic set's signals alone would take"),
+                                        message=f"--n-records {10**10} at 250 Hz (a synthetic set): the signals "
+                                                "alone would take 372,529.0 GiB (10000000000 records x 8 leads x 2500 "
+                                                "samples as int16), more than half this machine's"),
     # terminal safety: control characters from a record or an argument reach the terminal escaped
     "escape codes in a record": escape_codes_in_a_record,
     "an unknown option holding escape codes": option("--\x1b[2Jwipe", message="unrecognized arguments: '--\\x1b[2Jwipe'"),
@@ -356,7 +358,8 @@ TRAIN_CASES = {
     "--split-seed 2**32": option("--split-seed", str(2**32), message="the seed of the split and synthetic set must be "
                                                                      "an integer from 0 to 2**32 - 1"),
     "--leads I,I": option("--leads", "I,I", message="leads 'I,I' name 'I' twice"),
-    "--n-records beyond memory": option("--n-records", str(10**10), message="the synthetic set's signals alone"),
+    "--n-records beyond memory": option("--n-records", str(10**10), message=f"--n-records {10**10} at 100 Hz (a "
+                                                                           "synthetic set): the signals alone"),
     "--lr inf": option("--lr", "inf", message="optim/lr must be a finite number, got 'inf'"),
 }
 

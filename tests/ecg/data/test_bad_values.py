@@ -232,3 +232,16 @@ def test_no_class_too_few_records_and_a_seed_beyond_32_bits_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # too few for coverage; the point is the seed of the val split
         assert len(make_split(np.eye(10, 2, dtype=np.uint8), seed=2**32 - 1)) == 10  # val's seed wraps to 0
+
+
+def test_records_whose_signals_cannot_fit_in_memory_are_refused_before_they_are_read(tmp_path, monkeypatch):
+    """Every reader allocates its records' int16 array in one place (ecg.data.parallel); more than half the
+    machine's memory there is one line at once, not a MemoryError after the records were parsed."""
+    for name in ("r1", "r2"):
+        _record(tmp_path, name, "{name} 12 100 1000", dx="164889003" if name == "r1" else "426783006")
+    pages = {"SC_PAGE_SIZE": 4096, "SC_PHYS_PAGES": 8}  # a 32 KiB machine: half is less than 2 x 8 x 1000 x 2 bytes
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    with pytest.raises(DataError, match=r"^these records at this rate and length: the signals alone would take "
+                                        r"0\.0 GiB \(2 records x 8 leads x 1000 samples as int16\), more than half "
+                                        r"this machine's 0\.0 GiB$"):
+        load_dataset(tmp_path, fs=100, length=1000, use_cache=False)
