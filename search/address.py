@@ -13,7 +13,10 @@ Imports ray and grpc only (no Ray Tune, no torch): launch.py probes before the r
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from ecg.values import quote
@@ -131,6 +134,23 @@ def _call_with_this_machines_auth(resolved: str, timeout_s: float) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _held_ray_warnings() -> Iterator[list[logging.LogRecord]]:
+    """What Ray's address lookup logs, held back instead of printed: a refusal stays one line."""
+    logger = logging.getLogger("ray._private.services")
+    held: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = held.append  # type: ignore[method-assign]
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield held
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
     """The GCS address (HOST:PORT) of the cluster `address` names, after one authenticated call to it.
 
@@ -142,15 +162,18 @@ def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
     import grpc
     from ray._private.services import canonicalize_bootstrap_address
 
-    try:
-        resolved = canonicalize_bootstrap_address(address)
-    except (ConnectionError, ValueError):
-        resolved = None
+    with _held_ray_warnings() as held:  # "Found multiple active Ray instances": shown only if we join
+        try:
+            resolved = canonicalize_bootstrap_address(address)
+        except (ConnectionError, ValueError):
+            resolved = None
     if not resolved:
         raise OptionError(f"--address {address}: no running Ray cluster found on this machine (start one with "
                           "`ray start --head`, or give the head node's HOST:PORT)")
     try:
         _call_with_this_machines_auth(resolved, timeout_s)
+        for record in held:
+            logging.getLogger(record.name).handle(record)
     except grpc.RpcError as err:
         code = err.code()
         if code == grpc.StatusCode.UNAUTHENTICATED:
