@@ -34,7 +34,8 @@ class Parser(argparse.ArgumentParser):
         message = _LONG_REPR.sub(lambda match: quote(match.group()[1:-1]), message)
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
 
-    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: Any = None) -> argparse.Namespace:
         parsed, extra = self.parse_known_args(args, namespace)
         if extra:  # argparse would print them as typed, control characters and all
             self.error(f"unrecognized arguments: {' '.join(quote(arg) for arg in extra)}")

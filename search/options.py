@@ -211,14 +211,16 @@ class SearchOptions:
         """--objectives: a selection metric first (it also becomes --metric), then distinct cost objectives."""
         names = [n.strip() for n in str(self.objectives).split(",")]
         if len(names) < 2:
-            raise OptionError(f"--objectives {values.quote(self.objectives)}: give the selection metric and at least one cost "
+            raise OptionError(f"--objectives {values.quote(self.objectives)}: give the selection metric and at least "
+                              "one cost "
                               f"({', '.join(COST_OBJECTIVES)}), e.g. val_micro_f1,params")
         if names[0] not in METRICS:
             raise OptionError(f"--objectives {values.quote(self.objectives)}: the first must be a selection metric "
                               f"({', '.join(METRICS)}), got {values.quote(names[0])}")
         for name in names[1:]:
             if name not in COST_OBJECTIVES:
-                raise OptionError(f"--objectives {values.quote(self.objectives)}: {values.quote(name)} is not a cost; choose from "
+                raise OptionError(f"--objectives {values.quote(self.objectives)}: {values.quote(name)} is not a cost; "
+                                  "choose from "
                                   f"{', '.join(COST_OBJECTIVES)}")
         if len(set(names)) != len(names):
             raise OptionError(f"--objectives {values.quote(self.objectives)} names an objective twice")

@@ -22,12 +22,12 @@ import numpy as np
 from ecg.data.bad_records import HINT, keep_readable
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
-from ecg.values import quote
 from ecg.data.files import check_regular, read_bytes
 from ecg.data.labels import multi_hot, parse_age, read_text
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_each
 from ecg.data.scale import fit_length, resample, to_hefei_units
+from ecg.values import quote
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
 SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
@@ -158,7 +158,7 @@ def read_class_file(path: Path) -> list[str]:
     seen: set[str] = set()
     for number, name in enumerate(names, 1):
         if name in seen:
-            raise DataError(f"{path}: class {name!r} listed twice (line {number})")
+            raise DataError(f"{path}: class {quote(name)} listed twice (line {number})")
         seen.add(name)
     return names
 

@@ -44,7 +44,7 @@ def multi_hot(label_lists: Sequence[Sequence[str]], class_names: Sequence[str]) 
     for row, labels in enumerate(label_lists):
         for label in labels:
             if label not in index:
-                raise DataError(f"label {label!r} is not a known class")
+                raise DataError(f"label {values.quote(label)} is not a known class")
             out[row, index[label]] = 1
     return out
 
@@ -103,7 +103,7 @@ class LabelsCSV:
             where = f"{self.path}, line {number}"
             record = str(row.record).strip()
             if record in self.rows:
-                raise DataError(f"{where}: record {record!r} listed twice")
+                raise DataError(f"{where}: record {values.quote(record)} listed twice")
             labels = [label.strip() for label in str(row.labels).split(";") if label.strip()]
             age = parse_age(getattr(row, "age", ""), where) if "age" in frame.columns else np.nan
             sex = parse_sex(getattr(row, "sex", ""), where) if "sex" in frame.columns else np.nan

@@ -17,7 +17,7 @@ from ecg.data import cache, cinc2021, hefei, npz, physionet, ptbxl, tasks
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import warn_empty_classes
-from ecg.values import quote
+from ecg.values import printable, quote
 
 PathLike = str | os.PathLike
 SKIPPED_SHOWN = 3  # skipped records quoted in the warning
@@ -122,7 +122,7 @@ def warn_skipped(skipped: dict[str, str], source: object) -> None:
     """Skipped records are never silent: one warning counting them and quoting the first few."""
     if skipped:
         first = "; ".join(list(skipped.values())[:SKIPPED_SHOWN])
-        warnings.warn(f"{source}: skipped {len(skipped)} record(s) that cannot be read (first: {first})",
+        warnings.warn(printable(f"{source}: skipped {len(skipped)} record(s) that cannot be read (first: {first})"),
                       stacklevel=3)
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg import values
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
-from ecg.values import clip, quote
 from ecg.data.leads import plan_leads
 from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefei_units
+from ecg.values import clip, quote
 
 REQUIRED = ("signals", "labels", "class_names")
 

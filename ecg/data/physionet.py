@@ -323,7 +323,7 @@ def read_wfdb_labels(path: Path, labels: Path | None = None, present_only: bool 
         for rid in ids:
             key = rid if rid in table.rows else Path(rid).name
             if key not in table.rows:
-                raise DataError(f"{table.path}: no row for record {rid!r} (found under {path})")
+                raise DataError(f"{table.path}: no row for record {quote(rid)} (found under {path})")
             rows.append(table.rows[key])
         label_lists = [r[0] for r in rows]
         ages = [r[1] for r in rows]

@@ -86,7 +86,7 @@ def read_statements(path: Path) -> pd.DataFrame:
 def task_vocabulary(statements: pd.DataFrame, task: str) -> list[str]:
     """The classes of `task`, sorted by name."""
     if task not in TASKS:
-        raise DataError(f"PTB-XL task {task!r} is unknown; choose one of {', '.join(TASKS)}")
+        raise DataError(f"PTB-XL task {quote(task)} is unknown; choose one of {', '.join(TASKS)}")
     diagnostic = statements[statements["diagnostic"] == 1.0]
     values = {
         "all": statements.index,

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from ecg.selection import SELECTION_METRICS
 from ecg import values
-from ecg.values import clip, convert, is_missing, plain
+from ecg.selection import SELECTION_METRICS
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
+from ecg.values import clip, convert, is_missing, plain, quote
 
 FS_KEY = "data/fs"  # the flat name of a trial's input rate (search spaces sample it: spaces.rate)
 
@@ -78,9 +78,10 @@ class TrainConfig:
         try:
             values = [int(v) for v in text.split(",")] if text else []
         except ValueError:
-            raise ValueError(f"step_milestones must be comma-separated epochs like '30,60', got {text!r}") from None
+            raise ValueError(f"step_milestones must be comma-separated epochs like '30,60', got "
+                             f"{quote(text)}") from None
         if any(v < 1 for v in values) or values != sorted(set(values)):
-            raise ValueError(f"step_milestones must be distinct ascending epochs >= 1, got {text!r}")
+            raise ValueError(f"step_milestones must be distinct ascending epochs >= 1, got {quote(text)}")
         return values
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,7 +90,7 @@ class TrainConfig:
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {quote(value)}")
 
 
 # Field type as written in the annotation -> the type its values are converted to.
@@ -128,7 +129,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.family, str) or not self.family:
-            raise ValueError(f"family must be a model family name, got {self.family!r}")
+            raise ValueError(f"family must be a model family name, got {quote(self.family)}")
         if self.fs is not None:
             self.fs = _coerce_option(FS_KEY, self.fs, 0)
             if self.fs < 1:
@@ -159,7 +160,7 @@ class TrialConfig:
             if prefix not in ("model", "optim") or not name:
                 continue
             if prefix == "optim" and name not in known_fields:
-                raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(known_fields))}")
+                raise ValueError(f"unknown training setting {quote(key)}; known: {', '.join(sorted(known_fields))}")
             if is_missing(plain(value)) and not (prefix == "optim" and name in ("bf16", "threads")):
                 continue
             if prefix == "model":
@@ -216,10 +217,10 @@ class TrialConfig:
             raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
         cells = {str(key): str(value).strip() for key, value in table.iloc[row].to_dict().items()}
         where = f"{path}, row {row} (line {row + 2})"
-        optional = {"bf16", "threads"}
+        required = {f.name for f in fields(TrainConfig)} - {"bf16", "threads"}
         for key, text in cells.items():
             prefix, _, name = key.partition("/")
-            if prefix == "optim" and name not in optional and not text and name in {f.name for f in fields(TrainConfig)}:
+            if prefix == "optim" and name in required and not text:
                 raise ValueError(f"{where}: {key} is empty; give it a value or leave the column out for the "
                                  f"default ({getattr(TrainConfig, name)!r})")
         try:

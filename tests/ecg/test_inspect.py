@@ -47,7 +47,8 @@ def test_labels_only_folder_without_signals(tmp_path):
 def test_bad_path_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("python -m ecg.inspect: error: ") and "nowhere: no such file or folder" in err and err.count("\n") == 1
+    assert err.startswith("python -m ecg.inspect: error: ") and "nowhere: no such file or folder" in err
+    assert err.count("\n") == 1
 
 
 def test_wfdb_headers_with_labels_csv_before_the_signals_arrive(cinc_dir, tmp_path, capsys):
@@ -127,7 +128,8 @@ def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_recor
 
     refused = run()
     assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
-    assert refused.stderr.startswith(f"python -m ecg.inspect: error: {folder}: 1 of 4 records cannot be read (first: {folder / 'BAD.hea'}: "
+    assert refused.stderr.startswith(f"python -m ecg.inspect: error: {folder}: 1 of 4 records cannot be read (first: "
+                                     f"{folder / 'BAD.hea'}: "
                                      "not a WFDB header")
     assert refused.stderr.rstrip().endswith("pass skip_bad_records=True (--skip-bad-records) to load the rest")
     skipped = run("--skip-bad-records", "--json")

@@ -244,22 +244,26 @@ CASES = {
     ".npz age 1e9": npz("record 1 '1': age '1000000000.0' is not a number of years from 0 to 125",
                         age=np.array([60, 1e9, 70, 80])),
     # options: refused before Ray starts, naming the option
-    "--gpus-per-trial inf": option("--gpus-per-trial", "inf", message="--gpus-per-trial must be a finite number, got 'inf'"),
-    "--gpus-per-trial nan": option("--gpus-per-trial", "nan", message="--gpus-per-trial must be a finite number, got 'nan'"),
+    "--gpus-per-trial inf": option("--gpus-per-trial", "inf",
+                                   message="--gpus-per-trial must be a finite number, got 'inf'"),
+    "--gpus-per-trial nan": option("--gpus-per-trial", "nan",
+                                   message="--gpus-per-trial must be a finite number, got 'nan'"),
     "--seed 2**32": option("--seed", str(2**32), message=f"--seed must be an integer from 0 to 2**32 - 1 (4294967295), "
                                                         f"got '{2**32}'"),
     "--cpus-per-trial nan": option("--cpus-per-trial", "nan", message="--cpus-per-trial must be a finite number"),
     "--memory-per-trial inf": option("--memory-per-trial", "inf", message="--memory-per-trial must be a finite number"),
     "--fs 1000000": option("--fs", "1000000", message="--fs must be an integer from 50 to 100000 Hz, got 1000000"),
     "--address with port 99999": option("--address", "head:99999",
-                                        message="--address 'head:99999' is not auto or HOST:PORT (a port from 1 to 65535)"),
+                                        message="--address 'head:99999' is not auto or HOST:PORT (a port from 1 to "
+                                                "65535)"),
     "--n-records beyond memory": option("--n-records", str(10**10),
                                         message=f"--n-records {10**10} at 250 Hz (a synthetic set): the signals "
                                                 "alone would take 372,529.0 GiB (10000000000 records x 8 leads x 2500 "
                                                 "samples as int16), more than half this machine's"),
     # terminal safety: control characters from a record or an argument reach the terminal escaped
     "escape codes in a record": escape_codes_in_a_record,
-    "an unknown option holding escape codes": option("--\x1b[2Jwipe", message="unrecognized arguments: '--\\x1b[2Jwipe'"),
+    "an unknown option holding escape codes": option("--\x1b[2Jwipe",
+                                                     message="unrecognized arguments: '--\\x1b[2Jwipe'"),
 }
 
 

@@ -140,7 +140,8 @@ def test_missing_signal_files_are_an_error_or_skipped(ptbxl_dir, tmp_path):
     (root / "records100" / "00000" / "00001_lr.dat").unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(DataError, match=r"1 of 60 records have no signal files \(first: 'records100/00000/00001_lr"):
+        with pytest.raises(DataError, match=r"1 of 60 records have no signal files "
+                                            r"\(first: 'records100/00000/00001_lr"):
             load_dataset(root, fs=100, length=1000, use_cache=False)
         data = load_dataset(root, fs=100, length=1000, present_only=True, use_cache=False)
         skipped = load_dataset(root, fs=100, length=1000, skip_bad_records=True, use_cache=False)
