@@ -15,6 +15,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ecg.cli import Parser, refuse
 from search.options import CPU_DEFAULTS, GPU_DEFAULTS, OptionError, SearchOptions
 
 
@@ -26,13 +27,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text if "default:" in text else super()._get_help_string(action)
 
 
-class _Parser(argparse.ArgumentParser):
-    """Bad arguments get one line ("launch.py: error: ...") and exit code 2, like every other refusal."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 # A field's annotation (a string, under `from __future__ import annotations`) -> the argparse type of its value.
 _ARG_TYPES = {"Path": Path, "int": int, "float": float, "str": str}
 
@@ -42,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     --list-spaces."""
     from spaces import SPACES
 
-    p = _Parser(prog="launch.py", description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
+    p = Parser(prog="launch.py", description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
     for f in dataclasses.fields(SearchOptions):
         if "help" not in f.metadata:
             continue  # filled by SearchOptions.resolved, not an option
@@ -75,12 +69,6 @@ def list_spaces(gpu: bool) -> None:
             print(f"  {param:32s} {ranges}")
 
 
-def _refuse(err: BaseException, code: int = 2) -> int:
-    """One line on stderr, whatever the message holds (a reader's message may quote a bad file's line)."""
-    print(f"launch.py: error: {' '.join(str(err).split())}", file=sys.stderr)
-    return code
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list_spaces:
@@ -103,14 +91,14 @@ def main(argv: list[str] | None = None) -> int:
             except RunFolderError as err:
                 raise OptionError(f"--resume: {err}") from None
     except OptionError as err:
-        return _refuse(err)
+        return refuse("launch.py", err)
     if options.address is not None and options.resume is None:
         from search.address import probe  # ray and grpc only: a bad --address is refused in seconds
 
         try:
             probe(options.address)
         except OptionError as err:
-            return _refuse(err)
+            return refuse("launch.py", err)
     # Ray Tune, torch and the data readers only from here, once the arguments are known to be good, so --help
     # and a refused value do not wait for their imports (bench/results/cli).
     from ecg.data.errors import DataError
@@ -120,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner.run(options)
     except (OptionError, DataError, RunFolderError) as err:  # bad data, a folder in use, what only the cluster can tell
-        return _refuse(err)
+        return refuse("launch.py", err)
     except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
-        return _refuse(err, code=1)
+        return refuse("launch.py", err, code=1)
     except runner.SearchInterrupted as stop:
         print(f"\nSearch interrupted ({stop.signal_name}); what finished is in {stop.run_dir}.\nResume with:\n  "
               f"{runner.resume_command(stop.run_dir)}", flush=True)

@@ -1,14 +1,13 @@
 """`python -m ecg.inspect PATH [--labels FILE] [--json] [--skip-bad-records]`: what the study printed before training.
 
 Records, the class table (index, name, count), labels per record, missing age and sex, the split sizes
-and the class counts per split; and what would load wrongly: records with no label, ages outside 0-120,
-labels-CSV rows naming no record, record lengths (WFDB, from the headers) and the records skipped as
-unreadable. It reads labels only (label file, WFDB headers, labels CSV, .npz labels), never the signals,
+and the class counts per split; and what would load wrongly: records with no label, ages outside 0-120
+(the readers refuse ages beyond 125), labels-CSV rows naming no record, record lengths (WFDB, from the
+headers) and the records skipped as unreadable. It reads labels only (label file, WFDB headers, labels CSV, .npz labels), never the signals,
 so it runs before a download has finished.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
@@ -18,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg import values
+from ecg.cli import Parser, refuse
 from ecg.data import FS, N_SAMPLES, DataError, ECGDataset, detect_format, load_labels
 from ecg.data.split import SPLITS, make_split, split_sizes, uncovered_classes
 
 
-AGE_RANGE = (0.0, 120.0)  # years; anything outside is reported as a likely coding error (PTB-XL writes 300)
+# Ages the readers accept (ecg.values.AGE_YEARS) but outside this range are reported as likely coding errors.
+AGE_RANGE = values.PLAUSIBLE_AGE_YEARS
 SHOWN = 5  # record ids quoted per finding
 
 
@@ -173,7 +175,7 @@ def render(report: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ecg.inspect", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m ecg.inspect", description=__doc__.split("\n")[0])
     parser.add_argument("path", help="Hefei folder or label file, WFDB folder, or .npz")
     parser.add_argument("--labels", help="label file (Hefei) or labels CSV (WFDB: record, labels[, age, sex])")
     parser.add_argument("--seed", type=int, default=0, help="split seed (default 0, as the search uses)")
@@ -192,9 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = summarize(args.path, args.labels, seed=args.seed, skip_bad_records=args.skip_bad_records,
                            task=args.task, split=args.split)
     except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, ensure_ascii=False, indent=1) if args.json else render(report))
+        return refuse(parser.prog, error)
+    text = json.dumps(report, ensure_ascii=False, indent=1) if args.json else render(report)
+    print("\n".join(values.printable(line) for line in text.split("\n")))  # record ids as they are, made safe
     return 0
 
 

@@ -11,14 +11,13 @@ import logging
 import os
 import stat
 import time
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray._private import ray_constants
 from ray.tune import Callback
 
-from search.address import probe
+from search.address import probe, restore_auth_mode, token_file
 from search.options import OptionError, SearchOptions
 
 log = logging.getLogger(__name__)
@@ -79,12 +78,6 @@ def _listen_on_loopback_only() -> None:
                                os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR))
     ray_constants.ENABLE_RAY_CLUSTER = False
     os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"  # processes that import Ray afresh agree
-
-
-def token_file() -> Path:
-    """Where Ray keeps its auth token: $RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token."""
-    custom = os.environ.get("RAY_AUTH_TOKEN_PATH")
-    return Path(custom).expanduser() if custom else Path.home() / ".ray" / "auth_token"
 
 
 def _secure_token_file(create: bool = False) -> None:
@@ -197,6 +190,7 @@ def stop() -> None:
     if _started_here and ray.is_initialized():
         ray.shutdown()
     _started_here = False
+    restore_auth_mode()  # token mode turned on to join a cluster (search.address) ends with the search
     if _saved_cluster_mode is not None:
         ray_constants.ENABLE_RAY_CLUSTER, env_value = _saved_cluster_mode
         if env_value is None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ecg import values
 from ecg.selection import COST_OBJECTIVES, SELECTION_METRICS, best_so_far, metric_mode
 
 SCHEDULERS = ("asha", "fifo")
@@ -146,7 +147,8 @@ class SearchOptions:
             if value is not None and not isinstance(value, Path):
                 setattr(self, name, Path(value).expanduser())
         if self.space not in _known_spaces():
-            raise OptionError(f"--space {self.space!r} is unknown; choose one of {', '.join(_known_spaces())}")
+            raise OptionError(f"--space {values.quote(self.space)} is unknown; choose one of "
+                              f"{', '.join(_known_spaces())}")
         _positive("--n-records", self.n_records, minimum=10)
         _positive("--num-samples", self.num_samples)
         _positive("--max-epochs", self.max_epochs)
@@ -156,6 +158,8 @@ class SearchOptions:
         _positive("--top-k", self.top_k)
         _positive("--ensemble-candidates", self.ensemble_candidates)
         _positive("--max-params", self.max_params)
+        for flag in ("--cpus-per-trial", "--memory-per-trial", "--gpus-per-trial", "--max-latency-ms"):
+            _finite(flag, getattr(self, flag[2:].replace("-", "_")))
         if self.max_latency_ms is not None and not self.max_latency_ms > 0:
             raise OptionError(f"--max-latency-ms must be > 0, got {self.max_latency_ms}")
         if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:
@@ -172,11 +176,15 @@ class SearchOptions:
             raise OptionError(f"--gpus-per-trial above 1 must be a whole number, got {self.gpus_per_trial}")
         if self.max_failures < -1:
             raise OptionError(f"--max-failures must be >= 0 (or -1 for unlimited), got {self.max_failures}")
-        if self.seed < 0:
-            raise OptionError(f"--seed must be >= 0, got {self.seed}")
+        try:  # the split's and the sampler's NumPy generators take no larger seed
+            values.seed(self.seed, "--seed")
+        except ValueError as err:
+            raise OptionError(str(err)) from None
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
         _check_host("--dashboard-host", self.dashboard_host)
+        if self.address is not None:
+            _check_address(self.address)
         self._check_conventions()  # last: it reads the data's kind, the others are checks of plain values
 
     def _check_conventions(self) -> None:
@@ -189,6 +197,8 @@ class SearchOptions:
         if self.leads not in (8, 12):
             raise OptionError(f"--leads must be 8 or 12, got {self.leads}")
         _positive("--fs", self.fs, minimum=50)
+        if self.fs is not None and self.fs > values.RATE_HZ[1]:
+            raise OptionError(f"--fs must be an integer from 50 to {values.RATE_HZ[1]:g} Hz, got {self.fs}")
         if self.objectives is not None:
             self._check_objectives()
         if self.metric is None:
@@ -201,17 +211,19 @@ class SearchOptions:
         """--objectives: a selection metric first (it also becomes --metric), then distinct cost objectives."""
         names = [n.strip() for n in str(self.objectives).split(",")]
         if len(names) < 2:
-            raise OptionError(f"--objectives {self.objectives!r}: give the selection metric and at least one cost "
+            raise OptionError(f"--objectives {values.quote(self.objectives)}: give the selection metric and at least "
+                              "one cost "
                               f"({', '.join(COST_OBJECTIVES)}), e.g. val_micro_f1,params")
         if names[0] not in METRICS:
-            raise OptionError(f"--objectives {self.objectives!r}: the first must be a selection metric "
-                              f"({', '.join(METRICS)}), got {names[0]!r}")
+            raise OptionError(f"--objectives {values.quote(self.objectives)}: the first must be a selection metric "
+                              f"({', '.join(METRICS)}), got {values.quote(names[0])}")
         for name in names[1:]:
             if name not in COST_OBJECTIVES:
-                raise OptionError(f"--objectives {self.objectives!r}: {name!r} is not a cost; choose from "
+                raise OptionError(f"--objectives {values.quote(self.objectives)}: {values.quote(name)} is not a cost; "
+                                  "choose from "
                                   f"{', '.join(COST_OBJECTIVES)}")
         if len(set(names)) != len(names):
-            raise OptionError(f"--objectives {self.objectives!r} names an objective twice")
+            raise OptionError(f"--objectives {values.quote(self.objectives)} names an objective twice")
         if self.metric is not None and self.metric != names[0]:
             raise OptionError(f"--metric {self.metric} differs from the first of --objectives {self.objectives}")
         self.objectives = ",".join(names)
@@ -326,9 +338,18 @@ def _positive(flag: str, value: int | None, minimum: int = 1) -> None:
         raise OptionError(f"{flag} must be an integer >= {minimum}, got {value}")
 
 
+def _finite(flag: str, value: float | None) -> None:
+    """A float option must be a finite number (argparse reads "inf" and "nan" as floats)."""
+    if value is not None:
+        try:
+            values.to_float(value)
+        except ValueError as err:
+            raise OptionError(f"{flag} {err}") from None
+
+
 def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise OptionError(f"{flag} {value!r} is unknown; choose one of {', '.join(choices)}")
+        raise OptionError(f"{flag} {values.quote(value)} is unknown; choose one of {', '.join(choices)}")
 
 
 def _check_writable(flag: str, path: Path) -> None:
@@ -348,6 +369,16 @@ def _check_writable(flag: str, path: Path) -> None:
         raise OptionError(f"{flag} {path}: {probe} is not writable ({exc.strerror})") from None
 
 
+def _check_address(address: str) -> None:
+    """--address: "auto" or HOST:PORT (an IPv6 host in brackets), checked before anything tries to reach it."""
+    import re
+
+    host, _, port = address.rpartition(":")
+    if address != "auto" and not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536
+                                  and host.isprintable() and re.fullmatch(r"[^\s\[\]]+|\[[0-9a-fA-F:.]+\]", host)):
+        raise OptionError(f"--address {values.quote(address)} is not auto or HOST:PORT (a port from 1 to 65535)")
+
+
 def _check_host(flag: str, host: str) -> None:
     """An interface address to listen on: an IPv4/IPv6 literal or "localhost" (refused before Ray starts)."""
     import ipaddress
@@ -356,8 +387,8 @@ def _check_host(flag: str, host: str) -> None:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise OptionError(f"{flag} {host!r} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for "
-                              "every interface)") from None
+            raise OptionError(f"{flag} {values.quote(host)} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 "
+                              "for every interface)") from None
 
 
 def _local_cpu_count() -> int:

@@ -21,8 +21,9 @@ from ecg.data.dataset import ECGDataset
 
 # Bump when the parsed form changes, so old entries are not reused. 2: Hefei rows are checked for their
 # values per row (a version-1 entry may hold a ragged record read wrongly), and long WFDB records at another
-# rate are cut at length/fs seconds before resampling (their last samples differ slightly).
-CACHE_VERSION = 2
+# rate are cut at length/fs seconds before resampling (their last samples differ slightly). 3: the same cut
+# for .npz records, and every value checked by ecg.values (a version-2 entry may hold an age of inf).
+CACHE_VERSION = 3
 
 
 def default_cache_dir() -> Path:
@@ -34,12 +35,18 @@ def source_key(files: Iterable[Path], options: dict) -> str:
     """Hash of each source file's path, size and mtime plus the load options (cheap: stats, no reads).
 
     Paths are taken as given (the loader resolves the dataset folder once), so 20,000 files cost 20,000
-    `stat` calls and nothing more.
+    `stat` calls and nothing more. A file that cannot be stat'ed (a dangling symlink, a symlink loop) keys
+    as its name and the error: it may be a file no record needs, and a record that does is refused by its
+    reader, naming it.
     """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(json.dumps({"version": CACHE_VERSION, **options}, sort_keys=True, default=str).encode())
     for name in sorted(os.fspath(p) for p in files):
-        stat = os.stat(name)
+        try:
+            stat = os.stat(name)
+        except OSError as error:  # a dangling symlink or a loop: the reader says so if the load needs the file
+            digest.update(f"{name}\0!{error.errno}\n".encode())
+            continue
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ecg.data.dataset import ECGDataset
 from ecg.data.errors import DataError
+from ecg.values import quote
 
 TABLES = Path(__file__).parent / "tables" / "cinc2021"
 NORMAL_CODE = "426783006"  # sinus rhythm: the Challenge's "always normal" baseline scores 0
@@ -103,7 +104,7 @@ def source_of(record_id: str) -> str:
 def apply_task(dataset: ECGDataset, task: str) -> ECGDataset:
     """`dataset` (class names = SNOMED CT codes) with labels mapped onto the scored classes of `task`."""
     if task not in TASKS:
-        raise DataError(f"CinC task {task!r} is unknown; choose one of {', '.join(TASKS)}")
+        raise DataError(f"CinC task {quote(task)} is unknown; choose one of {', '.join(TASKS)}")
     score = scoring()
     class_of = score.class_of
     keep_unscored = task == "cinc2021+unscored"

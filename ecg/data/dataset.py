@@ -6,9 +6,12 @@ synthetic, .npz) ends up on the same scale. Conversion to float millivolts happe
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ecg.data.errors import DataError
 
 HEFEI_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 ALL_12_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -113,6 +116,18 @@ class ECGDataset:
         if self.features is None:
             return age_sex
         return np.concatenate([age_sex, np.asarray(self.features, dtype=np.float32)], axis=1)
+
+
+def check_signals_fit(n_records: int, n_leads: int, length: int, what: str) -> None:
+    """Refuse (DataError, naming `what`) signals whose int16 array alone would take more than half this machine's
+    memory: the splits, the features and each trial's copy come on top, so such a load would fail after minutes
+    or hours instead of at once."""
+    need = n_records * n_leads * length * np.dtype(np.int16).itemsize
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > memory / 2:
+        raise DataError(f"{what}: the signals alone would take {need / 2**30:,.1f} GiB ({n_records} records x "
+                        f"{n_leads} leads x {length} samples as int16), more than half this machine's "
+                        f"{memory / 2**30:.1f} GiB")
 
 
 def age_sex_features(age: np.ndarray, sex: np.ndarray) -> np.ndarray:

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg.data.bad_records import keep_readable
+from ecg.data.bad_records import HINT, keep_readable
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, excerpt
-from ecg.data.labels import multi_hot, read_text
+from ecg.data.errors import DataError
+from ecg.data.files import check_regular, read_bytes
+from ecg.data.labels import multi_hot, parse_age, read_text
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_each
 from ecg.data.scale import fit_length, resample, to_hefei_units
+from ecg.values import quote
 
 SEX_CODES = {"MALE": 1.0, "FEMALE": 0.0}
 SEX_NAMES = {1.0: "MALE", 0.0: "FEMALE"}
@@ -49,6 +51,7 @@ class HefeiFiles:
 
 def _first_line(path: Path) -> str:
     """The first line, enough to recognise a file (UTF-16 by its BOM; GBK names decode as replacement marks)."""
+    check_regular(path)  # an explicit label file may be anything; a FIFO would block the read
     with open(path, "rb") as handle:
         head = handle.read(4096)
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -155,7 +158,7 @@ def read_class_file(path: Path) -> list[str]:
     seen: set[str] = set()
     for number, name in enumerate(names, 1):
         if name in seen:
-            raise DataError(f"{path}: class {name!r} listed twice (line {number})")
+            raise DataError(f"{path}: class {quote(name)} listed twice (line {number})")
         seen.add(name)
     return names
 
@@ -174,17 +177,14 @@ def read_hefei_labels(files: HefeiFiles) -> ECGDataset:
         fields = line.rstrip("\r").split("\t")
         if len(fields) < 3:
             raise DataError(f"{files.label_file}, line {number}: expected 'NAME.txt<TAB>age<TAB>sex<TAB>label...', "
-                            f"got {excerpt(line)}")
+                            f"got {quote(line)}")
         name, age, sex = fields[0].strip(), fields[1].strip(), fields[2].strip()
         if name in line_of:
             raise DataError(f"{files.label_file}, line {number}: record {name} already listed on line {line_of[name]}")
         line_of[name] = number
-        try:
-            ages.append(float(age) if age else np.nan)
-        except ValueError:
-            raise DataError(f"{files.label_file}, line {number}: age {excerpt(age)} is not a number") from None
+        ages.append(parse_age(age, f"{files.label_file}, line {number}"))
         if sex and sex.upper() not in SEX_CODES:
-            raise DataError(f"{files.label_file}, line {number}: sex {excerpt(sex)} is not MALE, FEMALE or empty")
+            raise DataError(f"{files.label_file}, line {number}: sex {quote(sex)} is not MALE, FEMALE or empty")
         sexes.append(SEX_CODES[sex.upper()] if sex else np.nan)
         records.append(name)
         label_lists.append([label.strip() for label in fields[3:] if label.strip()])
@@ -242,7 +242,7 @@ def parse_record(path: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = N
     leads. Only when a count is off does the slow path run, to name the first bad line.
     """
     rows = round(length * FS / fs)
-    data = path.read_bytes()
+    data = read_bytes(path)
     newline = data.find(b"\n")
     if newline < 0:
         raise DataError(f"{path}, line 1: no header line of lead names followed by samples")
@@ -318,7 +318,7 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
         control = CONTROL_BYTES.search(line)
         if control:
             raise DataError(f"{path}, line {number}: not text (byte {control.group()!r} at column "
-                            f"{control.start() + 1}: {excerpt(line.decode('utf-8', errors='replace'))})")
+                            f"{control.start() + 1}: {quote(line.decode('utf-8', errors='replace'))})")
         cells = [cell.decode("utf-8", errors="replace") for cell in line.split()]
         if len(cells) != n_cols:
             raise DataError(f"{path}, line {number}: {len(cells)} columns, expected {n_cols}")
@@ -326,7 +326,7 @@ def _diagnose(path: Path, body: bytes, n_cols: int, length: int) -> None:
             try:
                 int(cell)
             except ValueError:
-                raise DataError(f"{path}, line {number}: {excerpt(cell)} is not an integer") from None
+                raise DataError(f"{path}, line {number}: {quote(cell)} is not an integer") from None
     raise DataError(f"{path}: {len(lines)} sample rows, expected {length}")
 
 
@@ -344,8 +344,8 @@ def read_hefei(files: HefeiFiles, *, leads: Sequence[str] = HEFEI_LEADS, length:
             missing = [rid for rid, ok in zip(dataset.record_ids, present) if not ok]
             raise DataError(
                 f"{files.label_file}: {len(missing)} of {len(present)} listed records have no signal file in "
-                f"{files.record_dir} (first: {', '.join(m + '.txt' for m in missing[:MISSING_SHOWN])}); "
-                "pass present_only=True to load only the records present")
+                f"{files.record_dir} (first: {', '.join(quote(m + '.txt') for m in missing[:MISSING_SHOWN])}); "
+                f"{HINT}")
         if not present_only:
             dataset.skipped.update({rid: f"{record_path(files, rid)}: no such file (listed in {files.label_file})"
                                     for rid, ok in zip(dataset.record_ids, present) if not ok})

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecg import values
 from ecg.data.errors import DataError
+from ecg.data.files import read_bytes
 
 SEX_WORDS = {"male": 1.0, "m": 1.0, "1": 1.0, "female": 0.0, "f": 0.0, "0": 0.0}
 # What label files and class lists are tried as, in order. The Hefei/Tianchi data ships UTF-8, sometimes with a
@@ -20,10 +22,7 @@ TEXT_ENCODINGS = ("utf-8-sig", "gb18030")
 def read_text(path: Path) -> str:
     """A label file, class list or labels CSV as text: UTF-8 (with or without BOM), UTF-16 with a BOM, or
     GBK/GB18030; anything else is one line naming the file, the encodings tried and the first bad byte."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+    data = read_bytes(path)
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         encodings: tuple[str, ...] = ("utf-16",)
     else:
@@ -45,34 +44,28 @@ def multi_hot(label_lists: Sequence[Sequence[str]], class_names: Sequence[str]) 
     for row, labels in enumerate(label_lists):
         for label in labels:
             if label not in index:
-                raise DataError(f"label {label!r} is not a known class")
+                raise DataError(f"label {values.quote(label)} is not a known class")
             out[row, index[label]] = 1
     return out
 
 
 def parse_sex(value: object, where: str) -> float:
     """1.0 male, 0.0 female, NaN missing (empty, NaN, 'Unknown'); anything else is an error naming `where`."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if values.is_missing_text(value):
         return np.nan
     text = str(value).strip().lower()
-    if text in ("", "nan", "unknown", "none", "na"):
-        return np.nan
     if text not in SEX_WORDS:
-        raise DataError(f"{where}: sex {value!r} is not male/female")
+        raise DataError(f"{where}: sex {values.quote(value)} is not male/female")
     return SEX_WORDS[text]
 
 
 def parse_age(value: object, where: str) -> float:
-    """Age in years or NaN when missing ('', NaN, 'Unknown'); anything else non-numeric is an error."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return np.nan
-    text = str(value).strip()
-    if text.lower() in ("", "nan", "unknown", "none", "na"):
-        return np.nan
+    """Age in years or NaN when missing ('', NaN, 'Unknown'); text, infinity or an age outside
+    `ecg.values.AGE_YEARS` is an error naming `where`."""
     try:
-        return float(text)
-    except ValueError:
-        raise DataError(f"{where}: age {value!r} is not a number") from None
+        return values.age(value)
+    except ValueError as error:
+        raise DataError(f"{where}: {error}") from None
 
 
 def empty_classes(labels: np.ndarray, class_names: Sequence[str]) -> list[str]:
@@ -110,7 +103,7 @@ class LabelsCSV:
             where = f"{self.path}, line {number}"
             record = str(row.record).strip()
             if record in self.rows:
-                raise DataError(f"{where}: record {record!r} listed twice")
+                raise DataError(f"{where}: record {values.quote(record)} listed twice")
             labels = [label.strip() for label in str(row.labels).split(";") if label.strip()]
             age = parse_age(getattr(row, "age", ""), where) if "age" in frame.columns else np.nan
             sex = parse_sex(getattr(row, "sex", ""), where) if "sex" in frame.columns else np.nan

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg.data.errors import DataError, clip, excerpt
+from ecg.data.errors import DataError
+from ecg.values import clip, quote
 
 # lead -> (weight of I, weight of II)
 DERIVED_FROM_I_II: dict[str, tuple[float, float]] = {
@@ -63,5 +64,5 @@ def plan_leads(available: Sequence[str], leads: Sequence[str], where: str, recor
             weights[row, lower.index("ii")] = w_ii
         else:
             whose = f"record {record} has" if record is not None else "has"
-            raise DataError(f"{where}: {whose} no lead {excerpt(lead)} (leads: {clip(' '.join(available))})")
+            raise DataError(f"{where}: {whose} no lead {quote(lead)} (leads: {clip(' '.join(available))})")
     return LeadPlan(weights)

@@ -17,6 +17,7 @@ from ecg.data import cache, cinc2021, hefei, npz, physionet, ptbxl, tasks
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
 from ecg.data.errors import DataError
 from ecg.data.labels import warn_empty_classes
+from ecg.values import printable, quote
 
 PathLike = str | os.PathLike
 SKIPPED_SHOWN = 3  # skipped records quoted in the warning
@@ -121,8 +122,19 @@ def warn_skipped(skipped: dict[str, str], source: object) -> None:
     """Skipped records are never silent: one warning counting them and quoting the first few."""
     if skipped:
         first = "; ".join(list(skipped.values())[:SKIPPED_SHOWN])
-        warnings.warn(f"{source}: skipped {len(skipped)} record(s) that cannot be read (first: {first})",
+        warnings.warn(printable(f"{source}: skipped {len(skipped)} record(s) that cannot be read (first: {first})"),
                       stacklevel=3)
+
+
+def _with_classes(dataset: ECGDataset, source: object) -> ECGDataset:
+    """`dataset`, unless no record carries a label (nothing to learn or to split by) or a class name holds
+    control characters."""
+    if dataset.n_classes == 0:
+        raise DataError(f"{source}: no record carries a label ({len(dataset)} records, no classes)")
+    unprintable = next((name for name in dataset.class_names if not name.isprintable()), None)
+    if unprintable is not None:  # class names reach tables, reports and terminals as they are
+        raise DataError(f"{source}: class name {quote(unprintable)} holds control characters")
+    return dataset
 
 
 def detect_format(path: Path) -> Format:
@@ -192,10 +204,11 @@ def load_dataset(
                                                                 and not (k == "skip_bad_records" and not v)}})
         cached = cache.load_cached(directory, key)
         if cached is not None:
+            _with_classes(cached, path)  # an entry written before these checks existed
             warn_empty_classes(cached.labels, cached.class_names, path)
             warn_skipped(cached.skipped, path)
             return cached
-    dataset = fmt.read(path, options)
+    dataset = _with_classes(fmt.read(path, options), path)
     warn_empty_classes(dataset.labels, dataset.class_names, path)
     warn_skipped(dataset.skipped, path)
     if key is not None:
@@ -213,7 +226,8 @@ def load_labels(path: PathLike, *, labels: PathLike | None = None, task: str | N
     read (WFDB), listed in `dataset.skipped`."""
     path = Path(path).expanduser()
     options = _options(labels, HEFEI_LEADS, N_SAMPLES, fs, True, task, skip_bad_records)
-    return _detect_for_task(path, task).read_labels(path, options)
+    dataset, present = _detect_for_task(path, task).read_labels(path, options)
+    return _with_classes(dataset, path), present
 
 
 def data_convention(path: PathLike | None, task: str | None = None) -> tasks.Convention:

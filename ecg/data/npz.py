@@ -10,16 +10,20 @@ since clipping it would load a wrong signal (typically uV saved as floats withou
 """
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ecg import values
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, excerpt
+from ecg.data.errors import DataError
 from ecg.data.leads import plan_leads
 from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefei_units
+from ecg.values import clip, quote
 
 REQUIRED = ("signals", "labels", "class_names")
 
@@ -32,55 +36,132 @@ def _open(path: Path) -> np.lib.npyio.NpzFile:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path}: not a readable .npz ({error})") from None
+        raise DataError(f"{path}: not a readable .npz ({clip(error)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy saved under an .npz name
+        raise DataError(f"{path}: not an .npz archive of named arrays (a single array)")
     missing = [key for key in REQUIRED if key not in archive.files]
     if missing:
-        raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has: {', '.join(archive.files)})")
+        raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has: {clip(', '.join(archive.files))})")
     return archive
 
 
+def _field(path: Path, archive: np.lib.npyio.NpzFile, key: str) -> np.ndarray:
+    """`archive[key]`; an object array (np.load refuses it rather than unpickle it) or a damaged member is one
+    DataError naming the array."""
+    try:
+        return np.asarray(archive[key])
+    except ValueError:  # "Object arrays cannot be loaded when allow_pickle=False"
+        raise DataError(f"{path}: {key!r} is an array of Python objects, which is never unpickled; save it as "
+                        "numbers or text") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"{path}: cannot read {key!r} ({clip(error)})") from None
+
+
+def _names(path: Path, archive: np.lib.npyio.NpzFile, key: str, count: int) -> list[str]:
+    """A 1-D array of `count` distinct names (class names, record ids, lead names) as text."""
+    array = _field(path, archive, key)
+    if array.ndim != 1 or len(array) != count:
+        raise DataError(f"{path}: {key!r} has shape {array.shape}, expected ({count},)")
+    names = [str(name) for name in array.tolist()]
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise DataError(f"{path}: {key!r} holds {quote(name)} twice (at {seen[name]} and {index})")
+        seen[name] = index
+    return names
+
+
+def _ages(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.ndarray:
+    """'age' in years (NaN missing), each checked as `ecg.values.age` checks it."""
+    if "age" not in archive.files:
+        return np.full(len(ids), np.nan, dtype=np.float32)
+    array = _field(path, archive, "age")
+    if array.shape != (len(ids),):
+        raise DataError(f"{path}: 'age' has shape {array.shape}, expected ({len(ids)},)")
+    ages = np.empty(len(ids), dtype=np.float32)
+    for index, value in enumerate(array.tolist()):
+        try:
+            ages[index] = values.age(value)
+        except ValueError as error:
+            raise DataError(f"{path}: record {index} {quote(ids[index])}: {error}") from None
+    return ages
+
+
+def _sexes(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.ndarray:
+    """'sex': 1 male, 0 female, NaN missing; anything else is refused, naming the first such record."""
+    if "sex" not in archive.files:
+        return np.full(len(ids), np.nan, dtype=np.float32)
+    array = _field(path, archive, "sex")
+    if array.shape != (len(ids),):
+        raise DataError(f"{path}: 'sex' has shape {array.shape}, expected ({len(ids)},)")
+    try:
+        values.numeric_dtype(array.dtype, "'sex'", allow_bool=True)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
+    sex = array.astype(np.float32)
+    bad = np.flatnonzero(~(np.isnan(sex) | (sex == 0) | (sex == 1)))
+    if len(bad):
+        raise DataError(f"{path}: record {bad[0]} {quote(ids[bad[0]])}: sex {quote(array[bad[0]])} is not 1 "
+                        "(male), 0 (female) or NaN (missing)")
+    return sex
+
+
 def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
-    labels = np.asarray(archive["labels"])
-    n = len(labels)
+    labels = _field(path, archive, "labels")
+    n = len(labels) if labels.ndim else 0
     if n == 0:
         raise DataError(f"{path}: holds no records ('labels' has shape {labels.shape})")
+    try:
+        values.numeric_dtype(labels.dtype, "'labels'", allow_bool=True)
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
     if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
         raise DataError(f"{path}: 'labels' must be a 0/1 array [N, C], got shape {labels.shape}")
-    ids = [str(r) for r in archive["record_ids"]] if "record_ids" in archive.files else [str(i) for i in range(n)]
-    missing = np.full(n, np.nan, dtype=np.float32)
-    return ECGDataset(signals=None,
-                      age=archive["age"] if "age" in archive.files else missing,
-                      sex=archive["sex"] if "sex" in archive.files else missing.copy(),
-                      labels=labels, class_names=[str(c) for c in archive["class_names"]], record_ids=ids,
-                      lead_names=list(HEFEI_LEADS), fs=FS, units_per_mv=UNITS_PER_MV)
+    ids = _names(path, archive, "record_ids", n) if "record_ids" in archive.files else [str(i) for i in range(n)]
+    return ECGDataset(signals=None, age=_ages(path, archive, ids), sex=_sexes(path, archive, ids),
+                      labels=labels, class_names=_names(path, archive, "class_names", labels.shape[1]),
+                      record_ids=ids, lead_names=list(HEFEI_LEADS), fs=FS, units_per_mv=UNITS_PER_MV)
 
 
 def read_npz_labels(path: Path) -> tuple[ECGDataset, int]:
     """Labels-only dataset; every record of an .npz has its signal."""
     with _open(path) as archive:
-        try:
-            dataset = _labels_only(path, archive)
-        except ValueError as error:
-            raise DataError(f"{path}: {error}") from None
+        dataset = _labels_only(path, archive)
     return dataset, len(dataset)
+
+
+def _file_rate(path: Path, archive: np.lib.npyio.NpzFile, fs: int) -> float:
+    """The records' rate: the 'fs' entry (one number, as `ecg.values.rate` checks it), else `fs`."""
+    if "fs" not in archive.files:
+        return float(fs)
+    array = _field(path, archive, "fs")
+    if array.size != 1:
+        raise DataError(f"{path}: 'fs' must be one rate for every record, got shape {array.shape}")
+    try:
+        return values.rate(array.reshape(-1)[0])
+    except ValueError as error:
+        raise DataError(f"{path}: 'fs' {error}") from None
 
 
 def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
              fs: int = FS) -> ECGDataset:
     """The whole file, signals brought to int16 Hefei units, `leads`, `fs` and `length`."""
     with _open(path) as archive:
+        dataset = _labels_only(path, archive)
+        signals = _field(path, archive, "signals")
+        if signals.ndim != 3 or len(signals) != len(dataset):
+            raise DataError(f"{path}: 'signals' shape {signals.shape} is not [{len(dataset)}, leads, samples]")
+        if signals.shape[2] == 0:
+            raise DataError(f"{path}: 'signals' holds no samples (shape {signals.shape})")
         try:
-            dataset = _labels_only(path, archive)
+            values.numeric_dtype(signals.dtype, "'signals'")
         except ValueError as error:
             raise DataError(f"{path}: {error}") from None
-        signals = archive["signals"]
-        file_leads = [str(x) for x in archive["lead_names"]] if "lead_names" in archive.files else None
-        file_fs = float(archive["fs"]) if "fs" in archive.files else float(fs)
+        file_leads = _names(path, archive, "lead_names", signals.shape[1]) if "lead_names" in archive.files else None
+        file_fs = _file_rate(path, archive, fs)
         factor, units = _units(path, archive, signals)
-    if signals.ndim != 3 or len(signals) != len(dataset):
-        raise DataError(f"{path}: 'signals' shape {signals.shape} is not [{len(dataset)}, leads, samples]")
-    if not (np.issubdtype(signals.dtype, np.floating) or np.issubdtype(signals.dtype, np.integer)):
-        raise DataError(f"{path}: 'signals' has dtype {signals.dtype}, expected integers or floats")
+    if file_fs != fs:  # only what the first `length` samples at `fs` need, as the WFDB reader reads
+        signals = signals[..., :math.ceil(length * file_fs / fs)]
     if np.issubdtype(signals.dtype, np.floating):
         _check_finite(path, signals, dataset.record_ids)
     signals = _select_leads(path, signals, file_leads, leads)
@@ -106,10 +187,11 @@ def _units(path: Path, archive: np.lib.npyio.NpzFile, signals: np.ndarray) -> tu
     """mV per signal value (None: integers already on the Hefei scale) and the unit's name."""
     if "units" not in archive.files:
         return (None, "Hefei units") if np.issubdtype(signals.dtype, np.integer) else (1.0, "mV")
-    units = str(np.asarray(archive["units"]).reshape(-1)[0]) if archive["units"].size else ""
+    array = _field(path, archive, "units")
+    units = str(array.reshape(-1)[0]) if array.size else ""
     factor = mv_per_unit(units)
     if factor is None:
-        raise DataError(f"{path}: 'units' is {excerpt(units)}; use 'uV', 'mV' or 'V'")
+        raise DataError(f"{path}: 'units' is {quote(units)}; use 'uV', 'mV' or 'V'")
     return factor, units
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ecg.data.dataset import check_signals_fit
 from ecg.data.errors import DataError
 
 # Below this many records everything runs in this process: starting workers costs more than it saves.
@@ -38,6 +39,8 @@ def _parse_chunk(parse_one: Callable[[Any], np.ndarray], collect: bool,
 
 def _run(parse_one: Callable[[Any], np.ndarray], items: Sequence[Any], shape: tuple[int, ...], dtype: type,
          workers: int | None, collect: bool) -> tuple[np.ndarray, dict[int, str]]:
+    if len(shape) == 2:  # [leads, samples]: refused before allocating, not by a MemoryError minutes later
+        check_signals_fit(len(items), shape[0], shape[1], "these records at this rate and length")
     out = np.empty((len(items), *shape), dtype=dtype)
     failures: dict[int, str] = {}
 

@@ -27,13 +27,16 @@ import numpy as np
 import wfdb
 from wfdb.io._signal import BYTES_PER_SAMPLE
 
+from ecg import values
 from ecg.data.bad_records import HINT, keep_readable, summary
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
-from ecg.data.errors import DataError, clip, excerpt
+from ecg.data.errors import DataError
+from ecg.data.files import check_regular, read_bytes
 from ecg.data.labels import LabelsCSV, multi_hot, parse_age, parse_sex
 from ecg.data.leads import plan_leads
 from ecg.data.parallel import parse_each
 from ecg.data.scale import fit_length, mv_per_unit, resample, to_hefei_units
+from ecg.values import clip, quote
 
 MISSING_SHOWN = 5
 
@@ -98,10 +101,21 @@ class HeaderText:
         return "\n".join([f"{name} {rest}", *self.lines[1:]]) + "\n"
 
 
-def _number(token: str) -> float | None:
-    """The leading number of a record-line field ('500', '500/1000(0)', '257.0') or None."""
-    match = re.match(r"\d+(\.\d*)?", token)
-    return float(match.group()) if match else None
+def _record_line_numbers(header: Path, fields: list[str]) -> tuple[float | None, int | None]:
+    """The rate ('500', '500/1000(0)', '257.0': the part before '/') and the samples of a record line, each
+    None when absent; a DataError quoting a field that is not a plausible one (rate 0, text, -5 samples)."""
+    fs = n_samples = None
+    if len(fields) > 2:
+        try:
+            fs = values.rate(fields[2].split("/", 1)[0])
+        except ValueError as error:
+            raise DataError(f"{header}, line 1: {error}") from None
+    if len(fields) > 3:
+        try:
+            n_samples = int(values.number(fields[3], low=0, integer=True))
+        except ValueError as error:
+            raise DataError(f"{header}, line 1: the number of samples {error}") from None
+    return fs, n_samples
 
 
 def read_header_text(header: Path) -> HeaderText:
@@ -109,26 +123,26 @@ def read_header_text(header: Path) -> HeaderText:
 
     The labels pass reads only this: wfdb.rdheader parses every signal line through pandas (about 20 ms a
     header), which would make `ecg.inspect` on 20,000 records take minutes. Signals are still read by wfdb.
+    A record line whose signal count, rate or length cannot be right is refused here, naming the value.
     """
-    try:
-        text = header.read_bytes().decode("utf-8", errors="replace")
-    except OSError as error:
-        raise DataError(f"{header}: cannot read the header ({error.strerror or error})") from None
+    text = read_bytes(header).decode("utf-8", errors="replace")
     lines = [line.strip() for line in text.splitlines() if line.strip()]  # splitlines: LF, CRLF and CR
     comments = [line.lstrip("#").strip() for line in lines if line.startswith("#")]
     body = [line for line in lines if not line.startswith("#")]
     try:
         fields = body[0].split()
         n_sig = int(fields[1])
-        if n_sig < 0 or len(body) < 1 + n_sig:
+        if n_sig < 1:
             raise ValueError
         files = [line.split()[0] for line in body[1:1 + n_sig]]
     except (IndexError, ValueError):
-        first = excerpt(body[0]) if body else "nothing but comments"
+        first = quote(body[0]) if body else "nothing but comments"
         raise DataError(f"{header}: not a WFDB header (record line 'NAME N_SIG FS N_SAMPLES', then one line "
                         f"per signal; line 1: {first})") from None
-    fs = _number(fields[2]) if len(fields) > 2 else None
-    n_samples = int(fields[3]) if len(fields) > 3 and fields[3].isdigit() else None
+    if len(body) - 1 != n_sig and "/" not in fields[0]:  # a multi-segment header lists segments instead
+        raise DataError(f"{header}: the record line says {n_sig} signals, but {len(body) - 1} signal line(s) "
+                        "follow it")
+    fs, n_samples = _record_line_numbers(header, fields)
     return HeaderText([*body[:1 + n_sig], *(f"# {c}" for c in comments)], n_sig, fs, n_samples, files, comments)
 
 
@@ -221,6 +235,9 @@ def read_signal(header: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = 
     """One record as int16 `[len(leads), length]` on the Hefei scale, at `fs` Hz (its first `length / fs` s)."""
     text = read_header_text(header)
     sampto = samples_to_read(text, length, fs)
+    for name in sorted(set(text.files)):  # wfdb would block forever on a FIFO, or fail without the name
+        if os.path.lexists(header.parent / name):
+            check_regular(header.parent / name)
     with wfdb_record_path(header, text) as base:
         try:
             record = wfdb.rdrecord(base, physical=True, sampto=sampto)  # every channel: one header parse
@@ -243,7 +260,7 @@ def read_signal(header: Path, leads: Sequence[str] = HEFEI_LEADS, length: int = 
     for channel in plan.sources:
         factor = mv_per_unit(record.units[channel])
         if factor is None:
-            raise DataError(f"{header}: lead {record.sig_name[channel]} is in unit {excerpt(record.units[channel])}, "
+            raise DataError(f"{header}: lead {record.sig_name[channel]} is in unit {quote(record.units[channel])}, "
                             "not a voltage")
         millivolts[channel] = record.p_signal[:, channel] * factor
     millivolts = plan.apply(millivolts)
@@ -300,12 +317,13 @@ def read_wfdb_labels(path: Path, labels: Path | None = None, present_only: bool 
         unknown = unknown_label_rows(table, ids)
         if unknown and not present_only:
             raise DataError(f"{table.path}: {len(unknown)} record(s) listed have no WFDB header under {path} "
-                            f"(first: {', '.join(unknown[:MISSING_SHOWN])}); pass present_only=True to skip them")
+                            f"(first: {', '.join(map(quote, unknown[:MISSING_SHOWN]))}); pass "
+                            "skip_bad_records=True (--skip-bad-records) to load the records that have one")
         rows = []
         for rid in ids:
             key = rid if rid in table.rows else Path(rid).name
             if key not in table.rows:
-                raise DataError(f"{table.path}: no row for record {rid!r} (found under {path})")
+                raise DataError(f"{table.path}: no row for record {quote(rid)} (found under {path})")
             rows.append(table.rows[key])
         label_lists = [r[0] for r in rows]
         ages = [r[1] for r in rows]
@@ -370,7 +388,9 @@ def read_wfdb(path: Path, *, labels: Path | None = None, leads: Sequence[str] = 
     unless `present_only` drops those quietly): one error that counts all of them and quotes the first few,
     or, with `skip_bad_records`, the others loaded and these listed in `skipped` with the reason.
     """
-    dataset, present, headers = read_wfdb_labels(path, labels, present_only, skip_bad_records=True)
+    # Labels-CSV rows naming no header are refused unless records may be left out (present_only or skip).
+    dataset, present, headers = read_wfdb_labels(path, labels, present_only or skip_bad_records,
+                                                 skip_bad_records=True)
     bad = dict(dataset.skipped)
     n_headers = len(headers) + len(bad)
     if not present.all():
@@ -383,9 +403,7 @@ def read_wfdb(path: Path, *, labels: Path | None = None, leads: Sequence[str] = 
                                            (len(leads), length))
     bad.update({dataset.record_ids[i]: reason for i, reason in sorted(failures.items())})
     if bad and not skip_bad_records:
-        missing_only = all(reason.endswith(" is missing") for reason in bad.values())
-        hint = "pass present_only=True to skip records without signal files" if missing_only else HINT
-        raise DataError(f"{summary(path, bad, n_headers)}; {hint}")
+        raise DataError(f"{summary(path, bad, n_headers)}; {HINT}")
     dataset.lead_names = list(leads)
     dataset.fs = fs
     dataset = keep_readable(dataset, failures, source=path, skip=True)

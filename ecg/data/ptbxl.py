@@ -20,8 +20,9 @@ Record ids are the `ecg_id`s as text. Sex is 0 male / 1 female in PTB-XL and bec
 """
 from __future__ import annotations
 
-import ast
 import math
+import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ import pandas as pd
 
 from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, UNITS_PER_MV, ECGDataset
 from ecg.data.errors import DataError
-from ecg.data.labels import multi_hot
-from ecg.data.bad_records import keep_readable
+from ecg.data.labels import multi_hot, parse_age
+from ecg.data.bad_records import HINT, keep_readable
 from ecg.data.parallel import parse_each
 from ecg.data.physionet import read_signal
+from ecg.values import QUOTE_CHARS, clip, quote
 
 DATABASE = "ptbxl_database.csv"
 STATEMENTS = "scp_statements.csv"
@@ -76,14 +78,15 @@ def read_statements(path: Path) -> pd.DataFrame:
         bad = values.notna() & (values != 1.0)
         if bad.any():
             code = table.index[bad.to_numpy()][0]
-            raise DataError(f"{path}: statement {code}: {column} is {values[code]!r}, expected 1.0 or empty")
+            raise DataError(f"{path}: statement {quote(code)}: {column} is {quote(values[code])}, expected 1.0 or "
+                            "empty")
     return table
 
 
 def task_vocabulary(statements: pd.DataFrame, task: str) -> list[str]:
     """The classes of `task`, sorted by name."""
     if task not in TASKS:
-        raise DataError(f"PTB-XL task {task!r} is unknown; choose one of {', '.join(TASKS)}")
+        raise DataError(f"PTB-XL task {quote(task)} is unknown; choose one of {', '.join(TASKS)}")
     diagnostic = statements[statements["diagnostic"] == 1.0]
     values = {
         "all": statements.index,
@@ -121,34 +124,42 @@ class PtbxlTable:
     records_in: int
 
 
+# One `'CODE': likelihood` entry of scp_codes. The column is parsed with this, not `ast.literal_eval`: a crafted
+# cell (a deeply nested or enormous expression) could exhaust the parser's memory; a regular expression over
+# the entries takes time in proportion to the text and accepts only what PTB-XL writes.
+_SCP_ENTRY = re.compile(r"""\s*(?:'([^'\\]*)'|"([^"\\]*)")\s*:\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*""")
+
+
 def _scp_codes(value: object, where: str, statements: pd.DataFrame) -> dict[str, float]:
-    try:
-        codes = ast.literal_eval(str(value))
-    except (ValueError, SyntaxError):
-        codes = None
-    if not isinstance(codes, dict) or not all(isinstance(k, str) for k in codes):
-        raise DataError(f"{where}: scp_codes {value!r} is not a dict of statements like {{'NORM': 100.0}}")
+    """scp_codes as {statement: likelihood}: a dict literal of quoted codes and numbers, as PTB-XL writes it."""
+    text = str(value).strip()
+    entries = text[1:-1].split(",") if text.startswith("{") and text.endswith("}") else None
+    if entries and not entries[-1].strip():
+        entries.pop()  # "{'NORM': 100.0,}"; and "{}" holds no entry
+    codes: dict[str, float] = {}
+    for entry in entries if entries is not None else [None]:
+        match = _SCP_ENTRY.fullmatch(entry) if entry is not None else None
+        if match is None:
+            raise DataError(f"{where}: scp_codes {quote(value)} is not a dict of statements like {{'NORM': 100.0}}")
+        codes[match.group(1) if match.group(1) is not None else match.group(2)] = float(match.group(3))
     unknown = [code for code in codes if code not in statements.index]
     if unknown:
-        raise DataError(f"{where}: statement {unknown[0]!r} is not in {STATEMENTS}")
+        raise DataError(f"{where}: statement {quote(unknown[0])} is not in {STATEMENTS}")
     return codes
 
 
 def _age(value: object, where: str) -> float:
-    if pd.isna(value):
-        return math.nan
-    try:
-        age = float(value)
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: age {value!r} is not a number") from None
-    return 90.0 if age >= AGE_OVER_89 else age
+    """Years, PTB-XL's 300 ("older than 89") read as 90; anything else outside `ecg.values.AGE_YEARS` refused."""
+    if not pd.isna(value) and str(value).strip() in (str(AGE_OVER_89), f"{AGE_OVER_89}.0"):
+        return 90.0
+    return parse_age(value, where)
 
 
 def _sex(value: object, where: str) -> float:
     if pd.isna(value):
         return math.nan
     if value not in (0, 1, 0.0, 1.0):
-        raise DataError(f"{where}: sex {value!r} is not 0 (male) or 1 (female)")
+        raise DataError(f"{where}: sex {quote(value)} is not 0 (male) or 1 (female)")
     return 1.0 - float(value)  # PTB-XL: 0 male, 1 female; here: 1 male, 0 female
 
 
@@ -176,7 +187,7 @@ def read_table(path: Path, task: str | None = None) -> PtbxlTable:
     for row, record in enumerate(frame.itertuples(index=False)):
         where = f"{database}, line {row + 2}"
         if record.strat_fold not in range(1, 11):
-            raise DataError(f"{where}: strat_fold {record.strat_fold!r} is not 1-10")
+            raise DataError(f"{where}: strat_fold {quote(record.strat_fold)} is not 1-10")
         codes = _scp_codes(record.scp_codes, where, statements)
         labels = sorted({mapping[code] for code in codes if code in mapping})
         ages.append(_age(record.age, where))
@@ -240,11 +251,15 @@ def read_ptbxl(path: Path, *, task: str | None = None, leads: Sequence[str] = HE
     headers = _headers(table, fs)
     present = _present(headers)
     if not present.all():
-        if not present_only:
-            missing = [str(h.relative_to(table.root)) for h, ok in zip(headers, present) if not ok]
+        missing = {rid: f"{header}: no such header and signal file"
+                   for rid, header, ok in zip(dataset.record_ids, headers, present) if not ok}
+        if not (present_only or skip_bad_records):
+            first = ", ".join(quote(os.path.relpath(h, table.root)) for h, ok in zip(headers, present) if not ok)
             raise DataError(f"{table.root}: {len(missing)} of {len(headers)} records have no signal files "
-                            f"(first: {', '.join(missing[:5])}); pass present_only=True to skip them")
+                            f"(first: {clip(first, 5 * QUOTE_CHARS)}); {HINT}")
         dataset = dataset.subset(present)
+        if not present_only:  # skipped records are listed with their reason, as every reader lists them
+            dataset.skipped.update(missing)
         headers = [h for h, ok in zip(headers, present) if ok]
     dataset.signals, failures = parse_each(partial(read_signal, leads=tuple(leads), length=length, fs=fs), headers,
                                            (len(leads), length))

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset
+from ecg import values
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset, check_signals_fit
+from ecg.data.errors import DataError
+from ecg.values import quote
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,13 @@ class DataSpec:
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value).expanduser())
         object.__setattr__(self, "leads", tuple(self.leads))
+        repeated = sorted({lead for lead in self.leads if [x.lower() for x in self.leads].count(lead.lower()) > 1})
+        if repeated:  # a model would see the same lead twice and another not at all
+            raise DataError(f"leads {quote(','.join(self.leads))} name {', '.join(map(quote, repeated))} twice")
+        try:
+            object.__setattr__(self, "seed", values.seed(self.seed, "the seed of the split and synthetic set"))
+        except ValueError as error:
+            raise DataError(str(error)) from None
 
     @property
     def synthetic(self) -> bool:
@@ -86,6 +96,9 @@ def load(spec: DataSpec) -> ECGDataset:
     """The records `spec` names: the synthetic set (generated once, then cached) or a path through the readers."""
     if spec.synthetic:
         from ecg.synthetic import load_synthetic
+
+        check_signals_fit(spec.n_records, len(spec.leads), spec.length,
+                          f"--n-records {spec.n_records} at {spec.fs} Hz (a synthetic set)")
 
         return load_synthetic(n=spec.n_records, seed=spec.seed, leads=spec.leads, fs=spec.fs, length=spec.length)
     from ecg.data.loader import load_dataset

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
+from ecg import values
 from ecg.data.errors import DataError
+from ecg.data.files import check_regular
 
 SPLITS = ("train", "val", "test")
 MIN_FOR_COVERAGE = 3  # a class with this many records can have one in each of train, val and test
@@ -31,21 +33,34 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
                class_names: Sequence[str] | None = None) -> np.ndarray:
     """`np.ndarray` of "train"/"val"/"test", one per record, stratified over the multi-hot `labels [N, C]`.
     `class_names` (in index order) name the classes in the warning about classes too rare to cover."""
+    try:
+        seed = values.seed(seed)
+    except ValueError as err:
+        raise DataError(f"split {err}") from None
     labels = np.asarray(labels)
     ratios = np.asarray(ratios, dtype=float)
     if labels.ndim != 2:
         raise DataError(f"labels must be [N, C], got shape {labels.shape}")
     if len(ratios) != 3 or (ratios < 0).any() or not np.isclose(ratios.sum(), 1.0) or ratios[0] <= 0:
         raise DataError(f"ratios must be three non-negative numbers summing to 1 with train > 0, got {tuple(ratios)}")
+    if labels.shape[1] == 0:
+        raise DataError(f"no classes to split by: labels have shape {labels.shape} (no record carries a label)")
     n = len(labels)
+    # One class: the stratifier takes multi-label targets only, so "has it" and "has it not" become two columns.
+    strata = np.column_stack([labels, 1 - labels]) if labels.shape[1] == 1 else labels
     assignment = np.full(n, "train", dtype=object)
     rest = np.arange(n)
-    if ratios[2] > 0:
-        rest, test = _stratified(labels, rest, ratios[2], seed)
-        assignment[test] = "test"
-    if ratios[1] > 0:
-        _, val = _stratified(labels, rest, ratios[1] / (ratios[0] + ratios[1]), seed + 1)
-        assignment[val] = "val"
+    try:
+        if ratios[2] > 0:
+            rest, test = _stratified(strata, rest, ratios[2], seed)
+            assignment[test] = "test"
+        if ratios[1] > 0:
+            _, val = _stratified(strata, rest, ratios[1] / (ratios[0] + ratios[1]),
+                                 (seed + 1) % (values.SEED_MAX + 1))
+            assignment[val] = "val"
+    except ValueError:  # scikit-learn: "the resulting train set will be empty"
+        raise DataError(f"{n} record(s) are too few to split {':'.join(f'{r:g}' for r in ratios)} into train, "
+                        "val and test (each needs at least one)") from None
     assignment = assignment.astype("<U5")
     repair_coverage(labels, assignment)
     top_up(labels, assignment)
@@ -134,23 +149,25 @@ def save_split(path: str | os.PathLike, record_ids: Sequence[str], assignment: n
 def load_split(path: str | os.PathLike, record_ids: Sequence[str]) -> np.ndarray:
     """The split saved at `path`, in the order of `record_ids`; every record must be listed exactly once."""
     path = Path(path)
+    check_regular(path)  # a FIFO would block the read
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise DataError(f"{path}: not a readable split CSV ({error})") from None
+    except (OSError, ValueError) as error:  # pandas' parser and decoding errors are ValueErrors
+        raise DataError(f"{path}: not a readable split CSV ({values.clip(error)})") from None
     if list(frame.columns) != ["record_id", "split"]:
         raise DataError(f"{path}: columns must be record_id,split (got {','.join(frame.columns)})")
     bad = frame[~frame["split"].isin(SPLITS)]
     if len(bad):
         row = bad.index[0]
-        raise DataError(f"{path}, line {row + 2}: split {bad['split'].iloc[0]!r} is not train, val or test")
+        raise DataError(f"{path}, line {row + 2}: split {values.quote(bad['split'].iloc[0])} is not train, val or "
+                        "test")
     duplicated = frame["record_id"].duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated)[0])
-        raise DataError(f"{path}, line {row + 2}: record {frame['record_id'].iloc[row]!r} listed twice")
+        raise DataError(f"{path}, line {row + 2}: record {values.quote(frame['record_id'].iloc[row])} listed twice")
     mapping = dict(zip(frame["record_id"], frame["split"]))
     missing = [rid for rid in record_ids if rid not in mapping]
     if missing:
         raise DataError(f"{path}: {len(missing)} record(s) of the dataset are not in the split "
-                        f"(first: {', '.join(missing[:5])})")
+                        f"(first: {', '.join(map(values.quote, missing[:5]))})")
     return np.array([mapping[rid] for rid in record_ids], dtype="<U5")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ecg.data import cinc2021, ptbxl
 from ecg.data.errors import DataError
+from ecg.values import quote
 
 TASKS: dict[str, str] = {**{task: "ptbxl" for task in ptbxl.TASKS}, **{task: "wfdb" for task in cinc2021.TASKS}}
 SPLITS = ("official", "stratified")
@@ -40,7 +41,7 @@ def check_task(format_name: str, task: str | None, where: object) -> None:
     if task is None:
         return
     if task not in TASKS:
-        raise DataError(f"--task {task!r} is unknown; choose one of {', '.join(TASKS)}")
+        raise DataError(f"--task {quote(task)} is unknown; choose one of {', '.join(TASKS)}")
     if TASKS[task] != format_name:
         wanted = "a PTB-XL folder (ptbxl_database.csv + scp_statements.csv)" if TASKS[task] == "ptbxl" \
             else "a WFDB folder with '# Dx:' SNOMED CT codes (CinC 2021)"
@@ -61,7 +62,7 @@ def resolve_split(format_name: str | None, split: str | None, has_official: bool
     if split is None:
         return "official" if has_official else "stratified"
     if split not in SPLITS:
-        raise DataError(f"--split {split!r} is unknown; choose one of {', '.join(SPLITS)}")
+        raise DataError(f"--split {quote(split)} is unknown; choose one of {', '.join(SPLITS)}")
     if split == "official" and not has_official:
         raise DataError(f"{where}: --split official: {format_name or 'synthetic'} data has no official split "
                         "(PTB-XL has one); use --split stratified")

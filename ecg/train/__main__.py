@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ecg.cli import Parser, refuse
 from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
 from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_records, split as split_records
@@ -48,7 +49,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m ecg.train", description="Train one model (no search) and evaluate it on the test split.")
     what = parser.add_argument_group("model and settings")
     what.add_argument("--family", help="model family (ecg.models.list_models()); required without --config-csv")
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(args)
     except (ValueError, FileNotFoundError, FloatingPointError) as err:  # bad input or a diverged run: one line
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")  # one line, always
+        parser.exit(refuse(parser.prog, err))  # one line, always
     return 0
 
 

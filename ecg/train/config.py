@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ecg import values
 from ecg.selection import SELECTION_METRICS
-from ecg.values import convert, is_missing, plain
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
+from ecg.values import clip, convert, is_missing, plain, quote
 
 FS_KEY = "data/fs"  # the flat name of a trial's input rate (search spaces sample it: spaces.rate)
 
@@ -66,6 +67,7 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise ValueError(f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        self.seed = values.seed(self.seed)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 or None, got {self.threads}")
         self.milestones()  # validates the string
@@ -76,9 +78,10 @@ class TrainConfig:
         try:
             values = [int(v) for v in text.split(",")] if text else []
         except ValueError:
-            raise ValueError(f"step_milestones must be comma-separated epochs like '30,60', got {text!r}") from None
+            raise ValueError(f"step_milestones must be comma-separated epochs like '30,60', got "
+                             f"{quote(text)}") from None
         if any(v < 1 for v in values) or values != sorted(set(values)):
-            raise ValueError(f"step_milestones must be distinct ascending epochs >= 1, got {text!r}")
+            raise ValueError(f"step_milestones must be distinct ascending epochs >= 1, got {quote(text)}")
         return values
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +90,7 @@ class TrainConfig:
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {quote(value)}")
 
 
 # Field type as written in the annotation -> the type its values are converted to.
@@ -126,7 +129,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.family, str) or not self.family:
-            raise ValueError(f"family must be a model family name, got {self.family!r}")
+            raise ValueError(f"family must be a model family name, got {quote(self.family)}")
         if self.fs is not None:
             self.fs = _coerce_option(FS_KEY, self.fs, 0)
             if self.fs < 1:
@@ -157,14 +160,18 @@ class TrialConfig:
             if prefix not in ("model", "optim") or not name:
                 continue
             if prefix == "optim" and name not in known_fields:
-                raise ValueError(f"unknown training setting {key!r}; known: {', '.join(sorted(known_fields))}")
+                raise ValueError(f"unknown training setting {quote(key)}; known: {', '.join(sorted(known_fields))}")
             if is_missing(plain(value)) and not (prefix == "optim" and name in ("bf16", "threads")):
                 continue
             if prefix == "model":
                 model[name] = _coerce_option(key, value, option_defaults.get(name))
             else:
                 optim[name] = plain(value)
-        return cls(family=family, model=model, optim=TrainConfig(**optim), fs=None if is_missing(fs) else fs)
+        try:
+            settings = TrainConfig(**optim)
+        except ValueError as err:  # "lr must be ...": named as the column is, optim/lr
+            raise ValueError(f"optim/{err}" if str(err).split(" ", 1)[0] in known_fields else str(err)) from None
+        return cls(family=family, model=model, optim=settings, fs=None if is_missing(fs) else fs)
 
     @classmethod
     def from_nested(cls, config: Mapping[str, Any]) -> "TrialConfig":
@@ -188,17 +195,38 @@ class TrialConfig:
 
     @classmethod
     def from_csv(cls, path: str | Path, row: int = 0) -> "TrialConfig":
-        """Row `row` (0-based, in file order) of a best_configs.csv / trials.csv."""
+        """Row `row` (0-based, in file order) of a best_configs.csv / trials.csv / config.csv.
+
+        Cells are read as the text they hold: an empty cell is a value the row's trial did not sample (another
+        family's model option) and keeps its default, but text that is not a value of the setting's type
+        ('nan', 'inf', 'abc' in a numeric column) is refused, and so is an empty training setting other than
+        the optional `optim/bf16` and `optim/threads` (every trial of a search has them all): a ValueError
+        naming the file, the line and the column.
+        """
         import pandas as pd
 
+        from ecg.data.files import check_regular
+
         path = Path(path)
-        table = pd.read_csv(path, dtype={"trial_id": str})
+        check_regular(path)  # a FIFO would block the read
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as err:  # pandas' parser and decoding errors are ValueErrors
+            raise ValueError(f"{path}: not a readable config CSV ({clip(err)})") from None
         if not 0 <= row < len(table):
             raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
+        cells = {str(key): str(value).strip() for key, value in table.iloc[row].to_dict().items()}
+        where = f"{path}, row {row} (line {row + 2})"
+        required = {f.name for f in fields(TrainConfig)} - {"bf16", "threads"}
+        for key, text in cells.items():
+            prefix, _, name = key.partition("/")
+            if prefix == "optim" and name in required and not text:
+                raise ValueError(f"{where}: {key} is empty; give it a value or leave the column out for the "
+                                 f"default ({getattr(TrainConfig, name)!r})")
         try:
-            return cls.from_flat(table.iloc[row].to_dict())
+            return cls.from_flat(cells)
         except ValueError as err:
-            raise ValueError(f"{path}, row {row}: {err}") from None
+            raise ValueError(f"{where}: {err}") from None
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

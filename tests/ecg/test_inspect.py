@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,8 @@ def test_labels_only_folder_without_signals(tmp_path):
 def test_bad_path_is_a_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "nowhere: no such file or folder" in err and err.count("\n") == 1
+    assert err.startswith("python -m ecg.inspect: error: ") and "nowhere: no such file or folder" in err
+    assert err.count("\n") == 1
 
 
 def test_wfdb_headers_with_labels_csv_before_the_signals_arrive(cinc_dir, tmp_path, capsys):
@@ -80,9 +82,9 @@ def _challenge_record(folder: Path, name: str, n: int, comments: tuple[str, ...]
 
 
 def _wfdb_folder(folder: Path) -> Path:
-    _challenge_record(folder, "A1", 5000, ("# Age: 300", "# Sex: Male", "# Dx: 426783006"))
+    _challenge_record(folder, "A1", 5000, ("# Age: 123", "# Sex: Male", "# Dx: 426783006"))
     _challenge_record(folder, "A2", 12_000, ("# Age: 40", "# Sex: Female", "# Dx: Unknown"), record_name="A2.mat")
-    _challenge_record(folder, "A3", 2570, ("# Age: -1", "# Dx: 164889003"), fs=257)
+    _challenge_record(folder, "A3", 2570, ("# Age: 121", "# Dx: 164889003"), fs=257)
     return folder
 
 
@@ -91,8 +93,9 @@ def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
     assert main([str(folder), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["records_without_label"] == {"count": 1, "first": ["A2"]}
-    assert report["age_out_of_range"] == {"count": 2, "first": [{"record": "A1", "age": 300.0},
-                                                                {"record": "A3", "age": -1.0}]}
+    # Ages the readers accept (ecg.values.AGE_YEARS) but no one has lived to: 121, 123 (Hefei's file has 124)
+    assert report["age_out_of_range"] == {"count": 2, "first": [{"record": "A1", "age": 123.0},
+                                                                {"record": "A3", "age": 121.0}]}
     assert report["lengths"] == {"target_seconds": 10.0, "known": 3, "unknown": 0,
                                  "seconds": {"min": 10.0, "median": 10.0, "max": 24.0},
                                  "longer": 1, "shorter": 0, "rates": {"500": 2, "257": 1},
@@ -100,7 +103,7 @@ def test_lengths_unlabelled_records_and_odd_ages_are_reported(tmp_path, capsys):
     assert main([str(folder)]) == 0
     text = capsys.readouterr().out
     assert "records with no label: 1 (first: A2)" in text
-    assert "ages outside 0-120: 2 (first: A1 (300), A3 (-1))" in text
+    assert "ages outside 0-120: 2 (first: A1 (123), A3 (121))" in text
     assert ("lengths (from the headers): median 10 s, min 10 s, max 24 s; 1 longer than 10 s (their first 10 s are "
             "read), 0 shorter (zero-padded at the end); rates: 500 Hz: 2, 257 Hz: 1") in text
 
@@ -125,7 +128,8 @@ def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_recor
 
     refused = run()
     assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1
-    assert refused.stderr.startswith(f"error: {folder}: 1 of 4 records cannot be read (first: {folder / 'BAD.hea'}: "
+    assert refused.stderr.startswith(f"python -m ecg.inspect: error: {folder}: 1 of 4 records cannot be read (first: "
+                                     f"{folder / 'BAD.hea'}: "
                                      "not a WFDB header")
     assert refused.stderr.rstrip().endswith("pass skip_bad_records=True (--skip-bad-records) to load the rest")
     skipped = run("--skip-bad-records", "--json")
@@ -150,3 +154,41 @@ def test_signal_files_shorter_than_their_header_are_reported_without_reading_the
                               "but the file has 144024 bytes"]}
     assert main([str(folder)]) == 0
     assert "signal files shorter than their header says (will not load): 1 (first: " in capsys.readouterr().out
+
+
+# ---- issue 24: values refused as the readers refuse them, and nothing raw on the terminal ------------------------
+
+
+def test_an_absurd_age_is_one_line_naming_the_header_or_a_skipped_record(tmp_path, capsys):
+    folder = _wfdb_folder(tmp_path / "db")
+    _challenge_record(folder, "A4", 5000, ("# Age: inf", "# Sex: Male", "# Dx: 426783006"))
+    assert main([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"python -m ecg.inspect: error: {folder}: 1 of 4 records cannot "
+                                                   f"be read (first: {folder / 'A4.hea'}: age 'inf' is not a number "
+                                                   "of years from 0 to 125")
+    assert main([str(folder), "--skip-bad-records", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_records"] == 3 and [s["record"] for s in report["skipped"]] == ["A4"]
+
+
+def test_control_characters_in_record_names_are_printed_escaped(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n2.txt\t30\tMALE\tA\t\n3.txt\t30\tMALE\tA\t\n"
+                                          "\x1b]0;owned\x07.txt\t40\tFEMALE\t\n")
+    assert main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "records with no label: 1 (first: \\x1b]0;owned\\x07)" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_a_fifo_given_as_the_labels_is_refused_not_waited_on(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n")
+    os.mkfifo(tmp_path / "labels.txt")
+    assert main([str(tmp_path), "--labels", str(tmp_path / "labels.txt")]) == 2
+    assert capsys.readouterr().err == (f"python -m ecg.inspect: error: {tmp_path / 'labels.txt'}: a FIFO, not a file "
+                                       "that can be read\n")
+
+
+def test_a_seed_beyond_32_bits_is_one_line(tmp_path, capsys):
+    (tmp_path / "x_train.txt").write_text("1.txt\t30\tMALE\tA\t\n2.txt\t40\tFEMALE\tB\t\n3.txt\t50\t\tA\t\n")
+    assert main([str(tmp_path), "--seed", str(2**32)]) == 2
+    assert "split seed must be an integer from 0 to 2**32 - 1 (4294967295), got '4294967296'" in capsys.readouterr().err

@@ -49,14 +49,16 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int) -> Iterator[tuple[str, dict[str, str]]]:
+def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int,
+             env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """`ray start --head --num-cpus N --num-gpus G` as an operator would run it, in its own temp dir and
-    ports, with token auth (its own token, passed by environment, never the user's token file); yields the
-    address and the environment a driver needs to join. Stopped by SIGTERM to `ray start --block`, which
-    takes its processes down with it; anything left in its temp dir is then killed by pid (never `ray stop`,
-    which would stop every Ray on the machine)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    ports, with token auth (its own token, passed by environment, never the user's token file) unless `env`
+    gives the environment it runs in (a user's shell); yields the address and the environment a driver needs
+    to join. Stopped by SIGTERM to `ray start --block`, which takes its processes down with it; anything left
+    in its temp dir is then killed by pid (never `ray stop`, which would stop every Ray on the machine)."""
+    env = env if env is not None else {
+        **os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_USAGE_STATS_ENABLED": "0"}
     temp_dir.mkdir(parents=True, exist_ok=True)
     proc, port, log = None, 0, temp_dir / "ray_start.log"
     try:

@@ -165,7 +165,8 @@ def test_missing_signal_file(tmp_path):
     write_record(tmp_path, "r2", np.zeros((100, 8)))
     header.with_suffix(".dat").unlink()
     with pytest.raises(DataError, match=r"1 of 2 records cannot be read \(first: \S+/r1\.hea: signal file r1\.dat "
-                                        r"is missing\); pass present_only=True to skip records without signal files$"):
+                                        r"is missing\); pass skip_bad_records=True \(--skip-bad-records\) to load "
+                                        r"the rest$"):
         load(tmp_path, length=100)
     assert load(tmp_path, length=100, present_only=True).record_ids == ["r2"]
 

@@ -116,8 +116,8 @@ def _copy_with(ptbxl_dir, tmp_path, row: int, column: str, value: object):
 @pytest.mark.parametrize("column,value,message", [
     ("scp_codes", "NORM", r"line 3: scp_codes 'NORM' is not a dict"),
     ("scp_codes", "{'NOPE': 100.0}", r"line 3: statement 'NOPE' is not in scp_statements.csv"),
-    ("strat_fold", 11, r"line 3: strat_fold 11 is not 1-10"),
-    ("sex", 2, r"line 3: sex 2 is not 0 \(male\) or 1 \(female\)"),
+    ("strat_fold", 11, r"line 3: strat_fold '11' is not 1-10"),
+    ("sex", 2, r"line 3: sex '2' is not 0 \(male\) or 1 \(female\)"),
 ])
 def test_bad_rows_name_the_file_and_line(ptbxl_dir, tmp_path, column, value, message):
     root = _copy_with(ptbxl_dir, tmp_path, 1, column, value)
@@ -140,10 +140,15 @@ def test_missing_signal_files_are_an_error_or_skipped(ptbxl_dir, tmp_path):
     (root / "records100" / "00000" / "00001_lr.dat").unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(DataError, match=r"1 of 60 records have no signal files \(first: records100/00000/00001_lr"):
+        with pytest.raises(DataError, match=r"1 of 60 records have no signal files "
+                                            r"\(first: 'records100/00000/00001_lr"):
             load_dataset(root, fs=100, length=1000, use_cache=False)
         data = load_dataset(root, fs=100, length=1000, present_only=True, use_cache=False)
-    assert len(data) == 59 and "1" not in data.record_ids
+        skipped = load_dataset(root, fs=100, length=1000, skip_bad_records=True, use_cache=False)
+    assert len(data) == 59 and "1" not in data.record_ids and data.skipped == {}
+    # --skip-bad-records, which the error names: the same records, the missing one listed with why
+    assert skipped.record_ids == data.record_ids
+    assert skipped.skipped == {"1": f"{root / 'records100/00000/00001_lr.hea'}: no such header and signal file"}
 
 
 def test_an_unreadable_signal_is_one_line_or_skipped_with_its_reason(ptbxl_dir, tmp_path):

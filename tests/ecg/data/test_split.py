@@ -82,7 +82,8 @@ def test_load_split_errors_name_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"split\.csv, line 3: split 'holdout' is not train, val or test"):
         load_split(path, ["a", "b"])
     path.write_text("record_id,split\na,train\n")
-    with pytest.raises(DataError, match=r"split\.csv: 1 record\(s\) of the dataset are not in the split \(first: b\)"):
+    with pytest.raises(DataError, match=r"split\.csv: 1 record\(s\) of the dataset are not in the split "
+                                        r"\(first: 'b'\)"):
         load_split(path, ["a", "b"])
 
 

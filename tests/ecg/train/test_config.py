@@ -9,7 +9,7 @@ from ecg.train import TrainConfig, TrialConfig
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(lr=0), "lr must be a positive number"),
-    (dict(lr=float("nan")), "lr must be a positive number"),
+    (dict(lr=float("nan")), "lr must be a finite number, got 'nan'"),
     (dict(optimizer="sgd"), "optimizer must be one of adam, adamw; got 'sgd'"),
     (dict(schedule="linear"), "schedule must be one of plateau, step, cosine, onecycle, none"),
     (dict(class_weights="inverse"), "class_weights must be one of log, pos_weight, none"),
