@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "skipped_records.csv in the output folder (default: refuse, one line counting them)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="output folder (default results/train-<family>-<time>)")
-    run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"),
+                     help="cpu or cuda")
     run.add_argument("--resume", type=Path, help="a checkpoint/ folder of an earlier run to continue from")
     run.add_argument("--at-least-one", action="store_true",
                      help="also report test metrics where every record gets at least its most probable label")

@@ -16,8 +16,14 @@ from ecg.data.dataset import ECGDataset
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """A torch.device, failing clearly when CUDA is asked for but absent."""
-    device = torch.device(device)
+    """A torch.device, failing clearly (ValueError, one line) for a name torch does not know, a device other than
+    the CPU or CUDA, or CUDA asked for but absent."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(device)[:40]!r} is not one torch knows: use cpu or cuda") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: training runs on cpu or cuda")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} requested but CUDA is not available on this machine")
     return device

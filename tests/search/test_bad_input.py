@@ -365,6 +365,7 @@ TRAIN_CASES = {
     "--n-records beyond memory": option("--n-records", str(10**10), message=f"--n-records {10**10} at 100 Hz (a "
                                                                            "synthetic set): the signals alone"),
     "--lr inf": option("--lr", "inf", message="optim/lr must be a finite number, got 'inf'"),
+    "--device tpu": option("--device", "tpu", message="argument --device: invalid choice: 'tpu'"),
 }
 
 

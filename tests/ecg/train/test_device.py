@@ -79,3 +79,15 @@ def test_cudnn_autotuning_is_switched_on_for_cuda_only(monkeypatch) -> None:
     assert torch.backends.cudnn.benchmark is False
     enable_cudnn_autotune(torch.device("cuda"))  # a flag: setting it needs no GPU
     assert torch.backends.cudnn.benchmark is True
+
+
+@pytest.mark.parametrize("name, message", [("tpu", "is not one torch knows"), ("meta", "training runs on cpu or cuda"),
+                                           ("cpu", None)])
+def test_a_device_is_cpu_or_cuda_or_refused_in_one_line(name, message) -> None:
+    from ecg.train.device import resolve_device
+
+    if message is None:
+        assert resolve_device(name).type == "cpu"
+        return
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
