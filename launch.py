@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if options.trust_run_folder and options.resume is None:
             raise OptionError("--trust-run-folder only applies with --resume")
         if options.resume is None:
-            options.check_environment()
+            from search.environment import check
+
+            check(options)
         else:
             from ecg.run_folder import RunFolder, RunFolderError
 

@@ -239,10 +239,10 @@ def retrain_winner(found: Search, *, device: str) -> dict[str, Any]:
     from ecg.train import fit
     from ecg.train.config import TrialConfig
     from search import data as run_data
-    from search.options import SearchOptions
+    from search.options import ResolvedOptions
 
     folder = RunFolder.open(found.run_dir)
-    options = SearchOptions.from_dict(folder.record.args)  # resolved: fs and length as the search had them
+    options = ResolvedOptions.from_dict(folder.record.args)  # resolved: fs and length as the search had them
     dataset, source = run_data.load(options)
     split = run_data.split(dataset, seed=options.seed, existing=folder.file(SPLIT), source=source)
     row = folder.read_csv(BEST_CONFIGS).iloc[0]

@@ -1,14 +1,14 @@
 """`SearchOptions`: every knob of a search, one field per `launch.py` option, validated on construction.
 
-Defaults that depend on the hardware are `None` here and resolved by `resolved()` against the machine (or
-cluster) the search runs on: a CPU-only machine gets a small search that ends in minutes, a GPU machine the
-study's sizes. The CPU defaults are sized so that `python launch.py --space ecgnet` on a 2-core laptop ends
-within 10 minutes, Ray start and the winners' test evaluation included.
+Defaults that depend on the hardware are `None` here; `resolved()` fills them for the machine (or cluster) the
+search runs on and returns a `ResolvedOptions`, which alone has `gpu` and `length`: a CPU-only machine gets a
+small search that ends in minutes, a GPU machine the study's sizes. The CPU defaults are sized so that
+`python launch.py --space ecgnet` on a 2-core laptop ends within 10 minutes, Ray start and the winners' test
+evaluation included. What the file system and the machine can give is checked apart, by `search.environment`.
 """
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,6 @@ class SearchOptions:
     warm_start: str | None = option(
         None, "first trials: the study's configurations that the space can express (study), or the rows of a "
               "best_configs.csv (default: none)", metavar="study|FILE.csv")
-    # Filled by `resolved()`: whether the defaults came from the GPU set, and the records' length (10 s at `fs`).
-    gpu: bool | None = field(default=None, repr=False)
-    length: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("data", "labels", "results_dir", "storage_path", "resume"):
@@ -240,7 +237,7 @@ class SearchOptions:
 
     def convention(self) -> dict[str, str | None]:
         """The task, split and selection metric this search follows (`ecg.data.tasks`); a refusal as OptionError.
-        A --data path that does not exist gets the plain convention here; check_environment refuses it."""
+        A --data path that does not exist gets the plain convention here; `search.environment.check` refuses it."""
         from ecg.data.errors import DataError
         from ecg.data.source import DataSpec
 
@@ -265,42 +262,8 @@ class SearchOptions:
         """What ASHA's rungs and the sampler compare: the trial's best `metric` so far (see `best_so_far`)."""
         return best_so_far(self.metric)
 
-    def check_environment(self, local_gpus: int | None = None) -> None:
-        """Refuse what the file system or the machine cannot give, before Ray starts (one-line OptionError).
-
-        The GPU check here covers a local run; with `--address` the cluster's nodes are checked after
-        connecting (`search.cluster.check_capacity`).
-        """
-        if self.data is not None and not self.data.exists():
-            raise OptionError(f"--data {self.data}: no such file or folder")
-        if self.labels is not None and not self.labels.is_file():
-            raise OptionError(f"--labels {self.labels}: no such file")
-        if self.warm_start is not None and self.warm_start != "study":
-            from spaces.warm_start import WarmStartError, read_configs_csv
-
-            try:  # a bad file is refused before Ray starts
-                read_configs_csv(Path(self.warm_start).expanduser())
-            except WarmStartError as err:
-                raise OptionError(str(err)) from None
-        _check_writable("--results-dir", self.results_dir)
-        if self.storage_path is not None:
-            _check_writable("--storage-path", self.storage_path)
-        if self.address is None and self.gpus_per_trial:
-            gpus = local_gpus if local_gpus is not None else _local_gpu_count()
-            if self.gpus_per_trial > gpus:
-                raise OptionError(f"--gpus-per-trial {self.gpus_per_trial:g} is more than this machine has ({gpus} GPUs)")
-        if self.address is None:
-            # A trial asking for more than the machine has would wait for a node that never comes.
-            cpus = _local_cpu_count()
-            if self.cpus_per_trial > cpus:
-                raise OptionError(f"--cpus-per-trial {self.cpus_per_trial:g} is more than this machine has ({cpus} CPUs)")
-            memory = _local_memory_gib()
-            if self.memory_per_trial is not None and self.memory_per_trial > memory:
-                raise OptionError(f"--memory-per-trial {self.memory_per_trial:g} is more than this machine has "
-                                  f"({memory:.1f} GiB)")
-
-    def resolved(self, gpus_available: float) -> "SearchOptions":
-        """A copy with every `None` default filled for hardware with `gpus_available` GPUs."""
+    def resolved(self, gpus_available: float) -> ResolvedOptions:
+        """These options with every `None` default filled for hardware with `gpus_available` GPUs."""
         gpu = gpus_available > 0 and self.gpus_per_trial != 0
         base = GPU_DEFAULTS if gpu else CPU_DEFAULTS
         values: dict[str, Any] = {}
@@ -313,15 +276,11 @@ class SearchOptions:
         if self.gpus_per_trial is None:
             values["gpus_per_trial"] = 1.0 if gpu else 0.0
         fs = self.fs or (base.fs if self.data is None else 500)  # real data: 500 Hz unless --fs says otherwise
-        values.update(gpu=gpu, fs=fs, length=fs * base.length // base.fs)  # 10 s at any rate
-        return dataclasses.replace(self, **values)
+        values.update(fs=fs)
+        return ResolvedOptions(**{**self._fields(), **values}, gpu=gpu, length=fs * base.length // base.fs)
 
-    def space_context(self, fs: int, length: int) -> Any:
-        """The `spaces.SpaceContext` of this (resolved) search for records of `length` samples at `fs` Hz."""
-        from spaces import SpaceContext  # imported late, as in _known_spaces
-
-        return SpaceContext(gpu=bool(self.gpu), length=length, max_epochs=self.max_epochs, seed=self.seed,
-                            metric=self.metric, fs=fs)
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(SearchOptions)}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: paths as strings."""
@@ -331,6 +290,31 @@ class SearchOptions:
     def from_dict(cls, values: dict[str, Any]) -> "SearchOptions":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass(kw_only=True)
+class ResolvedOptions(SearchOptions):
+    """A search's options once the hardware has decided the defaults (`SearchOptions.resolved`): every size is
+    set, and `gpu` and `length` exist. run.json records these (`to_dict`); `--resume` reads them back."""
+
+    gpu: bool = field(repr=False)  # whether the defaults came from the GPU set
+    length: int = field(repr=False)  # samples per record: 10 s at `fs`
+
+    def space_context(self, fs: int, length: int) -> Any:
+        """The `spaces.SpaceContext` of this search for records of `length` samples at `fs` Hz."""
+        from spaces import SpaceContext  # imported late, as in _known_spaces
+
+        return SpaceContext(gpu=self.gpu, length=length, max_epochs=self.max_epochs, seed=self.seed,
+                            metric=self.metric, fs=fs)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ResolvedOptions":
+        """Options a run recorded (run.json `args`); a record without `gpu`/`length` gets them from its values."""
+        values = dict(values)
+        values.setdefault("gpu", bool(values.get("gpus_per_trial")))
+        if values.get("length") is None and values.get("fs"):
+            values["length"] = int(values["fs"]) * 10
+        return super().from_dict(values)  # type: ignore[return-value]
 
 
 def _positive(flag: str, value: int | None, minimum: int = 1) -> None:
@@ -350,23 +334,6 @@ def _finite(flag: str, value: float | None) -> None:
 def _choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise OptionError(f"{flag} {values.quote(value)} is unknown; choose one of {', '.join(choices)}")
-
-
-def _check_writable(flag: str, path: Path) -> None:
-    """The folder (or the nearest existing parent it would be created in) must be writable."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise OptionError(f"{flag} {path}: {probe} is a file, not a folder")
-    # A real write, not os.access: root passes access checks on read-only mounts and on chmod 555 folders.
-    try:
-        with tempfile.TemporaryFile(dir=probe):
-            pass
-    except OSError as exc:
-        raise OptionError(f"{flag} {path}: {probe} is not writable ({exc.strerror})") from None
 
 
 def _check_address(address: str) -> None:
@@ -389,25 +356,3 @@ def _check_host(flag: str, host: str) -> None:
         if host != "localhost":
             raise OptionError(f"{flag} {values.quote(host)} is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 "
                               "for every interface)") from None
-
-
-def _local_cpu_count() -> int:
-    """The CPUs this process may run on (its affinity mask, as a container or taskset limits it)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-def _local_memory_gib() -> float:
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-
-
-def _local_gpu_count() -> int:
-    import torch
-
-    return torch.cuda.device_count()

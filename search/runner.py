@@ -20,9 +20,9 @@ import pandas as pd
 
 from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, PARETO, PER_CLASS, PER_SOURCE, SPLIT, STUDY_FILE,
                             TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
-from search import cluster, data as run_data, exports, integrity, pareto, progress, runinfo, study, trial_failures
+from search import cluster, data as run_data, environment, exports, integrity, pareto, progress, runinfo, study, trial_failures
 from search import tuner as tuning
-from search.options import OptionError, SearchOptions
+from search.options import OptionError, ResolvedOptions, SearchOptions
 from search.report import write_report_safely
 from search.signals import StopSignals, starting_ray
 from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
@@ -81,7 +81,7 @@ def run(options: SearchOptions) -> Path:
 
 
 def _start(options: SearchOptions, stop: StopSignals) -> Path:
-    options.check_environment()
+    environment.check(options)
     started = time.time()
     ray_session: tuple[str | None, float] | None = None
     try:
@@ -192,8 +192,8 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     if previous == ENDED_SILENTLY:
         print(f"{folder.path}: the last search in this folder was {ENDED_SILENTLY}")
     try:
-        options = SearchOptions.from_dict(record.args)
-        options.check_environment()
+        options = ResolvedOptions.from_dict(record.args)
+        environment.check(options)
     except OptionError as err:
         raise OptionError(f"--resume {folder.path}: {err}") from None
     moved_from = folder.relocated_from()

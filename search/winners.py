@@ -224,9 +224,9 @@ def reevaluate(folder: RunFolder, *, ensemble_candidates: int = ENSEMBLE_CANDIDA
     bench/bench_thresholds.py does to score new rules on existing runs)."""
     from search import data as run_data
     from search.exports import read_trials
-    from search.options import SearchOptions
+    from search.options import ResolvedOptions
 
-    options = SearchOptions.from_dict(folder.record.args)
+    options = ResolvedOptions.from_dict(folder.record.args)
     dataset, source = run_data.load(options)
     split = run_data.with_space_rates(
         run_data.split(dataset, seed=options.seed, existing=folder.file(SPLIT), source=source), options)

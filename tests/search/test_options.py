@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from search.options import CPU_DEFAULTS, GPU_DEFAULTS, OptionError, SearchOptions
+from search.options import CPU_DEFAULTS, GPU_DEFAULTS, OptionError, ResolvedOptions, SearchOptions
 
 
 def test_cpu_defaults_are_small_and_gpu_defaults_are_the_study_scale() -> None:
@@ -29,8 +29,13 @@ def test_gpus_per_trial_zero_on_a_gpu_machine_means_cpu_sizes() -> None:
 
 def test_round_trip_through_json_values() -> None:
     options = SearchOptions(space="gru", data=None, results_dir=Path("out"), seed=3).resolved(0)
-    again = SearchOptions.from_dict(options.to_dict())
-    assert again == options and isinstance(again.results_dir, Path)
+    again = ResolvedOptions.from_dict(options.to_dict())  # what --resume reads from run.json
+    assert again == options and isinstance(again.results_dir, Path) and (again.gpu, again.length) == (False, 2500)
+    plain = SearchOptions.from_dict(options.to_dict())  # the options alone: no hardware decisions
+    assert not hasattr(plain, "length") and plain.fs == 250
+    # A record from before `gpu` and `length` were written: derived from what it holds.
+    old = {k: v for k, v in options.to_dict().items() if k not in ("gpu", "length")}
+    assert (ResolvedOptions.from_dict(old).gpu, ResolvedOptions.from_dict(old).length) == (False, 2500)
 
 
 def test_metric_mode_and_fractional_gpus() -> None:
