@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
         return refuse("launch.py", err, code=1)
     except runner.SearchInterrupted as stop:
-        print(f"\nSearch interrupted ({stop.signal_name}); what finished is in {stop.run_dir}.\nResume with:\n  "
+        print(f"\nSearch interrupted ({stop.signal_name}); what finished is in {runner.shown(stop.run_dir)}.\nResume with:\n  "
               f"{runner.resume_command(stop.run_dir)}", flush=True)
         return stop.exit_code
     except runner.StoppedBeforeSearch as stop:

@@ -20,12 +20,18 @@ import pandas as pd
 
 from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, PARETO, PER_CLASS, PER_SOURCE, SPLIT, STUDY_FILE,
                             TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
+from ecg.values import printable
 from search import cluster, data as run_data, environment, exports, integrity, pareto, progress, runinfo, study, trial_failures
 from search import tuner as tuning
 from search.options import OptionError, ResolvedOptions, SearchOptions
 from search.report import write_report_safely
 from search.signals import StopSignals, starting_ray
 from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
+
+
+def shown(path: Path | str) -> str:
+    """A path as printed: control characters in a folder's name escaped, so they cannot drive the terminal."""
+    return printable(str(path))
 
 
 class SearchInterrupted(RuntimeError):
@@ -60,7 +66,7 @@ class SearchFailed(RuntimeError):
 
     def __init__(self, run_dir: Path, reason: str) -> None:
         self.run_dir, self.reason = run_dir, reason
-        super().__init__(f"{reason}; what finished is in {run_dir}")
+        super().__init__(f"{reason}; what finished is in {shown(run_dir)}")
 
 
 def run(options: SearchOptions) -> Path:
@@ -118,7 +124,7 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
         folder.save(record)
         search_tuner = tuning.make_tuner(options, folder, split.trial_data, callbacks=_callbacks(), starts=starts)
         integrity.record(folder.path, folder.experiment_dir(options.storage_path))  # tuner.pkl, written just now
-    print(f"run folder: {folder.path}")
+    print(f"run folder: {shown(folder.path)}")
     print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), folder.experiment_dir(options.storage_path),
                                          joined=options.address is not None)))
     return _search_and_export(search_tuner, options, folder, split, started, stop)
@@ -184,7 +190,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     folder = _open_for_resume(requested.resume)
     record = folder.record
     if record.status == "complete":
-        print(f"{folder.path} is already complete (finished {record.updated or '?'}): nothing to resume; "
+        print(f"{shown(folder.path)} is already complete (finished {record.updated or '?'}): nothing to resume; "
               f"its results are in {folder.path}")
         return folder.path
     folder.lock()  # a search still running in the folder (or another --resume) is refused here, in one line
@@ -216,7 +222,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     if split.fingerprint != record.data.fingerprint:
         raise OptionError(f"--resume {folder.path}: the data changed since the run started "
                           f"(fingerprint {split.fingerprint} != {record.data.fingerprint})")
-    print(f"resuming run folder: {folder.path}" + (f" (moved or copied from {moved_from})" if moved_from else ""))
+    print(f"resuming run folder: {shown(folder.path)}" + (f" (moved or copied from {shown(moved_from)})" if moved_from else ""))
     previous_status = record.status
     try:
         dashboard, _ = _start_ray(options, stop)
@@ -406,7 +412,7 @@ class _Outcome:
         print(f"\nRay did not stop within {self.stop.deadline_s:g} s of {self.stop.name()}: writing what finished "
               "from the files on disk", flush=True)
         self.write_stopped(self.collect(), None)
-        print(f"\nSearch interrupted ({self.stop.name()}); what finished is in {self.folder.path}.\nResume with:\n  "
+        print(f"\nSearch interrupted ({self.stop.name()}); what finished is in {shown(self.folder.path)}.\nResume with:\n  "
               f"{resume_command(self.folder.path)}", flush=True)
 
 
@@ -440,5 +446,5 @@ def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_d
     write_report_safely(folder)
     cluster.stop()
     print("\n" + "\n".join(progress.summary(record.to_dict(), trials)))
-    print(f"results in {folder.path}")
+    print(f"results in {shown(folder.path)}")
     return folder.path
