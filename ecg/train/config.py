@@ -38,7 +38,7 @@ class TrainConfig:
     batch_size: int = 64
     epochs: int = 30
     schedule: str = "plateau"
-    step_milestones: str = "30,60"
+    step_milestones: str = "15,22"  # half and three quarters of the default 30 epochs, as the spaces set them
     grad_clip: float = 0.0
     class_weights: str = "log"
     patience: int = 0

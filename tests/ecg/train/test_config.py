@@ -70,3 +70,8 @@ def test_unknown_training_setting_in_a_flat_config_is_named():
         TrialConfig.from_flat({"family": "gru", "optim/momentum": 0.9})
     with pytest.raises(ValueError, match="needs a 'family' key"):
         TrialConfig.from_flat({"optim/lr": 0.1})
+
+
+def test_the_default_step_milestones_act_within_the_default_epochs() -> None:
+    config = TrainConfig()
+    assert config.milestones() and max(config.milestones()) < config.epochs  # a step schedule by default steps
