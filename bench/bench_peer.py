@@ -35,7 +35,9 @@ its mean over the window.
 Per row of seeds.csv: `best_val` (best validation micro-F1 of any epoch reported within the budget), its
 winner retrained once with `ecg.train.fit` for the same epochs on the same split and scored on the test split
 (`test_micro_f1`, labels at 0.5, the epoch chosen on validation; the five retrainings run side by side too),
-`first_epoch_s` (launch to the first reported epoch), trials and trial-epochs within the budget.
+`first_epoch_s` (launch to the first reported epoch), trials and trial-epochs within the budget, `cpu_s` (the CPU
+seconds the method's processes used in the window, from its cgroup: the check that the shares were equal) and,
+for this system, run.json's `ray_start_s`.
 """
 from __future__ import annotations
 
@@ -101,47 +103,57 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
 class CpuShares:
     """One cgroup per method under a group of this bench's own, every one with the default (equal) CPU weight:
     when all methods are busy, each gets the same share of the CPUs whatever its number of processes. Where
-    cgroups cannot be written, `kind` is "none" and the processes share the CPUs as Linux shares threads."""
+    cgroups cannot be written, `kind` is "none" and the processes share the CPUs as Linux shares threads.
+    `cpu_s` reads the CPU seconds each method's processes used (cgroup v1's cpuacct, v2's cpu.stat)."""
 
     def __init__(self, methods: Sequence[str]) -> None:
-        self.kind, self.base = "none", None
+        self.kind, self.groups = "none", []
+        name = f"bench-peer-{os.getpid()}"
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         try:
             if (v1 / "cpu.shares").exists():
-                base, kind = v1 / f"bench-peer-{os.getpid()}", "cgroup-v1"
+                self.kind, self.groups = "cgroup-v1", [v1 / name]
+                if (v2 / "cpuacct" / "cpuacct.usage").exists():
+                    self.groups.append(v2 / "cpuacct" / name)
             elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
-                base, kind = v2 / f"bench-peer-{os.getpid()}", "cgroup-v2"
+                self.kind, self.groups = "cgroup-v2", [v2 / name]
                 (v2 / "cgroup.subtree_control").write_text("+cpu")
             else:
                 return
-            base.mkdir()
-            if kind == "cgroup-v2":
-                (base / "cgroup.subtree_control").write_text("+cpu")
-            for method in methods:
-                (base / method).mkdir()
-            self.kind, self.base = kind, base
+            for group in self.groups:
+                group.mkdir()
+                if self.kind == "cgroup-v2":
+                    (group / "cgroup.subtree_control").write_text("+cpu")
+                for method in methods:
+                    (group / method).mkdir()
         except OSError:
-            self.kind, self.base = "none", None
+            self.close()
+            self.kind, self.groups = "none", []
 
     def join(self, method: str, pid: int) -> None:
-        """Put process `pid` (and so the processes it starts afterwards) into `method`'s cgroup."""
-        if self.base is not None:
-            (self.base / method / "cgroup.procs").write_text(str(pid))
+        """Put process `pid` (and so the processes it starts afterwards) into `method`'s cgroups."""
+        for group in self.groups:
+            (group / method / "cgroup.procs").write_text(str(pid))
+
+    def cpu_s(self, method: str) -> float:
+        """CPU seconds `method`'s processes have used so far (NaN without cgroups)."""
+        for group in self.groups:
+            if (group / method / "cpuacct.usage").exists():
+                return int((group / method / "cpuacct.usage").read_text()) / 1e9
+            if self.kind == "cgroup-v2":
+                stat = dict(line.split() for line in (group / method / "cpu.stat").read_text().splitlines())
+                return int(stat["usage_usec"]) / 1e6
+        return math.nan
 
     def close(self) -> None:
         """Remove the cgroups (each once its processes have gone; a leftover one is left, empty of use)."""
-        if self.base is None:
-            return
-        for group in self.base.iterdir():
-            if group.is_dir():
-                try:
-                    group.rmdir()
-                except OSError:
-                    pass
-        try:
-            self.base.rmdir()
-        except OSError:
-            pass
+        for group in self.groups:
+            for child in [*group.iterdir(), group] if group.is_dir() else []:
+                if child.is_dir():
+                    try:
+                        child.rmdir()
+                    except OSError:
+                        pass
 
 
 class LoadSampler:
@@ -324,6 +336,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
         with LoadSampler() as load:
             launched = [launch(method, args, budget, shares) for method in order]
             stop_at_deadlines(launched)
+        cpu_s = {method: shares.cpu_s(method) for method in args.methods}  # the window's, before the retraining
         by_method = {item.method: item for item in launched}
         events, configs, infos = {}, {}, {}
         for method in args.methods:
@@ -357,7 +370,8 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
                      "cpu_share": shares.kind, "launch_order": order.index(method), "records": args.records,
                      "epochs": args.epochs, "finished_utc": finished,
                      "ray_start_s": infos.get(method, {}).get("ray_start_s", math.nan),
-                     "median_epoch_s": float(within["epoch_time_s"].median()) if len(within) else math.nan})
+                     "median_epoch_s": float(within["epoch_time_s"].median()) if len(within) else math.nan,
+                     "cpu_s": round(cpu_s[method], 1)})
         print(f"  {method}: {rows[-1]['trials']} trials, {rows[-1]['trial_epochs']} trial-epochs, first epoch at "
               f"{rows[-1]['first_epoch_s']:.0f} s, best val {rows[-1]['best_val']:.4f}, retrained test "
               f"{rows[-1]['test_micro_f1']:.4f}", flush=True)
@@ -428,11 +442,11 @@ def summarize(out: Path, command: str) -> str:
              f"windows: {seeds['load_avg'].min():.2f}-{seeds['load_avg'].max():.2f}.", "",
              "## Means per space and budget", "",
              "| space | budget (min) | method | seeds | best val micro-F1 | retrained test micro-F1 (sd) | "
-             "first epoch (s) | trials | trial-epochs | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "first epoch (s) | trials | trial-epochs | CPU (s) | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in means.itertuples():
         lines.append(f"| {r.space} | {r.budget_min:g} | {r.method} | {r.seeds} | {r.best_val:.4f} | "
                      f"{r.test_micro_f1:.4f} ({r.test_sd:.3f}) | {r.first_epoch_s:.0f} | {r.trials:.1f} | "
-                     f"{r.trial_epochs:.1f} | {r.load_avg:.2f} |")
+                     f"{r.trial_epochs:.1f} | {r.cpu_s:.0f} | {r.load_avg:.2f} |")
     for title, table in (("retrained test micro-F1", pairs), ("best validation micro-F1", pairs_val)):
         lines += ["", f"## this_system minus each peer, paired by seed: {title}", "",
                   "| space | budget (min) | peer | pairs | mean difference | bootstrap 90% interval | wins / ties / "

@@ -18,7 +18,7 @@ PIECE = ["seed", "space", "budget_min"]
 TIE = 1e-6  # the peers' values are logged to 6 decimals: closer than this is the same score  # one piece of the protocol: all methods side by side
 SEEDS_COLUMNS = ["method", "seed", "budget_min", "space", "best_val", "test_micro_f1", "first_epoch_s", "trials",
                  "trial_epochs", "load_avg", "retrained_val_micro_f1", "best_at_50pct", "winner", "cpu_share",
-                 "launch_order", "records", "epochs", "finished_utc", "ray_start_s", "median_epoch_s"]
+                 "launch_order", "records", "epochs", "finished_utc", "ray_start_s", "median_epoch_s", "cpu_s"]
 
 
 def best_curve(events: pd.DataFrame) -> pd.DataFrame:
@@ -57,12 +57,14 @@ def bootstrap_mean_interval(values: Iterable[float], level: float = 0.9, resampl
 
 def method_means(seeds: pd.DataFrame) -> pd.DataFrame:
     """Per space x budget x method: seeds, mean best val, mean (and sd) retrained test micro-F1, first epoch,
-    trials, trial-epochs and load average."""
+    trials, trial-epochs, CPU seconds and load average."""
+    seeds = seeds.assign(cpu_s=seeds["cpu_s"] if "cpu_s" in seeds else math.nan)
     groups = seeds.groupby(["space", "budget_min", "method"], sort=True)
     return groups.agg(seeds=("seed", "nunique"), best_val=("best_val", "mean"),
                       test_micro_f1=("test_micro_f1", "mean"), test_sd=("test_micro_f1", "std"),
                       first_epoch_s=("first_epoch_s", "mean"), trials=("trials", "mean"),
-                      trial_epochs=("trial_epochs", "mean"), load_avg=("load_avg", "mean")).reset_index()
+                      trial_epochs=("trial_epochs", "mean"), cpu_s=("cpu_s", "mean"),
+                      load_avg=("load_avg", "mean")).reset_index()
 
 
 def paired(seeds: pd.DataFrame, metric: str = "test_micro_f1", level: float = 0.9) -> pd.DataFrame:
