@@ -74,9 +74,15 @@ def run(options: SearchOptions) -> Path:
     run_dir = runinfo.new_run_dir(options.results_dir, options.space)
     with _removed_unless_started(run_dir, options):
         spec = run_data.data_spec(options)
-        split = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source, spec=spec)
-        split = run_data.with_space_rates(split, options)
-        dashboard, ray_start_s = ray_session or _start_ray(options)
+        def prepare() -> run_data.SplitData:
+            made = run_data.split(dataset, seed=options.seed, split_csv=run_dir / "split.csv", source=source, spec=spec)
+            return run_data.with_space_rates(made, options)
+
+        if ray_session is None:  # a local Ray starts while the split is made (cluster.start_while)
+            split, dashboard, ray_start_s = cluster.start_while(options, prepare)
+            cluster.check_capacity(options)
+        else:
+            split, (dashboard, ray_start_s) = prepare(), ray_session
         record = runinfo.RunRecord(
             status="running", space=options.space, seed=options.seed, args=options.to_dict(),
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(), git=runinfo.git_commit(),
