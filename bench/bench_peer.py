@@ -26,9 +26,10 @@ trial, the same space function, data, split, epoch budget per trial (launch.py's
 Equal conditions: the five run AT THE SAME TIME over the same window (the machine is shared, and its load
 changes by the minute: one after another, each would meet different conditions), in a launch order that rotates
 with the piece. Each method's processes (for this system: launch.py and every Ray process it starts) run in a
-cgroup of their own with the same CPU weight, so when all are busy each method gets the same share of the CPUs,
-however many processes it has (`cpu_share` says "cgroup-v1"/"cgroup-v2", or "none" where cgroups cannot be
-written: then Linux shares per thread). Each method's clock starts at its own launch; its imports, data load
+cgroup of their own with the same CPU weight, meant to give each method the same share of the CPUs however many
+processes it has (`cpu_share` says "cgroup-v1"/"cgroup-v2", or "none" where cgroups cannot be written: then
+Linux shares per thread). `cpu_s` records what each method really used: in the first pieces this system's group
+got over twice a peer's CPU despite the equal weights (bench/results/peer/NOTES.md), so check it. Each method's clock starts at its own launch; its imports, data load
 and (this system's) Ray start count against its budget. The load average is sampled every 10 s; each row holds
 its mean over the window.
 
