@@ -1,33 +1,44 @@
-"""This system against what a user would pick instead, on the same GRU space, data and wall-clock budget (issue 15).
+"""This system against what a strong engineer would use instead, over seeds, budgets and spaces (issue 27).
 
-    python bench/bench_peer.py                   # 7 min per method, the three at once; ~10 min in all
-    python bench/bench_peer.py --budget-min 4    # shorter
-    python bench/bench_peer.py --smoke           # toy sizes for CI (1.5 min each, side by side); figures are noise
+    python bench/bench_peer.py --seeds 5                  # the protocol: every piece not yet in seeds.csv
+    python bench/bench_peer.py --seeds 5 --pieces 1       # one piece (seed x space x budget), then exit
+    python bench/bench_peer.py --summarize                # the summary, tables and plot from seeds.csv alone
+    python bench/bench_peer.py --startup 5                # launch.py to its first reported epoch (startup.csv)
+    python bench/bench_peer.py --smoke                    # toy sizes for CI; figures are noise
 
-The three methods, each with two trials (processes) at a time, 1 CPU thread per trial:
-  (a) ray_asha_tpe   this system: `launch.py --space gru` (Ray Tune + Optuna TPE + ASHA at the CPU defaults'
-                     rungs), stopped with Ctrl-C (SIGINT) at the budget, as a user would stop it;
-  (b) optuna_hb_tpe  plain Optuna as its docs teach: one RDB study (SQLite), two processes each calling
-                     `study.optimize(objective, ...)`, TPESampler + HyperbandPruner, the objective reporting
-                     every epoch (`trial.report`) and raising `optuna.TrialPruned` when `trial.should_prune()`;
-  (c) random_full    random search without pruning (Optuna's RandomSampler, every trial trained to the end).
-Same space (`spaces.build_space("gru", ...)`: (b) and (c) call the very function the search's OptunaSearch
-calls), same records and split (the bench writes split.csv once; launch.py makes the same split from the
-same seed, and the bench checks that it did), same epoch budget per trial, same `ecg.train.fit`.
+The protocol: seeds 0..N-1 (each seed its own synthetic data draw, split, sampler and training seeds), spaces
+`gru` and `all`, budgets 7 and 14 minutes of wall time per method. One PIECE is a seed x space x budget: the five
+methods run side by side over the same window, then each one's winner is retrained, and the piece's five rows
+are appended to seeds.csv at once (its curves to curves.csv). A piece already in seeds.csv is skipped, so the
+protocol runs in pieces (`--pieces 1` per call, so that others get the machine between pieces) and survives an
+interruption (a piece cut short writes nothing and runs again).
 
-The three run AT THE SAME TIME, each over the same wall-clock window: this machine is shared with other jobs
-whose load changes by the minute, and running the methods one after another would give each different
-conditions; side by side they share whatever the machine gives during that window. The load average is
-sampled every 10 s and written with the figures.
+The methods (bench/peer_methods.py says how each peer is written), two trials at a time each, one CPU thread per
+trial, the same space function, data, split, epoch budget per trial (launch.py's CPU default, 6) and
+`ecg.train.fit`:
+  this_system       `launch.py --space S --seed s` with its defaults (Ray Tune + Optuna TPE + ASHA, CPU rungs),
+                    stopped with Ctrl-C (SIGINT) at the budget, as a user would stop it;
+  optuna_hyperband  Optuna TPE (its defaults) + HyperbandPruner, two processes on one SQLite study;
+  random            random search, no pruning;
+  dehb              DEHB (the `dehb` package), fidelity = epochs;
+  one_epoch_topk    every config one epoch for half the budget, then the best ones to the end.
 
-Figures (printed, and under --out as CSV, a PNG and README.md):
-  * best validation micro-F1 (each trial's best epoch, as every method selects) reached by each method at
-    equal wall time: at the budget and at each quarter of it; time counted from the moment the method was
-    launched, so Ray's start-up and each process's imports count against it;
-  * the time each method needs to reach (c)'s final best;
-  * each method's winner (its best trial within the budget) retrained once with `ecg.train.fit` for the same
-    epochs on the same split, scored on the test split (micro-F1 at 0.5, the epoch chosen on validation);
-    the three retrainings also run side by side.
+Equal conditions: the five run AT THE SAME TIME over the same window (the machine is shared, and its load
+changes by the minute: one after another, each would meet different conditions), in a launch order that rotates
+with the piece. Each method's processes (for this system: launch.py and every Ray process it starts) run in a
+cgroup of their own with the same CPU weight, meant to give each method the same share of the CPUs however many
+processes it has (`cpu_share` says "cgroup-v1"/"cgroup-v2", or "none" where cgroups cannot be written: then
+Linux shares per thread). `cpu_s` records what each method really used: in the first pieces this system's group
+got over twice a peer's CPU despite the equal weights (bench/results/peer/NOTES.md), so check it. Each method's clock starts at its own launch; its imports, data load
+and (this system's) Ray start count against its budget. The load average is sampled every 10 s; each row holds
+its mean over the window.
+
+Per row of seeds.csv: `best_val` (best validation micro-F1 of any epoch reported within the budget), its
+winner retrained once with `ecg.train.fit` for the same epochs on the same split and scored on the test split
+(`test_micro_f1`, labels at 0.5, the epoch chosen on validation; the five retrainings run side by side too),
+`first_epoch_s` (launch to the first reported epoch), trials and trial-epochs within the budget, `cpu_s` (the CPU
+seconds the method's processes used in the window, from its cgroup: the check that the shares were equal) and,
+for this system, run.json's `ray_start_s`.
 """
 from __future__ import annotations
 
@@ -42,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -53,46 +64,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-METRIC = "val_micro_f1"
-METHODS = ("ray_asha_tpe", "optuna_hb_tpe", "random_full")
+from peer_stats import (METRIC, SEEDS_COLUMNS, THIS, best_by, best_curve, done_pieces, mean_curves,  # noqa: E402
+                        method_means, paired, winner)
+
+METHODS = (THIS, "optuna_hyperband", "random", "dehb", "one_epoch_topk")
+SPACES = ("gru", "all")
+BUDGETS_MIN = (7.0, 14.0)
 STUDY = "peer"
+EVENT_COLUMNS = ["t", "trial", "epoch", METRIC, "epoch_time_s"]
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Pure functions: curves and the figures read off them
-# ----------------------------------------------------------------------------------------------------------
-
-def best_curve(events: pd.DataFrame) -> pd.DataFrame:
-    """Best value so far against time: `events` has one row per reported epoch with `t` (seconds since the
-    method was launched) and METRIC. Columns t, best; NaN values never count."""
-    ordered = events.dropna(subset=[METRIC]).sort_values("t", kind="stable")
-    return pd.DataFrame({"t": ordered["t"].to_numpy(), "best": ordered[METRIC].cummax().to_numpy()})
-
-
-def best_by(curve: pd.DataFrame, t: float) -> float:
-    """The curve's best once `t` seconds had passed (NaN before its first point)."""
-    reached = curve[curve["t"] <= t]
-    return float(reached["best"].iloc[-1]) if len(reached) else math.nan
-
-
-def time_to_reach(curve: pd.DataFrame, value: float) -> float:
-    """When the curve first reached `value` (NaN if it never did, or `value` is NaN)."""
-    if math.isnan(value):
-        return math.nan
-    reached = curve[curve["best"] >= value - 1e-12]
-    return float(reached["t"].iloc[0]) if len(reached) else math.nan
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The shared data and the Optuna workers (methods b and c)
+# The data every method uses
 # ----------------------------------------------------------------------------------------------------------
 
 def search_options(args: argparse.Namespace) -> Any:
-    """The search every method runs: the GRU space at the CPU defaults' sizes for --records records."""
+    """The search every method runs: launch.py's CPU defaults for the space, for this seed."""
     from search.options import SearchOptions
 
-    return SearchOptions(space="gru", n_records=args.records, max_epochs=args.epochs, grace_period=args.grace_period,
-                         reduction_factor=args.reduction_factor, seed=args.seed, cpus_per_trial=1.0).resolved(0)
+    return SearchOptions(space=args.space, n_records=args.records, max_epochs=args.epochs,
+                         grace_period=args.grace_period, seed=args.seed, cpus_per_trial=1.0).resolved(0)
 
 
 def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
@@ -106,142 +97,64 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
     return run_data.with_space_rates(split, options)
 
 
-class Deadline(Exception):
-    """The budget is spent: the worker stops mid-trial (what it reported so far is logged)."""
-
-
-def optuna_worker(args: argparse.Namespace) -> None:
-    """One of the two processes of method (b) or (c): `study.optimize` on the shared RDB study until the
-    deadline, logging every epoch (time, trial, value) and every trial's config as it goes."""
-    import optuna
-    import torch
-
-    from ecg.models import create_model
-    from ecg.train import TrialConfig, fit
-    from spaces import SpaceContext, build_space
-
-    work = Path(args.work)
-    split = load_split(args, work / "split.csv")
-    space = build_space("gru", SpaceContext(gpu=False, length=split.train.n_samples, max_epochs=args.epochs,
-                                            seed=args.seed, metric=METRIC, fs=split.fs))
-    log = open(work / f"{args.worker}-{args.worker_index}.events.csv", "a", buffering=1)
-    configs = open(work / f"{args.worker}-{args.worker_index}.configs.jsonl", "a", buffering=1)
-
-    def objective(trial: optuna.Trial) -> float:
-        flat = space(trial)  # what OptunaSearch calls in method (a)
-        configs.write(json.dumps({"trial": trial.number, "config": flat, "started": time.time()}, default=str) + "\n")
-        config = TrialConfig.from_flat(flat)
-        config.optim.threads = 1
-        torch.manual_seed(config.optim.seed)
-        data = split.at_rate(config.fs)  # the trial's input rate, as a search trial takes it
-        model = create_model(config.family, n_leads=data.train.n_leads, n_classes=data.train.n_classes,
-                             length=data.train.n_samples, **config.model)
-        best = [-math.inf]
-
-        def on_epoch(report: Any) -> None:
-            value = float(report.metrics[METRIC])
-            best[0] = max(best[0], value) if not math.isnan(value) else best[0]
-            log.write(f"{time.time():.3f},{trial.number},{report.epoch},{value:.6f},"
-                      f"{report.metrics['epoch_time_s']:.3f}\n")
-            if time.time() > args.deadline:
-                raise Deadline()
-            # The trial's best so far, as this system's rungs compare (docs/search.md); Optuna's own docs
-            # report the epoch's value, which on these small validation splits is noisier.
-            trial.report(best[0], report.epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        fit(model, data.train, data.val, config.optim, on_epoch=on_epoch, device="cpu")
-        return best[0]
-
-    sampler = (optuna.samplers.TPESampler(seed=args.seed + args.worker_index) if args.worker == "optuna_hb_tpe"
-               else optuna.samplers.RandomSampler(seed=args.seed + args.worker_index))
-    pruner = (optuna.pruners.HyperbandPruner(min_resource=1, max_resource=args.epochs,
-                                             reduction_factor=args.reduction_factor)
-              if args.worker == "optuna_hb_tpe" else optuna.pruners.NopPruner())
-    study = optuna.load_study(study_name=STUDY, storage=args.storage, sampler=sampler, pruner=pruner)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study.optimize(objective, timeout=max(1.0, args.deadline - time.time()), catch=())
-    except Deadline:
-        pass
-
-
-def retrain_worker(args: argparse.Namespace) -> None:
-    """Retrain one winner's config for --epochs epochs on the shared split; write its val and test micro-F1."""
-    import torch
-
-    from ecg.metrics import binarize, micro_f1
-    from ecg.models import create_model
-    from ecg.train import TrialConfig, fit, predict
-
-    work = Path(args.work)
-    split = load_split(args, work / "split.csv")
-    flat = json.loads(Path(args.config).read_text())
-    config = TrialConfig.from_flat(flat)
-    config.optim.epochs, config.optim.threads = args.epochs, 1
-    torch.manual_seed(config.optim.seed)
-    split = split.at_rate(config.fs)
-    model = create_model(config.family, n_leads=split.train.n_leads, n_classes=split.train.n_classes,
-                         length=split.train.n_samples, **config.model)
-    started = time.perf_counter()
-    result = fit(model, split.train, split.val, config.optim, device="cpu")  # the model keeps the best epoch
-    probs = predict(model, split.test, device="cpu")
-    out = {"val_micro_f1": float(result.best_metrics[METRIC]), "best_epoch": result.best_epoch,
-           "test_micro_f1": micro_f1(split.test.labels.astype(bool), binarize(probs, 0.5)),
-           "retrain_s": round(time.perf_counter() - started, 1)}
-    Path(args.result).write_text(json.dumps(out) + "\n")
-
-
 # ----------------------------------------------------------------------------------------------------------
-# The parent: launch the three methods together, stop them at the deadline, read what they did
+# Equal conditions: a cgroup per method, the load average
 # ----------------------------------------------------------------------------------------------------------
 
-@dataclass
-class Launched:
-    method: str
-    processes: list[subprocess.Popen]
-    started: float
+class CpuShares:
+    """One cgroup per method under a group of this bench's own, every one with the default (equal) CPU weight:
+    when all methods are busy, each gets the same share of the CPUs whatever its number of processes. Where
+    cgroups cannot be written, `kind` is "none" and the processes share the CPUs as Linux shares threads.
+    `cpu_s` reads the CPU seconds each method's processes used (cgroup v1's cpuacct, v2's cpu.stat)."""
 
+    def __init__(self, methods: Sequence[str]) -> None:
+        self.kind, self.groups = "none", []
+        name = f"bench-peer-{os.getpid()}"
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        try:
+            if (v1 / "cpu.shares").exists():
+                self.kind, self.groups = "cgroup-v1", [v1 / name]
+                if (v2 / "cpuacct" / "cpuacct.usage").exists():
+                    self.groups.append(v2 / "cpuacct" / name)
+            elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
+                self.kind, self.groups = "cgroup-v2", [v2 / name]
+                (v2 / "cgroup.subtree_control").write_text("+cpu")
+            else:
+                return
+            for group in self.groups:
+                group.mkdir()
+                if self.kind == "cgroup-v2":
+                    (group / "cgroup.subtree_control").write_text("+cpu")
+                for method in methods:
+                    (group / method).mkdir()
+        except OSError:
+            self.close()
+            self.kind, self.groups = "none", []
 
-def _self_command(args: argparse.Namespace, *extra: str) -> list[str]:
-    return [sys.executable, str(Path(__file__).resolve()), "--records", str(args.records), "--epochs",
-            str(args.epochs), "--grace-period", str(args.grace_period), "--reduction-factor",
-            str(args.reduction_factor), "--seed", str(args.seed), "--work", str(args.work), *extra]
+    def join(self, method: str, pid: int) -> None:
+        """Put process `pid` (and so the processes it starts afterwards) into `method`'s cgroups."""
+        for group in self.groups:
+            (group / method / "cgroup.procs").write_text(str(pid))
 
+    def cpu_s(self, method: str) -> float:
+        """CPU seconds `method`'s processes have used so far (NaN without cgroups)."""
+        for group in self.groups:
+            if (group / method / "cpuacct.usage").exists():
+                return int((group / method / "cpuacct.usage").read_text()) / 1e9
+            if self.kind == "cgroup-v2":
+                stat = dict(line.split() for line in (group / method / "cpu.stat").read_text().splitlines())
+                return int(stat["usage_usec"]) / 1e6
+        return math.nan
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def launch_all(args: argparse.Namespace, deadline: float) -> list[Launched]:
-    """Start the three methods at (almost) the same moment; each one's clock starts at its own launch."""
-    import optuna
-
-    work = Path(args.work)
-    launched = []
-    ray_cmd = [sys.executable, str(ROOT / "launch.py"), "--space", "gru", "--n-records", str(args.records),
-               "--max-epochs", str(args.epochs), "--grace-period", str(args.grace_period),
-               "--reduction-factor", str(args.reduction_factor), "--num-samples", "100000",
-               "--max-concurrent", "2", "--cpus-per-trial", "1", "--seed", str(args.seed), "--top-k", "1",
-               "--results-dir", str(work / "ray")]
-    print("(a) " + shlex.join(ray_cmd), flush=True)
-    ray_log = open(work / "ray_asha_tpe.log", "w")
-    started = time.time()
-    # Its own session, so SIGINT reaches the driver only (Ray's processes follow the driver's shutdown).
-    launched.append(Launched("ray_asha_tpe", [subprocess.Popen(ray_cmd, cwd=ROOT, env=_env(), stdout=ray_log,
-                                                               stderr=subprocess.STDOUT, start_new_session=True)],
-                             started))
-    for method in METHODS[1:]:
-        storage = f"sqlite:///{work / (method + '.db')}"
-        optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
-        started = time.time()
-        procs = [subprocess.Popen(_self_command(args, "--worker", method, "--worker-index", str(i), "--storage",
-                                                storage, "--deadline", f"{deadline:.3f}"),
-                                  cwd=ROOT, env=_env(), stdout=open(work / f"{method}-{i}.log", "w"),
-                                  stderr=subprocess.STDOUT, start_new_session=True) for i in range(2)]
-        launched.append(Launched(method, procs, started))
-    return launched
+    def close(self) -> None:
+        """Remove the cgroups (each once its processes have gone; a leftover one is left, empty of use)."""
+        for group in self.groups:
+            for child in [*group.iterdir(), group] if group.is_dir() else []:
+                if child.is_dir():
+                    try:
+                        child.rmdir()
+                    except OSError:
+                        pass
 
 
 class LoadSampler:
@@ -269,121 +182,138 @@ class LoadSampler:
         return float(np.mean([s[1] for s in self.samples])) if self.samples else math.nan
 
 
-def stop_at_deadline(launched: list[Launched], deadline: float) -> None:
-    """At the deadline: Ctrl-C (SIGINT) to launch.py, which stops its trials and exports what finished;
-    the Optuna workers stop themselves at their next epoch (or are terminated if they overrun)."""
-    time.sleep(max(0.0, deadline - time.time()))
-    for item in launched:
-        for proc in item.processes:
-            if proc.poll() is None and item.method == "ray_asha_tpe":
-                proc.send_signal(signal.SIGINT)
-    grace = time.time() + 180  # an epoch in flight under load, and launch.py's exports
+# ----------------------------------------------------------------------------------------------------------
+# One piece: launch the five methods, stop each at its budget, read what they did, retrain the winners
+# ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Launched:
+    method: str
+    processes: list[subprocess.Popen]
+    started: float
+    deadline: float
+    logs: list[Any] = field(default_factory=list)
+
+
+def _self_command(args: argparse.Namespace, *extra: str) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), "--space", args.space, "--records", str(args.records),
+            "--epochs", str(args.epochs), "--grace-period", str(args.grace_period), "--seed", str(args.seed),
+            "--work", str(args.work), *extra]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def _popen(command: list[str], log: Path, shares: CpuShares, method: str) -> subprocess.Popen:
+    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)  # its own session: SIGINT reaches it alone
+    shares.join(method, proc.pid)
+    return proc
+
+
+def this_system_command(args: argparse.Namespace) -> list[str]:
+    """launch.py with its defaults for the space; only the data's size and seed (and the toy epochs of
+    --smoke) are given, with enough trials to outlast any budget and the results in the work folder."""
+    command = [sys.executable, str(ROOT / "launch.py"), "--space", args.space, "--seed", str(args.seed),
+               "--n-records", str(args.records), "--num-samples", "100000", "--top-k", "1",
+               "--results-dir", str(Path(args.work) / "ray")]
+    if args.smoke:
+        command += ["--max-epochs", str(args.epochs), "--grace-period", str(args.grace_period)]
+    return command
+
+
+def launch(method: str, args: argparse.Namespace, budget_s: float, shares: CpuShares) -> Launched:
+    """Start one method; its clock (and deadline) starts now."""
+    import optuna
+
+    work = Path(args.work)
+    started = time.time()
+    deadline = started + budget_s
+    timing = ["--deadline", f"{deadline:.3f}", "--started", f"{started:.3f}"]
+    if method == THIS:
+        procs = [_popen(this_system_command(args), work / f"{method}.log", shares, method)]
+    elif method == "dehb":
+        procs = [_popen(_self_command(args, "--worker", method, *timing), work / f"{method}.log", shares, method)]
+    else:
+        storage = f"sqlite:///{work / (method + '.db')}"
+        optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+        procs = [_popen(_self_command(args, "--worker", method, "--worker-index", str(i), "--storage", storage,
+                                      *timing), work / f"{method}-{i}.log", shares, method) for i in range(2)]
+    return Launched(method, procs, started, deadline)
+
+
+def stop_at_deadlines(launched: list[Launched]) -> None:
+    """At each method's deadline: Ctrl-C (SIGINT) to launch.py, which stops its trials and exports what
+    finished; the other methods stop themselves at their next epoch (terminated if they overrun)."""
+    for item in sorted(launched, key=lambda x: x.deadline):
+        time.sleep(max(0.0, item.deadline - time.time()))
+        if item.method == THIS and item.processes[0].poll() is None:
+            item.processes[0].send_signal(signal.SIGINT)
+    grace = time.time() + 180  # an epoch in flight, and launch.py's exports
     for item in launched:
         for proc in item.processes:
             try:
                 proc.wait(timeout=max(1.0, grace - time.time()))
             except subprocess.TimeoutExpired:
-                proc.terminate()
-                proc.wait(timeout=30)
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
 
 
-EVENT_COLUMNS = ["t", "trial", "epoch", METRIC, "epoch_time_s", "trial_started_t"]
-
-
-def ray_events(work: Path, started: float) -> tuple[pd.DataFrame, dict[str, dict[str, Any]], Path | None]:
-    """Method (a)'s reported epochs and each trial's flat config. An epoch's time is when Ray's trial was
-    RUNNING plus the trial's `time_total_s` at that report (bench_search.read_run)."""
+def this_system_events(work: Path, space: str, started: float) -> tuple[pd.DataFrame, dict[str, dict], dict]:
+    """this_system's reported epochs (time = the trial's RUNNING time + Ray's time_total_s at the report),
+    each trial's flat config, and run.json's ray_start_s."""
     from bench_search import read_run
     from search.exports import read_trials
 
-    runs = sorted((work / "ray").glob("gru-*"))
+    runs = sorted((work / "ray").glob(f"{space}-*"))
     if not runs:
-        return pd.DataFrame(columns=EVENT_COLUMNS), {}, None
-    experiment = runs[-1].resolve() / "tune"
-    configs = {record.trial_id: record.config for record in read_trials(experiment).records} \
-        if experiment.exists() else {}
-    if not (runs[-1] / "trials.csv").exists():  # stopped before its search began (a slow Ray start): no trial
-        return pd.DataFrame(columns=EVENT_COLUMNS), configs, runs[-1]
-    trials, events = read_run(runs[-1], experiment)
+        return pd.DataFrame(columns=EVENT_COLUMNS), {}, {}
+    run = runs[-1]
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    experiment = run.resolve() / "tune"
+    configs = {r.trial_id: r.config for r in read_trials(experiment).records} if experiment.exists() else {}
+    if not (run / "trials.csv").exists():  # stopped before its search began: no trial
+        return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
+    trials, events = read_run(run, experiment)
     if not len(events):
-        return pd.DataFrame(columns=EVENT_COLUMNS), configs, runs[-1]
-    running = dict(zip(trials["trial_id"], trials["running_at"]))
+        return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
     frame = pd.DataFrame({"t": events["at"] - started, "trial": events["trial_id"].astype(str),
-                          "epoch": events["epoch"], METRIC: events[METRIC], "epoch_time_s": events["epoch_time_s"],
-                          "trial_started_t": events["trial_id"].map(running) - started,
-                          "time_this_iter_s": events["time_this_iter_s"]})
-    return frame, configs, runs[-1]
+                          "epoch": events["epoch"], METRIC: events[METRIC], "epoch_time_s": events["epoch_time_s"]})
+    return frame, configs, info
 
 
-def optuna_events(work: Path, method: str, started: float) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """Method (b) or (c)'s reported epochs and trial configs, from its two workers' logs."""
-    frames, configs, trial_started = [], {}, {}
+def peer_events(work: Path, method: str, started: float) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """A peer's reported epochs and trial configs, from its workers' files."""
+    frames, configs = [], {}
     for events in sorted(work.glob(f"{method}-*.events.csv")):
-        frames.append(pd.read_csv(events, names=["time", "trial", "epoch", METRIC, "epoch_time_s"]))
+        frames.append(pd.read_csv(events, names=["time", "trial", "epoch", METRIC, "epoch_time_s"],
+                                  dtype={"trial": str}))
     for lines in sorted(work.glob(f"{method}-*.configs.jsonl")):
         for line in lines.read_text().splitlines():
             entry = json.loads(line)
             configs[str(entry["trial"])] = entry["config"]
-            trial_started[str(entry["trial"])] = float(entry["started"]) - started
     if not frames:
         return pd.DataFrame(columns=EVENT_COLUMNS), configs
     frame = pd.concat(frames, ignore_index=True)
     frame["t"] = frame["time"] - started
-    frame["trial"] = frame["trial"].astype(str)
-    frame["trial_started_t"] = frame["trial"].map(trial_started)
     return frame[EVENT_COLUMNS], configs
 
 
-def profile(method: str, events: pd.DataFrame, budget_s: float, run_dir: Path | None) -> dict[str, Any]:
-    """Where each method's time went within the budget: start-up until its first epoch, the two slots'
-    share spent inside epochs (`fit`'s own epoch_time_s: training + validation), and the time a trial spends
-    outside its epochs (model build, for (a) also Ray's actor start, the cost figures of the first report
-    and checkpoints), per trial."""
-    within = events[events["t"] <= budget_s]
-    out: dict[str, Any] = {"method": method, "first_epoch_s": float(within["t"].min()) if len(within) else math.nan,
-                           "trial_epochs": len(within), "median_epoch_s": float(within["epoch_time_s"].median()),
-                           "epoch_s_total": float(within["epoch_time_s"].sum()),
-                           "slots_busy_in_epochs": float(within["epoch_time_s"].sum()) / (2 * budget_s)}
-    per_trial = []
-    for _, trial in within.groupby("trial"):
-        # From the trial's start to its last epoch in the budget, minus its epochs: time outside epochs.
-        per_trial.append(float(trial["t"].max() - trial["trial_started_t"].iloc[0] - trial["epoch_time_s"].sum()))
-    out["outside_epochs_per_trial_s"] = float(np.median(per_trial)) if per_trial else math.nan
-    # The slowest configs: share of the epoch time spent in trials whose epochs took over 3x the median.
-    slow = within.groupby("trial")["epoch_time_s"].median() > 3 * out["median_epoch_s"]
-    out["epoch_s_in_slow_configs"] = float(within[within["trial"].isin(slow[slow].index)]["epoch_time_s"].sum())
-    if method == "ray_asha_tpe" and run_dir is not None:
-        info = json.loads((run_dir / "run.json").read_text())
-        out["ray_start_s"] = info.get("ray_start_s")
-        out["first_trial_running_s"] = float(within["trial_started_t"].min()) if len(within) else math.nan
-        first = within.sort_values("epoch").groupby("trial").head(1)
-        # The first report's extra over its epoch: the cost figures (MACs, latency at batch 1 and 64). A run that
-        # reported no epoch (launch.py failed, or a loaded machine gave it none within the budget) has no column.
-        out["first_report_extra_s_median"] = (float((first["time_this_iter_s"] - first["epoch_time_s"]).median())
-                                              if "time_this_iter_s" in first else math.nan)
-    return out
-
-
-def winner(events: pd.DataFrame, budget_s: float) -> tuple[str | None, float]:
-    """The trial with the best epoch reported within the budget, and that value."""
-    within = events[(events["t"] <= budget_s)].dropna(subset=[METRIC])
-    if not len(within):
-        return None, math.nan
-    row = within.loc[within[METRIC].idxmax()]
-    return str(row["trial"]), float(row[METRIC])
-
-
-def retrain_all(args: argparse.Namespace, configs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each method's winner retrained once, the three side by side (same conditions again)."""
+def retrain_all(args: argparse.Namespace, configs: dict[str, dict[str, Any]], shares: CpuShares,
+                ) -> dict[str, dict[str, Any]]:
+    """Each method's winner retrained once, side by side, each in its method's cgroup."""
     work = Path(args.work)
     procs = {}
     for method, config in configs.items():
         config_file, result = work / f"{method}.winner.json", work / f"{method}.retrained.json"
         config_file.write_text(json.dumps(config, default=str))
-        procs[method] = (subprocess.Popen(_self_command(args, "--retrain", "--config", str(config_file), "--result",
-                                                        str(result)), cwd=ROOT, env=_env(),
-                                          stdout=open(work / f"{method}.retrain.log", "w"), stderr=subprocess.STDOUT),
-                         result)
+        command = _self_command(args, "--retrain", "--config", str(config_file), "--result", str(result))
+        procs[method] = (_popen(command, work / f"{method}.retrain.log", shares, method), result)
     out = {}
     for method, (proc, result) in procs.items():
         proc.wait()
@@ -391,174 +321,228 @@ def retrain_all(args: argparse.Namespace, configs: dict[str, dict[str, Any]]) ->
     return out
 
 
-def summarise(args: argparse.Namespace, curves: dict[str, pd.DataFrame], counts: dict[str, dict[str, int]],
-              retrained: dict[str, dict[str, Any]], load: LoadSampler, winners: dict[str, tuple[str | None, float]],
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    budget = args.budget_min * 60
-    random_final = best_by(curves["random_full"], budget)
-    rows = []
-    for method in METHODS:
-        curve = curves[method]
-        row: dict[str, Any] = {"method": method, "trials": counts[method]["trials"],
-                               "trial_epochs": counts[method]["trial_epochs"]}
-        for q in (0.25, 0.5, 0.75, 1.0):
-            row[f"best_at_{int(q * 100)}pct"] = best_by(curve, q * budget)
-        row["time_to_random_final_s"] = time_to_reach(curve, random_final)
-        row["first_epoch_s"] = float(curve["t"].iloc[0]) if len(curve) else math.nan
-        row["winner_trial"] = winners[method][0]
-        for key in ("val_micro_f1", "test_micro_f1", "best_epoch", "retrain_s"):
-            row[f"retrained_{key}"] = retrained.get(method, {}).get(key, math.nan)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    loads = pd.DataFrame(load.samples, columns=["time", "load_1min", "load_5min", "load_15min"])
-    return table, loads
+def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One seed x space x budget: the five methods side by side; their rows for seeds.csv and their curves."""
+    args.seed, args.space = seed, space
+    args.work = Path(tempfile.mkdtemp(prefix=f"bench-peer-{space}-{seed}-"))
+    work = Path(args.work)
+    split = load_split(args, work / "split.csv")  # also warms the data cache for every method
+    budget = budget_min * 60
+    rotation = (seed + SPACES.index(space) if space in SPACES else seed) % len(args.methods)
+    order = list(args.methods[rotation:]) + list(args.methods[:rotation])
+    print(f"piece seed {seed}, {space}, {budget_min:g} min: {len(split.train)}/{len(split.val)}/{len(split.test)} "
+          f"records, launch order {', '.join(order)}; work folder {work}", flush=True)
+    shares = CpuShares(args.methods)
+    try:
+        with LoadSampler() as load:
+            launched = [launch(method, args, budget, shares) for method in order]
+            stop_at_deadlines(launched)
+        cpu_s = {method: shares.cpu_s(method) for method in args.methods}  # the window's, before the retraining
+        by_method = {item.method: item for item in launched}
+        events, configs, infos = {}, {}, {}
+        for method in args.methods:
+            if method == THIS:
+                events[method], configs[method], infos[method] = this_system_events(work, space,
+                                                                                    by_method[method].started)
+            else:
+                events[method], configs[method] = peer_events(work, method, by_method[method].started)
+        chosen, winners = {}, {}
+        for method in args.methods:
+            winners[method] = winner(events[method], budget)
+            if winners[method][0] is not None:
+                chosen[method] = configs[method][winners[method][0]]
+        retrained = retrain_all(args, chosen, shares)
+    finally:
+        shares.close()
+    rows, curves = [], []
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for method in args.methods:
+        within = events[method][events[method]["t"] <= budget]
+        curve = best_curve(within)
+        curves.append(curve.assign(method=method, seed=seed, space=space, budget_min=budget_min))
+        rows.append({"method": method, "seed": seed, "budget_min": budget_min, "space": space,
+                     "best_val": winners[method][1], "test_micro_f1": retrained.get(method, {}).get("test_micro_f1",
+                                                                                                    math.nan),
+                     "first_epoch_s": float(within["t"].min()) if len(within) else math.nan,
+                     "trials": int(within["trial"].nunique()), "trial_epochs": int(len(within)),
+                     "load_avg": round(load.mean_1min(), 2),
+                     "retrained_val_micro_f1": retrained.get(method, {}).get("val_micro_f1", math.nan),
+                     "best_at_50pct": best_by(curve, budget / 2), "winner": winners[method][0],
+                     "cpu_share": shares.kind, "launch_order": order.index(method), "records": args.records,
+                     "epochs": args.epochs, "finished_utc": finished,
+                     "ray_start_s": infos.get(method, {}).get("ray_start_s", math.nan),
+                     "median_epoch_s": float(within["epoch_time_s"].median()) if len(within) else math.nan,
+                     "cpu_s": round(cpu_s[method], 1)})
+        print(f"  {method}: {rows[-1]['trials']} trials, {rows[-1]['trial_epochs']} trial-epochs, first epoch at "
+              f"{rows[-1]['first_epoch_s']:.0f} s, best val {rows[-1]['best_val']:.4f}, retrained test "
+              f"{rows[-1]['test_micro_f1']:.4f}", flush=True)
+    if args.keep:
+        print(f"  work folder kept: {work}")
+    else:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 
-def plot(curves: dict[str, pd.DataFrame], budget_s: float, path: Path) -> None:
+def append_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Append rows (a header only for a new file), flushed at once: finished pieces are never lost."""
+    new = not path.exists()
+    with open(path, "a") as out:
+        frame.to_csv(out, header=new, index=False)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def read_seeds(out: Path) -> pd.DataFrame:
+    path = out / "seeds.csv"
+    return pd.read_csv(path, dtype={"winner": str}) if path.exists() else pd.DataFrame(columns=SEEDS_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The summary: tables, README and plot from seeds.csv and curves.csv alone
+# ----------------------------------------------------------------------------------------------------------
+
+def plot(curves: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for method, curve in curves.items():
-        if len(curve):
-            ax.step([*curve["t"], budget_s], [*curve["best"], curve["best"].iloc[-1]], where="post", label=method)
-    ax.set_xlabel("wall time since launch (s)")
-    ax.set_ylabel(f"best {METRIC} so far")
-    ax.set_xlim(0, budget_s)
-    ax.legend()
+    means = mean_curves(curves)
+    panels = sorted({(s, b) for s, b in zip(means["space"], means["budget_min"])})
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5 * max(1, len(panels)), 4), squeeze=False)
+    for ax, (space, budget) in zip(axes[0], panels):
+        panel = means[(means["space"] == space) & (means["budget_min"] == budget)]
+        for method, line in panel.groupby("method"):
+            ax.plot(line["t"], line["mean_best"], label=f"{method} ({int(line['seeds'].iloc[0])} seeds)")
+        ax.set_title(f"{space}, {budget:g} min")
+        ax.set_xlabel("wall time since launch (s)")
+        ax.set_ylabel(f"best {METRIC} so far, mean over seeds")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def write_readme(out: Path, args: argparse.Namespace, table: pd.DataFrame, load: LoadSampler,
-                 split_same: bool, command: str, profiles: pd.DataFrame, ray_failure: str | None) -> None:
-    fmt = table.copy()
-    lines = [
-        "# bench_peer: this system against plain Optuna and random search", "",
-        f"Command: `{command}`", "",
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs; the three methods at the "
-        f"same time for {args.budget_min:g} min each, 2 trials at a time each; load average (1 min) over the "
-        f"window: mean {load.mean_1min():.1f}, min {min((s[1] for s in load.samples), default=math.nan):.1f}, "
-        f"max {max((s[1] for s in load.samples), default=math.nan):.1f} (`load.csv`).",
-        f"GRU space, {args.records} synthetic records (7:1:2, seed {args.seed}), {args.epochs} epochs per trial, "
-        f"rungs/brackets from epoch {args.grace_period}, reduction factor {args.reduction_factor}. "
-        f"launch.py's split equal to the bench's: {split_same}.", "",
-        "| method | first epoch reported at | trials | trial-epochs | best val micro-F1 at 25% / 50% / 75% / 100% "
-        "of the budget | time to reach (c)'s final best | retrained winner: val / test micro-F1 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in fmt.itertuples():
-        at = " / ".join(f"{getattr(row, f'best_at_{p}pct'):.4f}" for p in (25, 50, 75, 100))
-        reach = f"{row.time_to_random_final_s:.0f} s" if not math.isnan(row.time_to_random_final_s) else "never"
-        lines.append(f"| {row.method} | {row.first_epoch_s:.0f} s | {row.trials} | {row.trial_epochs} | {at} | {reach} | "
-                     f"{row.retrained_val_micro_f1:.4f} / {row.retrained_test_micro_f1:.4f} |")
-    if ray_failure:
-        lines += ["", f"**(a) failed**: {ray_failure} (its log: `ray_asha_tpe.log` in the work folder)."]
-    lines += ["", "Profile (`profile.csv`): where each method's time went within the budget.", "",
-              "| method | first epoch at (s) | median epoch (s) | two slots' time inside epochs | time outside "
-              "epochs per trial, median (s) | epoch seconds in configs > 3x the median epoch |",
-              "|---|---|---|---|---|---|"]
-    for row in profiles.itertuples():
-        lines.append(f"| {row.method} | {row.first_epoch_s:.0f} | {row.median_epoch_s:.1f} | "
-                     f"{row.slots_busy_in_epochs:.0%} | {row.outside_epochs_per_trial_s:.1f} | "
-                     f"{row.epoch_s_in_slow_configs:.0f} of {row.epoch_s_total:.0f} |")
-    ray = profiles.set_index("method").loc["ray_asha_tpe"]
-    if "ray_start_s" in profiles:
-        lines += ["", f"(a) before its first epoch: Ray start {ray['ray_start_s']:.0f} s, its first trial RUNNING "
-                  f"at {ray['first_trial_running_s']:.0f} s after launch (imports, data, Ray, the trial's worker "
-                  f"process), first epoch reported at {ray['first_epoch_s']:.0f} s; the first report of a trial "
-                  f"takes a median {ray['first_report_extra_s_median']:.1f} s more than its epoch (the trial's "
-                  "cost figures: MACs, latency at batch 1 and 64)."]
-    lines += ["", "Files: `summary.csv` (the table), `profile.csv`, `curves.csv` (best so far against time per method), "
-              "`events.csv` (every reported epoch), `load.csv`, `curves.png`. How each figure is made: the "
-              "docstring of bench/bench_peer.py.", ""]
-    (out / "README.md").write_text("\n".join(lines))
+def summarize(out: Path, command: str) -> str:
+    """summary.csv (means), paired.csv (this system minus each peer), curves.png and README.md; the README."""
+    seeds = read_seeds(out)
+    if not len(seeds):
+        return "no pieces yet"
+    means, pairs = method_means(seeds), paired(seeds, "test_micro_f1")
+    pairs_val = paired(seeds, "best_val")
+    means.to_csv(out / "summary.csv", index=False)
+    pd.concat([pairs, pairs_val], ignore_index=True).to_csv(out / "paired.csv", index=False)
+    if (out / "curves.csv").exists():
+        plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
+    lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "",
+             f"Command: `{command}` (one piece per call; `python bench/bench_peer.py --summarize` redraws this).", "",
+             f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
+             f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
+             f"windows: {seeds['load_avg'].min():.2f}-{seeds['load_avg'].max():.2f}.", "",
+             "## Means per space and budget", "",
+             "| space | budget (min) | method | seeds | best val micro-F1 | retrained test micro-F1 (sd) | "
+             "first epoch (s) | trials | trial-epochs | CPU (s) | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in means.itertuples():
+        lines.append(f"| {r.space} | {r.budget_min:g} | {r.method} | {r.seeds} | {r.best_val:.4f} | "
+                     f"{r.test_micro_f1:.4f} ({r.test_sd:.3f}) | {r.first_epoch_s:.0f} | {r.trials:.1f} | "
+                     f"{r.trial_epochs:.1f} | {r.cpu_s:.0f} | {r.load_avg:.2f} |")
+    for title, table in (("retrained test micro-F1", pairs), ("best validation micro-F1", pairs_val)):
+        lines += ["", f"## this_system minus each peer, paired by seed: {title}", "",
+                  "| space | budget (min) | peer | pairs | mean difference | bootstrap 90% interval | wins / ties / "
+                  "losses |", "|---|---|---|---|---|---|---|"]
+        for r in table.itertuples():
+            budget = r.budget_min if isinstance(r.budget_min, str) else f"{r.budget_min:g}"
+            lines.append(f"| {r.space} | {budget} | {r.peer} | {r.pairs} | {r.mean_diff:+.4f} | "
+                         f"[{r.ci90_low:+.4f}, {r.ci90_high:+.4f}] | {r.wins} / {r.ties} / {r.losses} |")
+    lines += ["", "Per seed: `seeds.csv` (one row per method x seed x budget x space, with the load average of its "
+              "window); `summary.csv`, `paired.csv`; `curves.csv` and `curves.png` (best so far against time, mean "
+              "over seeds). How each figure is made: the docstring of bench/bench_peer.py.", ""]
+    text = "\n".join(lines)
+    (out / "README.md").write_text(text)
+    return text
 
 
-def parent(args: argparse.Namespace, argv: Sequence[str]) -> None:
+# ----------------------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------------------
+
+def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Every piece not yet in seeds.csv (at most --pieces of them), 7-minute budget first."""
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    args.work = Path(tempfile.mkdtemp(prefix="bench-peer-"))
-    work = Path(args.work)
-    split = load_split(args, work / "split.csv")  # also warms the data cache for every method
-    print(f"data: {len(split.train)} train / {len(split.val)} val / {len(split.test)} test records; "
-          f"work folder {work}", flush=True)
-    budget = args.budget_min * 60
-    with LoadSampler() as load:
-        deadline = time.time() + budget
-        launched = launch_all(args, deadline)
-        stop_at_deadline(launched, deadline)
-    starts = {item.method: item.started for item in launched}
-    # launch.py exits 130 after Ctrl-C; anything else means it failed, and the README says how.
-    ray_exit = launched[0].processes[0].returncode
-    ray_log = [line for line in (work / "ray_asha_tpe.log").read_text(errors="replace").splitlines() if line.strip()]
-    ray_failure = None if ray_exit in (0, 130) else f"launch.py exited {ray_exit}: {(ray_log or ['?'])[-1][:300]}"
-    events, configs, counts, curves, winners = {}, {}, {}, {}, {}
-    ray_frame, configs["ray_asha_tpe"], ray_run = ray_events(work, starts["ray_asha_tpe"])
-    events["ray_asha_tpe"] = ray_frame
-    for method in METHODS[1:]:
-        events[method], configs[method] = optuna_events(work, method, starts[method])
-    split_same = bool(ray_run is not None and (ray_run / "split.csv").exists() and
-                      pd.read_csv(ray_run / "split.csv").equals(pd.read_csv(work / "split.csv")))
-    chosen = {}
-    for method in METHODS:
-        within = events[method][events[method]["t"] <= budget]
-        curves[method] = best_curve(within)
-        counts[method] = {"trials": int(within["trial"].nunique()), "trial_epochs": int(len(within))}
-        winners[method] = winner(events[method], budget)
-        if winners[method][0] is not None:
-            chosen[method] = configs[method][winners[method][0]]
-        print(f"{method}: {counts[method]['trials']} trials, {counts[method]['trial_epochs']} trial-epochs within "
-              f"the budget, best {winners[method][1]:.4f}", flush=True)
-    retrained = retrain_all(args, chosen)
-    table, loads = summarise(args, curves, counts, retrained, load, winners)
-    profiles = pd.DataFrame([profile(m, events[m], budget, ray_run if m == "ray_asha_tpe" else None)
-                             for m in METHODS])
-    profiles.to_csv(out / "profile.csv", index=False)
-    table.to_csv(out / "summary.csv", index=False)
-    loads.to_csv(out / "load.csv", index=False)
-    pd.concat([c.assign(method=m) for m, c in curves.items()], ignore_index=True).to_csv(out / "curves.csv", index=False)
-    pd.concat([e.assign(method=m) for m, e in events.items()], ignore_index=True).to_csv(out / "events.csv", index=False)
-    plot(curves, budget, out / "curves.png")
+    done = done_pieces(read_seeds(out))
+    todo = [(seed, space, budget) for budget in args.budgets for seed in range(args.seeds) for space in args.spaces
+            if (seed, space, float(budget)) not in done]
     command = "python bench/bench_peer.py " + shlex.join(argv)
-    write_readme(out, args, table, load, split_same, command.strip(), profiles, ray_failure)
-    print("\n" + (out / "README.md").read_text())
-    if not args.keep:
-        import shutil
+    print(f"{len(todo)} pieces to run ({len(done)} in {out / 'seeds.csv'})", flush=True)
+    for seed, space, budget in todo[:args.pieces]:
+        rows, curves = run_piece(args, seed, space, float(budget))
+        append_csv(rows, out / "seeds.csv")
+        append_csv(curves, out / "curves.csv")
+        summarize(out, command)
+    print(summarize(out, command))
 
-        shutil.rmtree(work, ignore_errors=True)
+
+def startup(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """--startup: launch.py to its first reported epoch, alone on the machine (bench/peer_startup.py)."""
+    from peer_startup import measure
+
+    tables = measure(args.startup, compare=tuple(args.compare_root))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python bench/bench_peer.py " + shlex.join(argv)
+    if not args.compare_root:
+        tables["this"].to_csv(out / "startup.csv", index=False)
     else:
-        print(f"work folder kept: {work}")
+        pd.concat([t.assign(version=name) for name, t in tables.items()]).to_csv(out / "startup_ab.csv", index=False)
+    print(f"[{command}]")
+    for name, table in tables.items():
+        print(f"{name}: first epoch median {table['first_epoch_s'].median():.2f} s "
+              f"(min {table['first_epoch_s'].min():.2f}, max {table['first_epoch_s'].max():.2f}), Ray start "
+              f"median {table['ray_start_s'].median():.2f} s, load average {table['load_avg'].min():.2f}-"
+              f"{table['load_avg'].max():.2f}")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from search.options import CPU_DEFAULTS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="toy sizes for CI: every step runs; figures are noise")
-    p.add_argument("--budget-min", type=float, default=7.0, help="wall-clock budget of each method (minutes)")
-    p.add_argument("--records", type=int, default=600, help="synthetic records (bench_search.py's size)")
-    p.add_argument("--epochs", type=int, default=6, help="epochs per trial (ASHA's max_t, Hyperband's max_resource)")
-    p.add_argument("--grace-period", type=int, default=2, help="ASHA's first rung (the CPU default)")
-    p.add_argument("--reduction-factor", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--smoke", action="store_true", help="toy sizes for CI (one piece); figures are noise")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    p.add_argument("--spaces", nargs="+", default=list(SPACES), help="search spaces")
+    p.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS_MIN), help="wall-clock minutes per method")
+    p.add_argument("--pieces", type=int, default=None, help="run at most this many pieces, then exit")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help=argparse.SUPPRESS)
+    p.add_argument("--records", type=int, default=CPU_DEFAULTS.n_records, help="synthetic records (launch.py's default)")
+    p.add_argument("--epochs", type=int, default=CPU_DEFAULTS.max_epochs, help="epochs per trial (launch.py's default)")
+    p.add_argument("--grace-period", type=int, default=CPU_DEFAULTS.grace_period, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=None,
                    help="where the figures go (default bench/results/peer, or bench/out/peer-smoke with --smoke)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder (run folders, studies, logs)")
-    # Internal: the worker processes the parent starts.
+    p.add_argument("--keep", action="store_true", help="keep each piece's work folder (run folders, studies, logs)")
+    p.add_argument("--summarize", action="store_true", help="only redraw the summary from seeds.csv and curves.csv")
+    p.add_argument("--startup", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
+                   help="only time launch.py to its first reported epoch, REPEATS launches (startup.csv)")
+    p.add_argument("--compare-root", type=Path, action="append", default=[],
+                   help="with --startup: another checkout whose launch.py is timed in turn (startup_ab.csv); repeatable")
+    # Internal: the worker processes a piece starts.
+    p.add_argument("--space", default="gru", help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--worker", choices=METHODS[1:], help=argparse.SUPPRESS)
     p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--storage", help=argparse.SUPPRESS)
     p.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--started", type=float, help=argparse.SUPPRESS)
     p.add_argument("--retrain", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.smoke and not (args.worker or args.retrain):
-        args.budget_min, args.records, args.epochs, args.grace_period = 1.5, 120, 2, 1
+        args.seeds, args.spaces, args.budgets, args.pieces = 1, ["gru"], [1.5], 1
+        args.records, args.epochs, args.grace_period = 120, 2, 1
     if args.out is None:
         args.out = ROOT / "bench" / ("out/peer-smoke" if args.smoke else "results/peer")
     return args
@@ -567,12 +551,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    if args.worker:
-        optuna_worker(args)
-    elif args.retrain:
-        retrain_worker(args)
+    if args.worker or args.retrain:
+        import peer_methods
+
+        if args.retrain:
+            peer_methods.retrain_worker(args)
+        elif args.worker == "dehb":
+            peer_methods.dehb_worker(args)
+        elif args.worker == "one_epoch_topk":
+            peer_methods.topk_worker(args)
+        else:
+            peer_methods.optuna_worker(args)
+    elif args.startup is not None:
+        startup(args, argv)
+    elif args.summarize:
+        print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv)))
     else:
-        parent(args, argv)
+        protocol(args, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import logging
 import os
 import stat
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 import ray
 from ray._private import ray_constants
@@ -25,6 +26,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # A trial that waits this long with nothing running, for resources no live node has, ends the search.
 PLACEMENT_TIMEOUT_ENV = "ECG_SEARCH_PLACEMENT_TIMEOUT_S"
 PLACEMENT_TIMEOUT_S = 120.0
+# Ray's prestart for the first driver starts a worker per CPU that belongs to no job; a trial's actor never
+# runs in one (Ray starts a worker of the job for it and kills the idle prestarted ones), so on a small
+# machine they only took CPU from the start (bench/results/peer/startup.md).
+WORKER_STARTUP = {"prestart_worker_first_driver": False}
+T = TypeVar("T")
 # Whether `start` started Ray itself: `stop` shuts down only what it started, so a notebook, a benchmark or
 # a caller already connected to a cluster keeps its Ray across several searches.
 _started_here = False
@@ -56,7 +62,8 @@ def start(options: SearchOptions) -> str | None:
         # user's launch.py, say) instead of starting this search's own.
         context = ray.init(address="local", include_dashboard=True, dashboard_host=options.dashboard_host,
                            runtime_env=runtime_env, configure_logging=True, logging_level=logging.WARNING,
-                           log_to_driver=options.verbose)  # trials' own output: in their worker logs; -v here too
+                           log_to_driver=options.verbose,  # trials' own output: in their worker logs; -v here too
+                           _system_config=WORKER_STARTUP)
         _secure_token_file()
     else:
         address = probe(options.address)
@@ -65,6 +72,28 @@ def start(options: SearchOptions) -> str | None:
     _started_here = True
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def start_while(options: SearchOptions, work: Callable[[], T]) -> tuple[T, str | None, float]:
+    """`start(options)` while `work()` runs in a background thread (the driver's own preparation: the split,
+    the features, the other input rates); `work`'s result, the dashboard URL and the seconds Ray's start took.
+
+    Ray starts in the calling thread: its driver state belongs to the thread that called `ray.init` (after an
+    init in another thread, `ray.cluster_resources()` from the main thread never returns). Whichever of the
+    two raises, the other is waited for first, so a caller that cleans up finds neither still running; `work`'s
+    error wins over Ray's (a bad split is the user's to fix first).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as pool:
+        prepared = pool.submit(work)
+        started = time.time()
+        try:
+            dashboard = start(options)
+        except BaseException:
+            if prepared.exception() is not None:  # waits for it
+                raise prepared.exception() from None
+            raise
+        seconds = time.time() - started
+        return prepared.result(), dashboard, seconds
 
 
 def _listen_on_loopback_only() -> None:

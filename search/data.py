@@ -112,19 +112,27 @@ def load(options: SearchOptions) -> tuple[ECGDataset, str]:
 
 
 def split(dataset: ECGDataset, *, seed: int, source: str, existing: Path | None = None,
-          spec: DataSpec | None = None) -> SplitData:
+          spec: DataSpec | None = None, features: bool = True) -> SplitData:
     """The split saved at `existing` (a resumed run's split.csv), else the data's official split when `spec` asks
-    for it (PTB-XL's default), else the stratified 7:1:2 split with `seed`. The hand-made features are attached
-    to every part (`ecg.features.attach_features`); `SplitData.save` writes split.csv."""
+    for it (PTB-XL's default), else the stratified 7:1:2 split with `seed`; `SplitData.save` writes split.csv.
+    With `features` the hand-made features are attached to every part (`with_features`, the costly step: a new
+    search does it while Ray starts)."""
     parts = split_dataset(dataset, seed=seed, existing=existing if existing is not None and existing.exists() else None,
                           spec=spec)
-    # Every family space samples model/features, so the trials, the winners' test evaluation and a resumed
-    # run all get them: computed once per dataset (cached), standardised on this run's training split.
+    made = SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source,
+                     parts=parts)
+    return with_features(made, dataset) if features else made
+
+
+def with_features(split: SplitData, dataset: ECGDataset) -> SplitData:
+    """`split` with the hand-made features on every part. Every family space samples model/features, so the
+    trials, the winners' test evaluation and a resumed run all get them: computed once per dataset (cached),
+    standardised on this run's training split."""
     from ecg.features import attach_features  # the driver's step: trial workers import this module too
 
-    attach_features(parts, dataset)
-    return SplitData(train=parts.train, val=parts.val, test=parts.test, fingerprint=parts.fingerprint, source=source,
-                     parts=parts)
+    assert split.parts is not None, "a split made by search.data.split"
+    attach_features(split.parts, dataset)
+    return split
 
 
 def check_searchable(split: SplitData) -> None:

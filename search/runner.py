@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from search.options import OptionError, ResolvedOptions, SearchOptions
 from search.report import write_report_safely
 from search.signals import StopSignals, starting_ray
 from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
+
+
+T = TypeVar("T")
 
 
 def shown(path: Path | str) -> str:
@@ -96,15 +99,14 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
 
             options = options.resolved(torch.cuda.device_count())
         else:  # joining a cluster: its GPUs decide the defaults, so connect first
-            ray_session = _start_ray(options, stop)
+            ray_session = _start_ray(options, stop)[:2]
             options = options.resolved(cluster.gpu_capacity()[0])
         # The data before the run folder and a local Ray: a bad file is refused at once, with nothing written.
         dataset, source = run_data.load(options)
         # Also before the run folder: a warm-start file whose values cannot be read is refused (one line).
         starts = tuning.warm_starts(options, dataset.fs, dataset.n_samples)
         spec = run_data.data_spec(options)
-        split = run_data.with_space_rates(run_data.split(dataset, seed=options.seed, source=source, spec=spec),
-                                          options)
+        split = run_data.split(dataset, seed=options.seed, source=source, spec=spec, features=False)
         run_data.check_searchable(split)  # too few records to search and evaluate honestly: refused here
     except BaseException:
         cluster.stop()
@@ -113,7 +115,14 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
     stop.on_deadline(lambda: _remove_unstarted(folder, stop))  # stopped, and stuck, before the search began
     with _removed_unless_started(folder, options):
         folder.write_with(SPLIT, split.save)
-        dashboard, ray_start_s = ray_session or _start_ray(options, stop)
+
+        def prepare() -> run_data.SplitData:  # the costly part of the data's preparation
+            return run_data.with_space_rates(run_data.with_features(split, dataset), options)
+
+        if ray_session is None:  # a local Ray starts while the features and the other rates are made
+            dashboard, ray_start_s, split = _start_ray(options, stop, prepare)
+        else:
+            (dashboard, ray_start_s), split = ray_session, prepare()
         record = RunRecord(
             status="running", space=options.space, seed=options.seed, args=options.to_dict(),
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(),
@@ -147,15 +156,18 @@ def _experiment_entry(folder: RunFolder, options: SearchOptions) -> str:
         return str(experiment)
 
 
-def _start_ray(options: SearchOptions, stop: StopSignals) -> tuple[str | None, float]:
-    """Start (or join) Ray and check that it can place a trial; the dashboard URL and the seconds it took."""
+def _start_ray(options: SearchOptions, stop: StopSignals,
+               prepare: Callable[[], T] = lambda: None) -> tuple[str | None, float, T]:
+    """Start (or join) Ray while `prepare()` runs in a thread (`cluster.start_while`: the costly part of the data's
+    preparation), and check that Ray can place a trial: the dashboard URL, the seconds Ray's start took, and
+    what `prepare` returned."""
     ray_started = time.time()
     with starting_ray():
-        dashboard = cluster.start(options)
+        prepared, dashboard, _ = cluster.start_while(options, prepare)
     stop.install()  # Ray's core worker has just put its own SIGTERM handler in place of ours
     ray_start_s = time.time() - ray_started
     cluster.check_capacity(options)  # Ray's own count (cgroup limits, memory left for trials, GPUs per node)
-    return dashboard, ray_start_s
+    return dashboard, ray_start_s, prepared
 
 
 def _callbacks() -> list:
@@ -225,7 +237,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     print(f"resuming run folder: {shown(folder.path)}" + (f" (moved or copied from {shown(moved_from)})" if moved_from else ""))
     previous_status = record.status
     try:
-        dashboard, _ = _start_ray(options, stop)
+        dashboard, _, _ = _start_ray(options, stop)
         print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), experiment,
                                              joined=options.address is not None)))
         record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study.trial_count(folder),

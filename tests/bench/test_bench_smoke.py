@@ -61,11 +61,18 @@ def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path) -> N
 
 
 @pytest.mark.slow
-def test_bench_peer_smoke_runs_the_three_methods_and_writes_the_figures(tmp_path) -> None:
+def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path) -> None:
+    import pandas as pd
+
     out_dir = tmp_path / "peer"
     out = run_bench("bench_peer.py", "--out", str(out_dir), env={"ECG_CACHE_DIR": str(tmp_path / "cache")}, timeout=900)
-    for method in ("ray_asha_tpe", "optuna_hb_tpe", "random_full"):
-        assert method in out, method
-    for name in ("summary.csv", "curves.csv", "events.csv", "load.csv", "curves.png", "README.md"):
+    seeds = pd.read_csv(out_dir / "seeds.csv")
+    methods = ["this_system", "optuna_hyperband", "random", "dehb", "one_epoch_topk"]
+    assert sorted(seeds["method"]) == sorted(methods)
+    assert (seeds[["seed", "space", "budget_min"]].drop_duplicates().values.tolist() == [[0, "gru", 1.5]])
+    for name in ("summary.csv", "paired.csv", "curves.csv", "curves.png", "README.md"):
         assert (out_dir / name).stat().st_size > 0, name
-    assert "time to reach (c)'s final best" in (out_dir / "README.md").read_text()
+    assert "this_system minus each peer" in out
+    # A second call finds the piece done and runs nothing: the protocol resumes where it stopped.
+    again = run_bench("bench_peer.py", "--out", str(out_dir), env={"ECG_CACHE_DIR": str(tmp_path / "cache")})
+    assert "0 pieces to run (1 in" in again and len(pd.read_csv(out_dir / "seeds.csv")) == len(methods)

@@ -1,0 +1,73 @@
+"""bench_peer's arithmetic (bench/peer_stats.py) and DEHB's unit-cube view of a space (bench/peer_methods.py),
+on hand-made numbers: no Ray, no training."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from peer_methods import UnitCubeTrial, cube_dimensions  # noqa: E402
+from peer_stats import bootstrap_mean_interval, done_pieces, paired, winner  # noqa: E402
+
+
+def _rows(method: str, tests: list[float], space: str = "gru", budget: float = 7.0) -> list[dict]:
+    return [{"method": method, "seed": seed, "space": space, "budget_min": budget, "test_micro_f1": value,
+             "best_val": value} for seed, value in enumerate(tests)]
+
+
+def test_paired_difference_counts_wins_ties_losses_per_seed_and_pools_the_scopes() -> None:
+    seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7, 0.6]) + _rows("random", [0.7, 0.7, 0.65])
+                         + _rows("this_system", [0.5], space="all") + _rows("random", [0.4], space="all"))
+    table = paired(seeds).set_index(["space", "peer"])
+    gru = table.loc[("gru", "random")]
+    assert gru["pairs"] == 3 and (gru["wins"], gru["ties"], gru["losses"]) == (1, 1, 1)
+    assert gru["mean_diff"] == pytest.approx((0.1 + 0.0 - 0.05) / 3)
+    assert gru["ci90_low"] <= gru["mean_diff"] <= gru["ci90_high"]
+    pooled = table.loc[("all", "random")]
+    pooled = pooled[pooled["budget_min"] == "all"].iloc[0]
+    assert pooled["pairs"] == 4 and pooled["mean_diff"] == pytest.approx((0.1 + 0.0 - 0.05 + 0.1) / 4)
+
+
+def test_paired_leaves_out_a_seed_that_one_method_lacks() -> None:
+    seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7]) + _rows("dehb", [0.6, float("nan")]))
+    row = paired(seeds).iloc[0]
+    assert row["pairs"] == 1 and row["mean_diff"] == pytest.approx(0.2)
+
+
+def test_bootstrap_interval_of_equal_values_is_that_value_and_of_nothing_is_nan() -> None:
+    assert bootstrap_mean_interval([0.25, 0.25, 0.25]) == pytest.approx((0.25, 0.25, 0.25))
+    assert all(math.isnan(v) for v in bootstrap_mean_interval([float("nan")]))
+    mean, low, high = bootstrap_mean_interval([0.0, 1.0] * 10)
+    assert mean == 0.5 and 0.25 < low < 0.45 and 0.55 < high < 0.75  # sd of the mean: 0.11
+
+
+def test_done_pieces_and_winner() -> None:
+    seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7]) + _rows("random", [0.7, 0.7]))
+    assert done_pieces(seeds) == {(0, "gru", 7.0), (1, "gru", 7.0)}
+    events = pd.DataFrame({"t": [10.0, 20.0, 500.0], "trial": ["a", "b", "c"], "val_micro_f1": [0.5, 0.6, 0.9]})
+    assert winner(events, budget_s=420) == ("b", 0.6)  # the epoch after the budget does not count
+    assert winner(events.iloc[:0], budget_s=420)[0] is None
+
+
+def test_unit_cube_trial_decodes_as_configspace_does() -> None:
+    trial = UnitCubeTrial({"c": 0.99, "f": 0.0, "g": 1.0, "i": 0.5, "s": 0.74})
+    assert trial.suggest_categorical("c", ["a", "b", "c"]) == "c"  # floor(0.99 * 3) = 2
+    assert trial.suggest_float("f", 1e-4, 1e-2, log=True) == pytest.approx(1e-4)
+    assert trial.suggest_float("g", 1e-4, 1e-2, log=True) == pytest.approx(1e-2)
+    assert trial.suggest_int("i", 1, 2) == 2  # two values, each half of [0, 1]
+    assert trial.suggest_int("s", 15, 75, step=10) == 15 + 5 * 10  # seven values: floor(0.74 * 7) = 5
+    assert trial.used == ["c", "f", "g", "i", "s"]
+
+
+def test_cube_dimensions_of_a_space_are_every_parameter_it_can_draw() -> None:
+    from spaces import SpaceContext, build_space, describe
+
+    ctx = SpaceContext(gpu=False, length=2500, max_epochs=6, fs=250)
+    # Parameters the space samples in some branch (use_age_sex is also a constant in another: "= True | {...}").
+    drawn = {name for name, ranges in describe("gru", ctx) if any(not r.startswith("= ") for r in ranges.split(" | "))}
+    assert set(cube_dimensions(build_space("gru", ctx))) == drawn

@@ -1,0 +1,73 @@
+"""search.cluster.start_while: Ray starts in the calling thread while the driver's preparation runs in another;
+whichever fails, the other has finished before the error reaches the caller (so a cleanup finds neither running).
+
+`start` is replaced by a stand-in here (no Ray): what Ray itself does at start is covered by every search test.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from search import cluster
+from search.options import SearchOptions
+
+
+def test_start_while_returns_the_work_and_the_start_and_runs_them_at_once(monkeypatch) -> None:
+    threads = {}
+
+    def start(options: SearchOptions) -> str:
+        threads["start"] = threading.current_thread()
+        time.sleep(0.3)
+        return "http://127.0.0.1:8265"
+
+    def work() -> str:
+        threads["work"] = threading.current_thread()
+        time.sleep(0.3)
+        return "split"
+
+    monkeypatch.setattr(cluster, "start", start)
+    began = time.perf_counter()
+    result, dashboard, seconds = cluster.start_while(SearchOptions(), work)
+    assert (result, dashboard) == ("split", "http://127.0.0.1:8265")
+    assert threads["start"] is threading.main_thread() and threads["work"] is not threading.main_thread()
+    assert 0.25 < seconds < time.perf_counter() - began < 0.55  # side by side, not one after the other
+
+
+def test_a_failed_preparation_is_raised_once_ray_has_started(monkeypatch) -> None:
+    started = []
+    monkeypatch.setattr(cluster, "start", lambda options: (time.sleep(0.2), started.append(True))[0])
+
+    def work() -> None:
+        raise ValueError("bad split")
+
+    with pytest.raises(ValueError, match="bad split"):
+        cluster.start_while(SearchOptions(), work)
+    assert started == [True]  # the start finished first: the caller's cluster.stop() finds it
+
+
+def test_a_failed_start_is_raised_once_the_preparation_has_finished(monkeypatch) -> None:
+    finished = []
+
+    def start(options: SearchOptions) -> None:
+        raise RuntimeError("The current node timed out during startup")
+
+    def work() -> None:
+        time.sleep(0.2)
+        finished.append(True)
+
+    monkeypatch.setattr(cluster, "start", start)
+    with pytest.raises(RuntimeError, match="timed out"):
+        cluster.start_while(SearchOptions(), work)
+    assert finished == [True]  # the split is written before the caller removes the run folder
+
+
+def test_when_both_fail_the_preparation_error_is_the_one_raised(monkeypatch) -> None:
+    monkeypatch.setattr(cluster, "start", lambda options: (_ for _ in ()).throw(RuntimeError("ray")))
+
+    def work() -> None:
+        raise ValueError("bad split")
+
+    with pytest.raises(ValueError, match="bad split"):
+        cluster.start_while(SearchOptions(), work)
