@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 
 from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, PARETO, PER_CLASS, PER_SOURCE, SPLIT, STUDY_FILE,
-                            TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
+                            TEST_PROBABILITIES, TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
 from search import cluster, data as run_data, exports, integrity, pareto, progress, runinfo, study, trial_failures
 from search import tuner as tuning
 from search.options import OptionError, SearchOptions
@@ -106,7 +106,7 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
     stop.on_deadline(lambda: shutil.rmtree(folder.path, ignore_errors=True))  # stopped (and stuck) before the search
     with _removed_unless_started(folder, options):
         folder.write_with(SPLIT, split.save)
-        dashboard, ray_start_s = ray_session or _start_ray(options, stop)
+        dashboard, ray_start_s = ray_session or _start_ray(options, stop, folder.path.name)
         record = RunRecord(
             status="running", space=options.space, seed=options.seed, args=options.to_dict(),
             started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(),
@@ -140,11 +140,12 @@ def _experiment_entry(folder: RunFolder, options: SearchOptions) -> str:
         return str(experiment)
 
 
-def _start_ray(options: SearchOptions, stop: StopSignals) -> tuple[str | None, float]:
-    """Start (or join) Ray and check that it can place a trial; the dashboard URL and the seconds it took."""
+def _start_ray(options: SearchOptions, stop: StopSignals, run: str | None = None) -> tuple[str | None, float]:
+    """Start (or join) Ray and check that it can place a trial; the dashboard URL and the seconds it took. `run`
+    (the run folder's name) names the job in the dashboard."""
     ray_started = time.time()
     with ray_processes_in_own_session():
-        dashboard = cluster.start(options)
+        dashboard = cluster.start(options, job_name=run)
     stop.install()  # Ray's core worker has just put its own SIGTERM handler in place of ours
     ray_start_s = time.time() - ray_started
     cluster.check_capacity(options)  # Ray's own count (cgroup limits, memory left for trials, GPUs per node)
@@ -213,7 +214,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     print(f"resuming run folder: {folder.path}" + (f" (moved or copied from {moved_from})" if moved_from else ""))
     previous_status = record.status
     try:
-        dashboard, _ = _start_ray(options, stop)
+        dashboard, _ = _start_ray(options, stop, folder.path.name)
         print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), experiment,
                                              joined=options.address is not None)))
         record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study.trial_count(folder),
@@ -418,6 +419,7 @@ def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_d
                                                               mode=options.metric_mode))
     folder.write_csv(TEST_RESULTS, results.test_results)
     folder.write_csv(PER_CLASS, results.per_class)
+    folder.write_csv(TEST_PROBABILITIES, results.test_probabilities)  # the report's bootstrap intervals
     if len(results.per_source):  # CinC 2021: the Challenge score per record source
         folder.write_csv(PER_SOURCE, results.per_source)
     print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
