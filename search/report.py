@@ -300,10 +300,16 @@ def summary(run: Run) -> Section:
     return section
 
 
+def _numbers(run: Run) -> dict[str, int]:
+    """Ray trial id -> the trial's number (trials.csv's `trial_number`: the study's, its folder's)."""
+    if not {"trial_id", "trial_number"} <= set(run.trials.columns):
+        return {}
+    return {str(t): int(n) for t, n in zip(run.trials["trial_id"], run.trials["trial_number"]) if pd.notna(n)}
+
+
 def _trial_names(run: Run, trial_ids: str) -> str:
     """"trial 3 (5cdbd8cc)" for each trial of `trial_ids` ("a+b" for an ensemble), by trials.csv's number."""
-    numbers = dict(zip(run.trials["trial_id"].astype(str), run.trials["trial_number"])) \
-        if {"trial_id", "trial_number"} <= set(run.trials.columns) else {}
+    numbers = _numbers(run)
     names = [f"trial {numbers[t]} ({t})" if t in numbers else t for t in str(trial_ids).split("+")]
     return ", ".join(names)
 
@@ -482,8 +488,7 @@ def learning_curves(run: Run) -> Section:
     stopped = set()
     if "stopped_by_asha" in run.trials:
         stopped = set(run.trials.loc[run.trials["stopped_by_asha"].astype(str).str.lower() == "true", "trial_id"])
-    numbers = dict(zip(run.trials["trial_id"].astype(str), run.trials["trial_number"])) \
-        if {"trial_id", "trial_number"} <= set(run.trials.columns) else {}
+    numbers = _numbers(run)
     trials = sorted(run.epochs.groupby("trial_id"),
                     key=lambda item: (numbers.get(str(item[0]), math.inf), str(item[0])))
     colours = _distinct_colours(len(trials))
@@ -626,7 +631,9 @@ def per_class_f1(run: Run) -> Section:
         legend.insert(0, "label", [f"C{i}" for i in range(len(rows))])
     section.html = _table(legend, 3)
     section.note = (f"{int(absent.sum())} of {len(rows)} classes have no positive record in the test split: test "
-                    "cannot score them (n/a); test_macro_f1 counts them as 0, test_macro_f1_present leaves them out."
+                    "cannot score them (n/a); test_macro_f1 counts them as 0, test_macro_f1_present leaves them out. "
+                    "A class with one or two test positives keeps them in every resample, so its interval is narrow "
+                    "only because there is so little to resample: read its F1 with its n."
                     + ("" if bounds is not None else f" No intervals: {intervals}."))
     return section
 
@@ -640,9 +647,10 @@ def ensemble(run: Run) -> Section:
         return section
     members = [m.split(":") for m in str(greedy.iloc[0]["members"]).split()]
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar([t for t, _ in members], [float(w) for _, w in members])
+    numbers = _numbers(run)
+    ax.bar([f"{numbers[t]}\n{t}" if t in numbers else t for t, _ in members], [float(w) for _, w in members])
     ax.set_ylabel("weight in the greedy ensemble")
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trial (number, id)")
     section.figures.append(_png(fig))
     columns = [c for c in ("model", "members", "thresholds", "cv_score", f"{run.metric}" if run.metric in rows else None,
                            "val_micro_f1", "val_macro_f1", "test_micro_f1", "test_macro_f1", "params") if c]

@@ -73,6 +73,14 @@ def trial_hparams(config: dict[str, Any], sampled: list[str] | None, result: dic
     return values
 
 
+def loggers(metric: str, trial_metric: str) -> list[TBXLoggerCallback]:
+    """`[EpochTensorBoard(...)]`, or none without tensorboardX (Ray then warns, and the search goes on)."""
+    try:
+        return [EpochTensorBoard(metric, trial_metric)]
+    except ImportError:
+        return []
+
+
 class EpochTensorBoard(TBXLoggerCallback):
     """Ray Tune's TensorBoard logger, writing only `epoch_scalars` and, when the trial ends, `trial_hparams` (see
     the module docstring). Pickled with the tuner (its writers are not: Ray opens them again on a resume)."""

@@ -24,7 +24,7 @@ from search.options import OptionError, SearchOptions
 from search.study import (BUILT_ATTR_PREFIX, OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR, SEARCH_CONSTANTS_ATTR,
                           TRIAL_NUMBER_ATTR, built_values, drawn_value, storage as study_storage)
 from search.progress import SearchProgress
-from search.tensorboard import EpochTensorBoard, note_sampled
+from search.tensorboard import loggers as tensorboard_loggers, note_sampled
 from search.trainable import OVER_BUDGET, train_trial
 from spaces import build_space
 from spaces.rate import FS_PARAM, SCALED_OPTIONS
@@ -278,30 +278,31 @@ def study_attributes(options: SearchOptions, folder: RunFolder, ctx: Any) -> dic
     convention = (data.convention if data is not None else None) or {}
     attrs: dict[str, Any] = {
         "run": folder.path.name,
-        "metric": options.metric,
-        "direction": "maximize" if options.metric_mode == "max" else "minimize",
-        "trial_value": f"{options.trial_metric}: the trial's best {options.metric} over the epochs it ran "
-                       "(its intermediate values: the best so far at each epoch)",
         "space": options.space,
         "data": data.source if data is not None and data.source else "?",
         "task": convention.get("task") or "-",
+        "metric": options.metric,
+        "direction": "maximize" if options.metric_mode == "max" else "minimize",
         "seed": options.seed,
+        "trial_value": f"{options.trial_metric}: the trial's best {options.metric} over the epochs it ran "
+                       "(its intermediate values: the best so far at each epoch)",
+        "trial_numbers": "a trial's number here is its trial_number in trials.csv, the number in its folder's name "
+                         "under tune/ (train_trial_<ray_trial_id>_<number>_<family>, TensorBoard's run) and in the "
+                         "Ray workers' log lines; the dashboard's trial_id=N is the database's own id",
         "sampler": options.sampler,
         "scheduler": (f"asha (grace_period {options.grace_period}, reduction_factor {options.reduction_factor})"
                       if options.scheduler == "asha" else options.scheduler),
         "max_epochs": options.max_epochs,
         "num_samples": options.num_samples,
-        "trial_numbers": "a trial's number here is its number in trials.csv, in its folder's name under tune/ "
-                         "(train_trial_<ray trial id>_<number>_<family>) and in TensorBoard",
     }
     if options.objectives:
         attrs["objectives"] = options.objectives
     if len(ctx.rates) > 1:
         attrs["drawn_vs_built"] = (
-            f"{', '.join(SCALED_OPTIONS)} count input samples: every trial draws them at the records' "
-            f"{ctx.fs} Hz (its parameters here), and a trial at a lower {FS_PARAM} builds its model with them scaled "
-            f"to its rate: the trial's user attributes '{BUILT_ATTR_PREFIX}<name>' give those values, which "
-            "trials.csv and best_configs.csv hold")
+            f"options counted in input samples ({', '.join(SCALED_OPTIONS)}) are drawn at the records' {ctx.fs} Hz "
+            f"(a trial's parameters here) and scaled to the trial's {FS_PARAM}: a trial at a lower rate says what its "
+            f"model was built with in its user attributes '{BUILT_ATTR_PREFIX}<name>' (e.g. {BUILT_ATTR_PREFIX}"
+            f"model/stem_kernel 7 for 17 drawn, at 100 Hz), as trials.csv and best_configs.csv hold it")
     return attrs
 
 
@@ -336,7 +337,7 @@ def run_config(options: SearchOptions, folder: RunFolder, callbacks: list | None
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         # Quiet by default: our SearchProgress prints a status and one line per trial; -v: Ray's own output.
         # Ray adds its own TensorBoard logger unless given one: ours logs the epoch's metrics only.
-        callbacks=[*(callbacks or []), EpochTensorBoard(options.metric, options.trial_metric),
+        callbacks=[*(callbacks or []), *tensorboard_loggers(options.metric, options.trial_metric),
                    *([] if options.verbose else [progress_callback(options)])],
         verbose=2 if options.verbose else 0,
     )
