@@ -197,6 +197,8 @@ def test_the_report_leads_with_micro_and_macro_f1_and_their_intervals(run_dir: P
                                           ("test_micro_f1", "test_macro_f1", "test_macro_f1_present", "test_macro_auc")):
         assert value == pytest.approx(chosen[column], abs=5e-4) and low <= value <= high and low < high, column
     assert int(values[9]) == chosen["test_classes_present"]
+    # One bootstrap: the macro AUC interval is test_results.csv's, drawn at the evaluation on the same resamples.
+    assert values[11:13] == pytest.approx([chosen["test_macro_auc_low"], chosen["test_macro_auc_high"]], abs=5e-4)
     # Every test figure with its interval, rank1 at 0.5 beside it and the paired difference, and what that says.
     for name in ("micro-F1", "macro-F1 (every class)", "macro-F1 (classes present in test)", "micro precision",
                  "micro recall", "exact match", "macro AUC"):
