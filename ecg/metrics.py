@@ -74,7 +74,7 @@ def resampled_macro_auc(y_true: np.ndarray, probs: np.ndarray, indices: np.ndarr
     draws them), over the classes with both labels in the full set.
 
     The same statistic, tie-averaged ranks included, from how often each resample drew each record: the records
-    are sorted once per class instead of once per resample, a tenth of the time for a thousand resamples.
+    are sorted once per class instead of once per resample.
     """
     y_true, probs = _check(y_true, probs)
     indices = np.asarray(indices, dtype=np.intp)
