@@ -218,8 +218,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
-def _table(frame: pd.DataFrame, digits: int = 4, na_rep: str = "") -> str:
-    return frame.to_html(index=False, escape=True, na_rep=na_rep, float_format=lambda v: f"{v:.{digits}f}",
+def _table(frame: pd.DataFrame, digits: int = 4) -> str:
+    return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.{digits}f}",
                          classes="data", border=0)
 
 
