@@ -161,7 +161,8 @@ def trial_start_times(trials: pd.DataFrame, fit_start: float, concurrency: int) 
 def mean_epoch_s(events: pd.DataFrame, *, first_trials: int) -> float:
     """Mean `epoch_time_s` of the first `first_trials` trials (creation order): the configs a random search
     with the same seed draws first, whose cost can differ from the whole search's mean several-fold."""
-    first = events[events["trial_number"] <= first_trials]
+    # The smallest numbers: trials are numbered from 0 (the study's number), from 1 in runs made before.
+    first = events[events["trial_number"].isin(sorted(events["trial_number"].unique())[:first_trials])]
     return float(first["epoch_time_s"].mean())
 
 

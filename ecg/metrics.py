@@ -69,6 +69,37 @@ def macro_auc(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(auc.mean())
 
 
+def resampled_macro_auc(y_true: np.ndarray, probs: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """`macro_auc` of every resample of the records (a row of `indices` each, as `ecg.benchmark.bootstrap_indices`
+    draws them), over the classes with both labels in the full set.
+
+    The same statistic, tie-averaged ranks included, from how often each resample drew each record: the records
+    are sorted once per class instead of once per resample.
+    """
+    y_true, probs = _check(y_true, probs)
+    indices = np.asarray(indices, dtype=np.intp)
+    positives = y_true.sum(axis=0)
+    defined = np.flatnonzero((positives > 0) & (positives < len(y_true)))
+    if not len(defined) or not len(indices):
+        return np.full(len(indices), np.nan)
+    weights = np.zeros((len(indices), len(y_true)))  # copies of each record in each resample
+    np.add.at(weights, (np.arange(len(indices))[:, None], indices), 1.0)
+    aucs = []
+    for column in defined:
+        order = np.argsort(probs[:, column], kind="stable")
+        value, positive, copies = probs[order, column], y_true[order, column].astype(bool), weights[:, order]
+        new_value = np.r_[True, value[1:] != value[:-1]]
+        group = np.cumsum(new_value) - 1  # the tie group of each sorted record
+        in_group = np.add.reduceat(copies, np.flatnonzero(new_value), axis=1)
+        below = np.cumsum(in_group, axis=1) - in_group  # copies ranked below each group
+        ranks = below[:, group[positive]] + (in_group[:, group[positive]] + 1) / 2  # a tie shares the mean rank
+        pos = copies[:, positive].sum(axis=1)
+        neg = copies.sum(axis=1) - pos
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aucs.append(((copies[:, positive] * ranks).sum(axis=1) - pos * (pos + 1) / 2) / (pos * neg))
+    return np.mean(aucs, axis=0)
+
+
 def evaluate(y_true: np.ndarray, probs: np.ndarray,
              thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
              *, at_least_one: bool = False, loss: float | None = None) -> dict[str, float]:
@@ -83,7 +114,7 @@ def evaluate(y_true: np.ndarray, probs: np.ndarray,
     tp, fp, fn = label_counts(y_true, preds)
     out: dict[str, float] = {}
     for average, counts in (("micro", (tp.sum(), fp.sum(), fn.sum())), ("macro", (tp, fp, fn))):
-        p, r, f = (float(np.mean(score)) for score in _precision_recall_f1(*counts))
+        p, r, f = (float(np.mean(score)) for score in precision_recall_f1(*counts))
         out[f"{average}_f1"], out[f"{average}_precision"], out[f"{average}_recall"] = f, p, r
     out["exact_match"] = exact_match(y_true, preds)
     out["macro_f1_present"] = macro_f1_present(y_true, preds)
@@ -105,7 +136,7 @@ def per_class(y_true: np.ndarray, probs: np.ndarray,
     t = _thresholds(thresholds, n_classes)
     preds = binarize(probs, t, at_least_one=at_least_one)
     tp, fp, fn = label_counts(y_true, preds)
-    p, r, f = _precision_recall_f1(tp, fp, fn)
+    p, r, f = precision_recall_f1(tp, fp, fn)
     return pd.DataFrame({"class": names, "f1": f, "precision": p, "recall": r,
                          "support": (tp + fn).astype(int), "threshold": t})
 
@@ -185,9 +216,10 @@ def label_counts(y_true: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, np.
     return ((y_true & preds).sum(axis=0), (~y_true & preds).sum(axis=0), (y_true & ~preds).sum(axis=0))
 
 
-def _precision_recall_f1(tp: np.ndarray, fp: np.ndarray,
-                         fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision, recall and F1 of each set of counts; 0 where a ratio is undefined (`zero_division=0`)."""
+def precision_recall_f1(tp: np.ndarray, fp: np.ndarray,
+                        fn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 of each set of counts (any shape); 0 where a ratio is undefined
+    (`zero_division=0`)."""
     tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
 
     def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -198,13 +230,13 @@ def _precision_recall_f1(tp: np.ndarray, fp: np.ndarray,
 
 def micro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
     """Micro-F1 from per-class counts along the last axis (so [candidates, classes] gives one per candidate)."""
-    score = _precision_recall_f1(*(np.asarray(a, dtype=np.float64).sum(axis=-1) for a in (tp, fp, fn)))[2]
+    score = precision_recall_f1(*(np.asarray(a, dtype=np.float64).sum(axis=-1) for a in (tp, fp, fn)))[2]
     return float(score) if score.ndim == 0 else score
 
 
 def macro_f1_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray | float:
     """Macro-F1 from per-class counts along the last axis."""
-    score = _precision_recall_f1(tp, fp, fn)[2].mean(axis=-1)
+    score = precision_recall_f1(tp, fp, fn)[2].mean(axis=-1)
     return float(score) if np.ndim(score) == 0 else score
 
 

@@ -45,6 +45,7 @@ EPOCHS = "epochs.csv"
 BEST_CONFIGS = "best_configs.csv"
 TEST_RESULTS = "test_results.csv"
 PER_CLASS = "per_class.csv"
+TEST_PROBABILITIES = "test_probabilities.csv"  # each evaluated model's test probabilities (the report's intervals)
 PER_SOURCE = "per_source.csv"  # CinC 2021 only
 PARETO = "pareto.csv"  # --objectives only
 REPORT = "report.html"

@@ -37,8 +37,10 @@ _started_here = False
 _saved_cluster_mode: tuple[bool, str | None] | None = None  # (Ray's flag, its env var) before start
 
 
-def start(options: SearchOptions) -> str | None:
-    """`ray.init` on a new local instance, or on the cluster at `--address`; returns the dashboard URL.
+def start(options: SearchOptions, job_name: str | None = None) -> str | None:
+    """`ray.init` on a new local instance, or on the cluster at `--address`; returns the dashboard URL. The job is
+    named `job_name` (the run folder's) in the dashboard's Jobs page, else "<space> search" (a search that joins a
+    cluster connects before its run folder is named; `ray job submit` names its job by its own metadata).
 
     The dashboard binds to 127.0.0.1 unless `--dashboard-host` says otherwise: it can run jobs on the
     cluster, so exposing it is warned about. `--address` is probed first (`probe`): an unreachable cluster or
@@ -51,6 +53,7 @@ def start(options: SearchOptions) -> str | None:
     # it working on a cluster started elsewhere too (see search.faults).
     env = {k: v for k, v in os.environ.items() if k.startswith("ECG_SEARCH_")}
     runtime_env = {"env_vars": env} if env else None
+    job_config = ray.job_config.JobConfig(metadata={"job_name": job_name or f"{options.space} search"})
     if options.address is None:
         if options.dashboard_host not in LOOPBACK:
             log.warning("the Ray dashboard will listen on %s: anyone who can reach it can run code on this "
@@ -61,20 +64,21 @@ def start(options: SearchOptions) -> str | None:
         # address="local": without it Ray joins the newest instance already running on this machine (another
         # user's launch.py, say) instead of starting this search's own.
         context = ray.init(address="local", include_dashboard=True, dashboard_host=options.dashboard_host,
-                           runtime_env=runtime_env, configure_logging=True, logging_level=logging.WARNING,
+                           runtime_env=runtime_env, job_config=job_config, configure_logging=True,
+                           logging_level=logging.WARNING,
                            log_to_driver=options.verbose,  # trials' own output: in their worker logs; -v here too
                            _system_config=WORKER_STARTUP)
         _secure_token_file()
     else:
         address = probe(options.address)
-        context = ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING,
-                           log_to_driver=options.verbose)
+        context = ray.init(address=address, runtime_env=runtime_env, job_config=job_config,
+                           logging_level=logging.WARNING, log_to_driver=options.verbose)
     _started_here = True
     url = getattr(context, "dashboard_url", None)
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def start_while(options: SearchOptions, work: Callable[[], T]) -> tuple[T, str | None, float]:
+def start_while(options: SearchOptions, work: Callable[[], T], job_name: str | None = None) -> tuple[T, str | None, float]:
     """`start(options)` while `work()` runs in a background thread (the driver's own preparation: the split,
     the features, the other input rates); `work`'s result, the dashboard URL and the seconds Ray's start took.
 
@@ -87,7 +91,7 @@ def start_while(options: SearchOptions, work: Callable[[], T]) -> tuple[T, str |
         prepared = pool.submit(work)
         started = time.time()
         try:
-            dashboard = start(options)
+            dashboard = start(options, job_name=job_name)
         except BaseException:
             if prepared.exception() is not None:  # waits for it
                 raise prepared.exception() from None

@@ -36,7 +36,7 @@ class TrialRecord:
     """One trial as the exports see it, read from Ray's experiment folder."""
 
     trial_id: str
-    number: int  # creation order, 1-based
+    number: int  # the number in its folder's name: the study's trial number (from 0; Ray's count, from 1, before)
     status: str
     config: dict[str, Any]  # flat: family, model/..., optim/...
     epochs: pd.DataFrame  # one row per epoch (the last attempt's row where a retry repeated an epoch)
@@ -140,8 +140,11 @@ def _read_progress(path: Path) -> pd.DataFrame:
 def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
                  optuna_numbers: dict[str, int] | None = None,
                  warm_starts: dict[str, str] | None = None) -> pd.DataFrame:
-    """trials.csv: one row per trial. A trial rejected before training has status OVER_BUDGET and the reason
-    in `over_budget`; `warm_start` names the configuration a warm-started trial ran (empty for sampled ones)."""
+    """trials.csv: one row per trial. `trial_number` is the number in the trial's folder name, which is its
+    number in the study (optuna-dashboard's "Trial N") and TensorBoard's run name; a run from before numbered its
+    folders by Ray's count, and its trials.csv has the study's number beside it (`optuna_trial_number`, written
+    only where the two differ). A trial rejected before training has status OVER_BUDGET and the reason in
+    `over_budget`; `warm_start` names the configuration a warm-started trial ran (empty for sampled ones)."""
     rows = []
     optuna_numbers, warm_starts = optuna_numbers or {}, warm_starts or {}
     for record in table.records:
@@ -180,6 +183,8 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
         row.update(_input(record.epochs))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if len(frame) and all(pd.isna(o) or o == n for n, o in zip(frame["trial_number"], frame["optuna_trial_number"])):
+        frame = frame.drop(columns="optuna_trial_number")  # one number: the study's
     for column in ("stopped_at_epoch", "best_epoch", "optuna_trial_number", "params", "macs", "input_fs",
                    "input_length"):
         if column in frame:

@@ -10,8 +10,8 @@ or `"nan@1;trials=1,3"` or `"raise@2;times=1"`:
              corrupt (no failure; the search overwrites this trial's best checkpoint with garbage after the
              search, so the winners' evaluation meets a corrupt checkpoint)
     @epoch   the (1-based) epoch at whose end the fault fires
-    trials=  trial numbers it applies to (1-based, in creation order: the number after the trial id in
-             Ray's trial folder name, the `trial_number` column of trials.csv); all trials when absent
+    trials=  trial numbers it applies to (the study's, from 0, in creation order: the number after the trial id
+             in Ray's trial folder name, the `trial_number` column of trials.csv); all trials when absent
     times=   how many attempts of a trial fail (then the retry succeeds); unlimited when absent
     n=       (hold) how many trials must reach the epoch before any goes on
 Several faults in one run are separated by `|`, e.g. `"raise@2;trials=1;times=1 | nan@1;trials=2"`; a trial

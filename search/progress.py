@@ -6,8 +6,9 @@ lines a trial. By default the search runs Tune silently (`verbose=0`) and `Searc
 per finished trial, and `summary` prints the outcome. On a terminal the status is redrawn in place; in a
 file or a pipe (a log, `ray job logs`) it is appended as plain text, with no ANSI codes.
 
-Each trial also prints `epoch_line` to its own worker log every epoch, so the Ray dashboard's log of a trial
-actor shows the trial's progress live.
+Each trial also prints to its own worker log (the Ray dashboard's STDOUT of the actor that runs it) a line when
+it starts, one per epoch (`epoch_line`) and one when it ends, each naming it by `trial_label`: with
+`reuse_actors` one actor runs many trials one after another, and these lines tell them apart.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import IO, Any, Sequence
 from ray.tune import Callback
 
 from search.exports import stopped_early
+from search.trial_failures import trial_number
 
 STATUS_EVERY_S = 30.0  # a file or a pipe: one status block at most this often, and only when it changed
 REDRAW_EVERY_S = 5.0  # a terminal: the status is redrawn in place, so it can be refreshed often at no cost
@@ -79,11 +81,18 @@ def _number(value: Any) -> str:
     return "-" if math.isnan(value) else f"{value:.4f}"
 
 
-def epoch_line(trial_id: str, epoch: int, epochs: int, metrics: dict[str, float], metric: str, best: float) -> str:
-    """One epoch of one trial, as its worker log shows it: id, epoch, the metrics, the best so far."""
+def trial_label(trial_id: str, number: int | None = None) -> str:
+    """How the lines of a search name a trial: its Ray id and its number (in the study, trials.csv and its folder
+    under tune/), e.g. `trial 5cdbd8cc (number 3)`."""
+    return f"trial {trial_id}" if number is None else f"trial {trial_id} (number {number})"
+
+
+def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], metric: str, best: float) -> str:
+    """One epoch of one trial, as its worker log shows it: the trial (`trial_label`), epoch, the metrics, the best
+    so far."""
     shown = [name for name in (metric, *SHOWN_METRICS) if name in metrics]
     values = " ".join(f"{name} {_number(metrics[name])}" for name in dict.fromkeys(shown))
-    return f"trial {trial_id} epoch {epoch}/{epochs}: {values} | best {metric} so far {_number(best)}"
+    return f"{label} epoch {epoch}/{epochs}: {values} | best {metric} so far {_number(best)}"
 
 
 def setup_console(verbose: bool) -> None:
@@ -206,15 +215,16 @@ class SearchProgress(Callback):
         result = trial.last_result or {}
         epochs = int(result.get("training_iteration", 0) or 0)
         best = _number(result.get(self.trial_metric))
+        label = trial_label(trial.trial_id, _folder_number(trial))
         if error:
             ended = f"error: {_error(trial)}"
         elif result.get("over_budget"):  # search.trainable.OVER_BUDGET: rejected before training
-            return f"trial {trial.trial_id} {_family(trial)}: over budget ({result['over_budget']}), not trained"
+            return f"{label} {_family(trial)}: over budget ({result['over_budget']}), not trained"
         elif stopped_early(epochs, self.max_epochs):
             ended = f"stopped by ASHA at epoch {epochs}" if self.asha else f"stopped early at epoch {epochs}"
         else:
             ended = "complete"
-        return (f"trial {trial.trial_id} {_family(trial)}: {epochs} epoch{'s' * (epochs != 1)}, "
+        return (f"{label} {_family(trial)}: {epochs} epoch{'s' * (epochs != 1)}, "
                 f"best {self.metric} {best}, {ended}")
 
     # Output
@@ -237,6 +247,12 @@ class SearchProgress(Callback):
         if redraw:
             self._draw(self._last_text)
         self.stream.flush()
+
+
+def _folder_number(trial: Any) -> int | None:
+    """The trial's number, from its folder's name (`search.tuner.trial_dirname`); None before it has one."""
+    name = str(getattr(trial, "relative_logdir", None) or "")
+    return trial_number(name, trial.trial_id) if f"_{trial.trial_id}_" in name else None
 
 
 def _family(trial: Any) -> str:

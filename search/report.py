@@ -18,6 +18,7 @@ import math
 import sys
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,8 +29,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ecg.run_folder import (EPOCHS, PARETO, PER_CLASS, REPORT, TEST_RESULTS, TRIALS, RunFolder,  # noqa: E402
-                            RunFolderError, RunRecord)
+from ecg.evaluation import AT_LEAST_ONE, ScoreIntervals, TestProbabilities, score_intervals  # noqa: E402
+from ecg.run_folder import (BEST_CONFIGS, EPOCHS, PARETO, PER_CLASS, REPORT, TEST_PROBABILITIES,  # noqa: E402
+                            TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord)
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +120,15 @@ class Run:
     test: pd.DataFrame
     per_class: pd.DataFrame
     pareto: pd.DataFrame = field(default_factory=pd.DataFrame)  # --objectives only
+    best_configs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    probabilities: pd.DataFrame = field(default_factory=pd.DataFrame)  # test_probabilities.csv: the intervals
 
     @classmethod
     def read(cls, folder: RunFolder) -> "Run":
         """RunFolderError (one line) for a run.json or CSV that is cut short or malformed."""
         read = folder.read_csv
         return cls(folder, folder.record, folder.status(), read(TRIALS), read(EPOCHS), read(TEST_RESULTS),
-                   read(PER_CLASS), read(PARETO))
+                   read(PER_CLASS), read(PARETO), read(BEST_CONFIGS), read(TEST_PROBABILITIES))
 
     @property
     def path(self) -> Path:
@@ -167,6 +171,46 @@ class Run:
                 return match.iloc[0]
         return rows.loc[rows["cv_score"].idxmax()]
 
+    def baseline(self) -> pd.Series | None:
+        """What the chosen model is compared with: the best trial alone at threshold 0.5 (rank1, "0.5")."""
+        if self.test.empty:
+            return None
+        rows = self.test[(self.test["model"] == "rank1") & (self.test["thresholds"].astype(str) == "0.5")]
+        return rows.iloc[0] if len(rows) else None
+
+    def thresholds_of(self, model: str, rule: str) -> np.ndarray | None:
+        """The per-class thresholds of `model` under `rule`, in class order, from per_class.csv."""
+        if self.per_class.empty:
+            return None
+        rows = self.per_class[(self.per_class["model"] == model) & (self.per_class["thresholds"].astype(str) == rule)]
+        return rows["threshold"].to_numpy(dtype=np.float64) if len(rows) else None
+
+    @cached_property
+    def intervals(self) -> ScoreIntervals | str:
+        """Bootstrap 95% intervals of the chosen model's test figures and of its difference from rank1 at 0.5, from
+        the test probabilities the run kept; or why there are none (one sentence)."""
+        chosen, base = self.chosen_model(), self.baseline()
+        if chosen is None:
+            return "no test evaluation in this run"
+        if self.probabilities.empty:
+            return f"this run folder has no {TEST_PROBABILITIES} (made by an older version): no intervals"
+        try:
+            kept = TestProbabilities.from_frame(self.probabilities)
+        except ValueError as err:
+            return f"{TEST_PROBABILITIES} is not readable ({err}): no intervals"
+        model, rule = str(chosen["model"]), str(chosen["thresholds"])
+        thresholds = self.thresholds_of(model, rule)
+        if model not in kept.probabilities or thresholds is None or len(thresholds) != len(kept.class_names):
+            return f"{TEST_PROBABILITIES} or {PER_CLASS} lack {model} under {rule}: no intervals"
+        versus = None
+        base_thresholds = self.thresholds_of("rank1", "0.5")
+        if base is not None and (model, rule) != ("rank1", "0.5") and "rank1" in kept.probabilities \
+                and base_thresholds is not None:
+            versus = (kept.probabilities["rank1"], base_thresholds)
+        # The resamples of test_results.csv's test_macro_auc_low/high (ecg.benchmark.auc_interval: seed 0).
+        return score_intervals(kept.labels, kept.probabilities[model], thresholds,
+                               at_least_one=rule.endswith(AT_LEAST_ONE), versus=versus)
+
 
 def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, (float, np.floating)):
@@ -177,6 +221,32 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def _table(frame: pd.DataFrame, digits: int = 4) -> str:
     return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.{digits}f}",
                          classes="data", border=0)
+
+
+def _param(value: Any) -> str:
+    """A configuration value as a reader wants it: integers without decimals (a column with gaps reads them as
+    floats), floats to 4 significant digits, nothing for a family that has no such option."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else f"{value:.4g}"
+    return str(value)
+
+
+def _with_interval(value: float, low: float, high: float, digits: int = 3, signed: bool = False) -> str:
+    """`0.612 [0.550, 0.671]`; `n/a` for a figure test cannot give; the value alone without an interval."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    form = f"{{:{'+' if signed else ''}.{digits}f}}"
+    if low is None or math.isnan(low) or math.isnan(high):
+        return form.format(value)
+    return f"{form.format(value)} [{form.format(low)}, {form.format(high)}]"
+
+
+# How the report names the test figures (test_results.csv's test_<score> columns).
+SCORE_NAMES = {"micro_f1": "micro-F1", "macro_f1": "macro-F1 (every class)",
+               "macro_f1_present": "macro-F1 (classes present in test)", "micro_precision": "micro precision",
+               "micro_recall": "micro recall", "exact_match": "exact match", "macro_auc": "macro AUC"}
 
 
 # --- sections
@@ -218,15 +288,135 @@ def summary(run: Run) -> Section:
     if tie:
         rows.append(("ranking", tie))
     chosen = run.chosen_model()
+    section = Section("The run")
     if chosen is not None:
-        rows.append(("chosen model", f"{chosen['model']} ({chosen['trial_id']}), thresholds {chosen['thresholds']}"))
+        rows.append(("chosen model", f"{chosen['model']}: {_trial_names(run, chosen['trial_id'])}, thresholds "
+                                     f"{chosen['thresholds']}"))
         rows.append(("chosen on validation", f"cross-fitted score {_fmt(chosen['cv_score'])}, val micro-F1 "
                                              f"{_fmt(chosen['val_micro_f1'])}, val macro-F1 {_fmt(chosen['val_macro_f1'])}"))
-        rows.append(("its test scores", f"micro-F1 {_fmt(chosen['test_micro_f1'])}, macro-F1 {_fmt(chosen['test_macro_f1'])} "
-                                        f"(over classes present in test: {_fmt(chosen.get('test_macro_f1_present', float('nan')))}), "
-                                        f"macro AUC {_fmt(chosen['test_macro_auc'])}"))
+        section.html = f"<p class='headline'>{html.escape(headline(run, chosen))}</p>"
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return Section("The run", html=f"<table class='kv'>{body}</table>")
+    section.html += f"<table class='kv'>{body}</table>"
+    if chosen is not None:
+        section.html += figures_table(run) + f"<p class='note'>{html.escape(figures_note(run))}</p>"
+    return section
+
+
+def _numbers(run: Run) -> dict[str, int]:
+    """Ray trial id -> the trial's number (trials.csv's `trial_number`: the study's, its folder's)."""
+    if not {"trial_id", "trial_number"} <= set(run.trials.columns):
+        return {}
+    return {str(t): int(n) for t, n in zip(run.trials["trial_id"], run.trials["trial_number"]) if pd.notna(n)}
+
+
+def _trial_names(run: Run, trial_ids: str) -> str:
+    """"trial 3 (5cdbd8cc)" for each trial of `trial_ids` ("a+b" for an ensemble), by trials.csv's number."""
+    numbers = _numbers(run)
+    names = [f"trial {numbers[t]} ({t})" if t in numbers else t for t in str(trial_ids).split("+")]
+    return ", ".join(names)
+
+
+def headline(run: Run, chosen: pd.Series) -> str:
+    """One sentence: the chosen model's test micro- and macro-F1 and macro AUC, with their intervals."""
+    intervals = run.intervals
+    n_test = chosen.get("n_test_records", (run.record.data.split or {}).get("test", "?"))
+    if isinstance(intervals, ScoreIntervals):
+        by = intervals.scores.set_index("score")
+        shown = {score: _with_interval(by.loc[score, "value"], by.loc[score, "low"], by.loc[score, "high"])
+                 for score in by.index}
+        how = f"95% bootstrap intervals over the {n_test} test records"
+    else:
+        shown = {score: _with_interval(float(chosen.get(f"test_{score}", float("nan"))), float("nan"), float("nan"))
+                 for score in SCORE_NAMES}
+        how = intervals
+    present = chosen.get("test_classes_present")
+    classes = run.record.data.classes
+    over = (f"the {int(present)} of {classes} classes" if present is not None and not pd.isna(present) and classes
+            else "the classes")
+    return (f"Chosen model on test: micro-F1 {shown['micro_f1']}, macro-F1 {shown['macro_f1']} "
+            f"({shown['macro_f1_present']} over {over} present in test), macro AUC {shown['macro_auc']} ({how}).")
+
+
+def _verdict(low: float, high: float) -> str:
+    """What a difference's interval says: only an interval that leaves 0 out shows a difference."""
+    if math.isnan(low) or math.isnan(high):
+        return ""
+    if low > 0:
+        return "higher (the interval is above 0)"
+    if high < 0:
+        return "lower (the interval is below 0)"
+    return "no difference shown (the interval holds 0)"
+
+
+def figures_table(run: Run) -> str:
+    """Every test figure of the chosen model with its interval, rank1 at 0.5's, and the difference."""
+    intervals = run.intervals
+    if not isinstance(intervals, ScoreIntervals):
+        return ""
+    frame = intervals.scores
+    table = pd.DataFrame({"test figure": [SCORE_NAMES.get(s, s) for s in frame["score"]],
+                          "chosen model [95% interval]": [_with_interval(r.value, r.low, r.high)
+                                                          for r in frame.itertuples()]})
+    if "difference" in frame:
+        table["rank1 at 0.5"] = [_with_interval(v, float("nan"), float("nan")) for v in frame["versus_value"]]
+        table["difference [95% interval]"] = [_with_interval(r.difference, r.difference_low, r.difference_high,
+                                                             signed=True) for r in frame.itertuples()]
+        table["the difference is"] = [_verdict(r.difference_low, r.difference_high) for r in frame.itertuples()]
+    return _table(table)
+
+
+def figures_note(run: Run) -> str:
+    intervals = run.intervals
+    if not isinstance(intervals, ScoreIntervals):
+        return f"Test figures without intervals: {intervals}."
+    versus = ("; the difference from rank1 at threshold 0.5 (the best trial alone) is bootstrapped on the same "
+              "resamples" if "difference" in intervals.scores else "; the chosen model is rank1 at 0.5 itself")
+    return (f"Intervals: percentile bootstrap, {intervals.resamples} resamples of the test records (a resample "
+            f"keeps every class that has positives and negatives in test){versus}. macro-F1 (every class) counts "
+            "a class absent from test as 0; the classes present in test are the fairer average.")
+
+
+WINNER_COLUMNS = ("rank", "trial_id", "best_epoch", "params")  # best_configs.csv's columns besides the config
+
+
+def winners(run: Run) -> Section:
+    """The top-k trials' hyperparameters, every sampled one, as their models were built (best_configs.csv)."""
+    section = Section("The winners' hyperparameters")
+    configs = run.best_configs
+    if configs.empty or "trial_id" not in configs:
+        section.note = "No best_configs.csv in this run (no trial finished)."
+        return section
+    score = f"best_{run.metric}"
+    constants = set(run.record.search_constants or {})
+    names = [c for c in configs.columns if c not in WINNER_COLUMNS and c != score and c not in constants]
+    try:
+        from search.study import drawn_where_built
+
+        drawn = drawn_where_built(run.folder)
+    except Exception as err:  # an unreadable study costs the note on drawn values, not the table
+        log.warning("report: the study's drawn values are unreadable: %s", err)
+        drawn = {}
+    columns = {}
+    for row in configs.to_dict("records"):
+        trial_id = str(row["trial_id"])
+        values = {"trial": _trial_names(run, trial_id), score: _fmt(row.get(score, float("nan"))),
+                  "best epoch": _fmt(row.get("best_epoch")), "parameters": _fmt(row.get("params"))}
+        for name in names:
+            value = row.get(name)
+            shown = _param(value)
+            if name in drawn.get(trial_id, {}):
+                shown += f" (drawn {drawn[trial_id][name]})"
+            values[name] = shown
+        columns[f"rank{int(row['rank'])}" if "rank" in row else trial_id] = values
+    table = pd.DataFrame(columns)
+    section.html = table.to_html(escape=True, classes="data", border=0)
+    rates = run.record.data.rates or []
+    section.note = ("Each winner's configuration as its model was built (best_configs.csv, which "
+                    "`python -m ecg.train --config-csv` retrains); the search's constants are under The run. "
+                    + (f"Options counted in input samples are drawn at the records' {run.record.data.fs} Hz and "
+                       "scaled to the trial's data/fs: where a value was built from another drawn one, the drawn value "
+                       "(optuna-dashboard's) follows in brackets." if len(rates) > 1 else ""))
+    return section
 
 
 def _value_frame(run: Run) -> pd.DataFrame:
@@ -258,7 +448,7 @@ def progress(run: Run) -> Section:
         return section
     accumulate = np.maximum.accumulate if run.maximise else np.minimum.accumulate
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, column, label in ((axes[0], "number", "trial (Optuna number)"), (axes[1], "time_s", "wall time (s)")):
+    for ax, column, label in ((axes[0], "number", "trial number"), (axes[1], "time_s", "wall time (s)")):
         ordered = values.sort_values(column)
         if ordered[column].isna().all():
             ax.text(0.5, 0.5, "no timing in this run's files", ha="center", transform=ax.transAxes)
@@ -300,19 +490,42 @@ def learning_curves(run: Run) -> Section:
     stopped = set()
     if "stopped_by_asha" in run.trials:
         stopped = set(run.trials.loc[run.trials["stopped_by_asha"].astype(str).str.lower() == "true", "trial_id"])
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    for ax, column in ((axes[0], metric), (axes[1], "train_loss" if "train_loss" in run.epochs else metric)):
-        for trial_id, frame in run.epochs.groupby("trial_id"):
-            line, = ax.plot(frame["epoch"], frame[column], alpha=0.6, lw=1, marker=".")  # a 1-epoch trial shows too
+    numbers = _numbers(run)
+    trials = sorted(run.epochs.groupby("trial_id"),
+                    key=lambda item: (numbers.get(str(item[0]), math.inf), str(item[0])))
+    colours = _distinct_colours(len(trials))
+    columns = [c for c in (metric, "val_loss", "train_loss") if c in run.epochs]
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 4), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for (trial_id, frame), colour in zip(trials, colours):
+            number = numbers.get(str(trial_id))
+            label = f"trial {number}" if number is not None else str(trial_id)
+            ax.plot(frame["epoch"], frame[column], color=colour, alpha=0.8, lw=1.2, marker=".",  # a 1-epoch trial too
+                    label=label)
             if trial_id in stopped:
-                ax.scatter(frame["epoch"].iloc[-1:], frame[column].iloc[-1:], marker="x", color=line.get_color(), s=40)
+                ax.scatter(frame["epoch"].iloc[-1:], frame[column].iloc[-1:], marker="x", color=colour, s=40)
         for rung in asha_rungs(run.args):
             ax.axvline(rung, color="grey", ls="--", lw=0.8)
         ax.set_xlabel("epoch")
         ax.set_ylabel(column)
-    axes[0].set_title("x: stopped by ASHA; dashed: ASHA rungs", fontsize=9)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0][0].set_title("x: stopped by ASHA; dashed: ASHA rungs", fontsize=9)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False,
+               ncol=max(1, math.ceil(len(labels) / 30)))
     section.figures.append(_png(fig))
+    section.note = ("One colour per trial, in every panel (the legend gives its number: trials.csv's trial_number, "
+                    "optuna-dashboard's trial, TensorBoard's run train_trial_<id>_<number>_<family>).")
     return section
+
+
+def _distinct_colours(n: int) -> list[Any]:
+    """`n` colours that tell trials apart: matplotlib's qualitative tab10 / tab20, then evenly along turbo."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("turbo")(x) for x in np.linspace(0.05, 0.95, n)]
 
 
 MIN_IMPORTANCE_TRIALS = 10
@@ -381,26 +594,49 @@ def per_class_f1(run: Run) -> Section:
     rows = run.per_class[(run.per_class["model"] == chosen["model"])
                          & (run.per_class["thresholds"].astype(str) == str(chosen["thresholds"]))].reset_index(drop=True)
     labels = ClassLabels.for_names([str(c) for c in rows["class"]])
+    absent = rows["support"].to_numpy() == 0  # test cannot score these: n/a, not 0
+    intervals = run.intervals
+    bounds = None
+    if isinstance(intervals, ScoreIntervals) and len(intervals.per_class) == len(rows):
+        bounds = intervals.per_class
     order = rows.sort_values("support", kind="stable").index  # most frequent class on top
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.28 * len(rows)))
     y = np.arange(len(order))
-    ax.barh(y, rows.loc[order, "f1"], color="tab:blue")
+    f1 = rows["f1"].where(~absent)
+    error = None
+    if bounds is not None:
+        error = np.vstack([(f1 - bounds["f1_low"]).to_numpy(), (bounds["f1_high"] - f1).to_numpy()])[:, order]
+    ax.barh(y, f1.loc[order].fillna(0.0), color="tab:blue", xerr=error, ecolor="0.35", capsize=2)
     for yi, i in zip(y, order):
-        ax.text(float(rows.loc[i, "f1"]) + 0.01, yi, f"n={int(rows.loc[i, 'support'])}", va="center", fontsize=7)
+        if absent[i]:
+            ax.text(0.01, yi, "n/a: no positive record in test", va="center", fontsize=7, color="0.4")
+            continue
+        right = float(bounds.loc[i, "f1_high"]) if bounds is not None else float(f1.loc[i])
+        ax.text(right + 0.01, yi, f"n={int(rows.loc[i, 'support'])}", va="center", fontsize=7)
     ax.set_yticks(y, [labels.label(i) for i in order], fontsize=8, **({"fontfamily": labels.font} if labels.font else {}))
     ax.set_xlim(0, 1.12)
-    ax.set_xlabel("test F1 (n = test support, positive records)")
+    ax.set_xlabel("test F1 with its 95% bootstrap interval (n = test support, positive records)" if bounds is not None
+                  else "test F1 (n = test support, positive records)")
     ax.set_title(f"{chosen['model']}, thresholds {chosen['thresholds']}")
     section.figures.append(_png(fig))
-    legend = rows[["class", "support", "f1", "precision", "recall", "threshold"]].copy()
+    legend = pd.DataFrame({"class": rows["class"], "support": rows["support"]})
     if "val_support" in rows:
-        legend.insert(2, "val_support", rows["val_support"])
+        legend["val_support"] = rows["val_support"]
+    for name in ("f1", "precision", "recall"):
+        if bounds is not None:
+            legend[name] = [_with_interval(v, lo, hi) for v, lo, hi in
+                            zip(rows[name].where(~absent), bounds[f"{name}_low"], bounds[f"{name}_high"])]
+        else:
+            legend[name] = [_with_interval(v, float("nan"), float("nan")) for v in rows[name].where(~absent)]
+    legend["threshold"] = rows["threshold"]
     if labels.indexed:
         legend.insert(0, "label", [f"C{i}" for i in range(len(rows))])
     section.html = _table(legend, 3)
-    absent = int((rows["support"] == 0).sum())
-    section.note = (f"{absent} of {len(rows)} classes have no positive record in the test split; test_macro_f1 "
-                    "counts them (as 0 unless nothing is predicted for them: 0 too), test_macro_f1_present leaves them out.")
+    section.note = (f"{int(absent.sum())} of {len(rows)} classes have no positive record in the test split: test "
+                    "cannot score them (n/a); test_macro_f1 counts them as 0, test_macro_f1_present leaves them out. "
+                    "A class with one or two test positives keeps them in every resample, so its interval is narrow "
+                    "only because there is so little to resample: read its F1 with its n."
+                    + ("" if bounds is not None else f" No intervals: {intervals}."))
     return section
 
 
@@ -413,9 +649,10 @@ def ensemble(run: Run) -> Section:
         return section
     members = [m.split(":") for m in str(greedy.iloc[0]["members"]).split()]
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar([t for t, _ in members], [float(w) for _, w in members])
+    numbers = _numbers(run)
+    ax.bar([f"{numbers[t]}\n{t}" if t in numbers else t for t, _ in members], [float(w) for _, w in members])
     ax.set_ylabel("weight in the greedy ensemble")
-    ax.set_xlabel("trial")
+    ax.set_xlabel("trial (number, id)")
     section.figures.append(_png(fig))
     columns = [c for c in ("model", "members", "thresholds", "cv_score", f"{run.metric}" if run.metric in rows else None,
                            "val_micro_f1", "val_macro_f1", "test_micro_f1", "test_macro_f1", "params") if c]
@@ -464,21 +701,44 @@ def thresholds(run: Run) -> Section:
 
 
 def verdict(run: Run) -> str:
-    """One sentence: is the chosen model at least as good on test as the best single trial at 0.5?"""
-    frame = run.test
-    if frame.empty:
+    """Does the chosen model beat the best trial alone at 0.5 on test? Said from the difference's interval: a
+    difference inside it is no difference shown, whichever its sign."""
+    chosen, base = run.chosen_model(), run.baseline()
+    if base is None or chosen is None:
         return ""
-    base = frame[(frame["model"] == "rank1") & (frame["thresholds"].astype(str) == "0.5")]
-    chosen = run.chosen_model()
-    if base.empty or chosen is None:
-        return ""
-    b, c = float(base.iloc[0]["test_micro_f1"]), float(chosen["test_micro_f1"])
+    if (str(chosen["model"]), str(chosen["thresholds"])) == ("rank1", "0.5"):
+        return "The chosen model is the best trial alone at threshold 0.5 (rank1)."
+    intervals = run.intervals
+    parts = []
+    for score in ("micro_f1", "macro_f1"):
+        b, c = float(base[f"test_{score}"]), float(chosen[f"test_{score}"])
+        text = f"test {SCORE_NAMES[score]}: rank1 at 0.5 {b:.4f}, the chosen model {c:.4f}, difference {c - b:+.4f}"
+        if isinstance(intervals, ScoreIntervals) and "difference" in intervals.scores:
+            row = intervals.scores.set_index("score").loc[score]
+            text += (f" [{row['difference_low']:+.4f}, {row['difference_high']:+.4f}]: "
+                     f"{_verdict(row['difference_low'], row['difference_high'])}")
+        else:
+            text += f" (no interval: {intervals})"
+        parts.append(text)
     greedy = run.chosen_rows()
     greedy = greedy[greedy["model"] == "ensemble_greedy"]
-    g = f"; the greedy ensemble at its chosen rule {float(greedy.iloc[0]['test_micro_f1']):.4f}" if len(greedy) else ""
-    how = "at least as good as" if c >= b else "below"
-    return (f"Test micro-F1: rank1 at 0.5 {b:.4f}; the chosen model ({chosen['model']}, {chosen['thresholds']}) "
-            f"{c:.4f}, {how} it{g}.")
+    g = (f" The greedy ensemble at its chosen rule: test micro-F1 {float(greedy.iloc[0]['test_micro_f1']):.4f}."
+         if len(greedy) and chosen["model"] != "ensemble_greedy" else "")
+    return (f"The chosen model ({chosen['model']}, {chosen['thresholds']}) against rank1 at 0.5 (95% bootstrap "
+            f"intervals of the difference, paired on the same test records): " + "; ".join(parts) + "." + g)
+
+
+def _log_axis(ax: plt.Axes) -> None:
+    """A log x axis labelled only at its decades and, within one or two decades, at 2 and 5 times them, in short
+    engineering form (30k, 1M, 0.2): the default labels every minor tick there, and long ones run into each other."""
+    from matplotlib.ticker import EngFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    low, high = ax.get_xlim()
+    decades = math.log10(high / low) if low > 0 else math.inf
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if decades > 2 else (1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def costs(run: Run) -> Section:
@@ -495,7 +755,7 @@ def costs(run: Run) -> Section:
             ax.scatter(frame[cost], frame[column], label=family, alpha=0.7)
         values = run.trials[cost].dropna()
         if len(values) and values.min() > 0 and values.max() / values.min() > 10:
-            ax.set_xscale("log")  # families differ by orders of magnitude; within one family a linear axis reads better
+            _log_axis(ax)  # families differ by orders of magnitude; within one family a linear axis reads better
         ax.set_xlabel({"params": "parameters", "macs": "MACs per record", "latency_ms_b1": "latency, batch 1 (ms/record)",
                        "latency_ms_b64": "latency, batch 64 (ms/record)"}[cost])
         ax.set_ylabel(column)
@@ -529,7 +789,7 @@ def pareto_front(run: Run) -> Section | None:
     ax.scatter(front[x], front[y], color="C3", zorder=3, label="front")
     values = trained[x].dropna()
     if len(values) and values.min() > 0 and values.max() / values.min() > 10:
-        ax.set_xscale("log")
+        _log_axis(ax)
     budget = run.args.get("max_params") if x == "params" else run.args.get("max_latency_ms") if x == "latency_ms_b1" else None
     if budget:
         ax.axvline(float(budget), color="0.3", linestyle="--", label="budget")
@@ -586,12 +846,14 @@ def rates(run: Run) -> Section | None:
     return section
 
 
-SECTIONS: tuple[Callable[[Run], Section | None], ...] = (summary, progress, learning_curves, importances, families,
-                                                          per_class_f1, ensemble, thresholds, costs, pareto_front, rates)
+SECTIONS: tuple[Callable[[Run], Section | None], ...] = (summary, winners, progress, learning_curves, importances,
+                                                          families, per_class_f1, ensemble, thresholds, costs,
+                                                          pareto_front, rates)
 
 CSS = """body{font-family:sans-serif;margin:2em;max-width:1300px}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;
 border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:2px 8px;
-border-bottom:1px solid #eee;text-align:left}table.kv th{background:#f6f6f6}img{max-width:100%}.note{color:#555;font-size:0.9em}"""
+border-bottom:1px solid #eee;text-align:left}table.kv th{background:#f6f6f6}img{max-width:100%}.note{color:#555;font-size:0.9em}
+.headline{font-size:1.1em;font-weight:bold}"""
 
 
 def build(folder: RunFolder) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import pandas as pd
 
 from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, PARETO, PER_CLASS, PER_SOURCE, SPLIT, STUDY_FILE,
-                            TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
+                            TEST_PROBABILITIES, TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
 from ecg.values import printable
 from search import cluster, data as run_data, environment, exports, integrity, pareto, progress, runinfo, study, trial_failures
 from search import tuner as tuning
@@ -120,7 +120,7 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
             return run_data.with_space_rates(run_data.with_features(split, dataset), options)
 
         if ray_session is None:  # a local Ray starts while the features and the other rates are made
-            dashboard, ray_start_s, split = _start_ray(options, stop, prepare)
+            dashboard, ray_start_s, split = _start_ray(options, stop, folder.path.name, prepare)
         else:
             (dashboard, ray_start_s), split = ray_session, prepare()
         record = RunRecord(
@@ -156,14 +156,14 @@ def _experiment_entry(folder: RunFolder, options: SearchOptions) -> str:
         return str(experiment)
 
 
-def _start_ray(options: SearchOptions, stop: StopSignals,
+def _start_ray(options: SearchOptions, stop: StopSignals, run: str | None = None,
                prepare: Callable[[], T] = lambda: None) -> tuple[str | None, float, T]:
     """Start (or join) Ray while `prepare()` runs in a thread (`cluster.start_while`: the costly part of the data's
     preparation), and check that Ray can place a trial: the dashboard URL, the seconds Ray's start took, and
-    what `prepare` returned."""
+    what `prepare` returned. `run` (the run folder's name) names the job in the dashboard."""
     ray_started = time.time()
     with starting_ray():
-        prepared, dashboard, _ = cluster.start_while(options, prepare)
+        prepared, dashboard, _ = cluster.start_while(options, prepare, job_name=run)
     stop.install()  # Ray's core worker has just put its own SIGTERM handler in place of ours
     ray_start_s = time.time() - ray_started
     cluster.check_capacity(options)  # Ray's own count (cgroup limits, memory left for trials, GPUs per node)
@@ -237,7 +237,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
     print(f"resuming run folder: {shown(folder.path)}" + (f" (moved or copied from {shown(moved_from)})" if moved_from else ""))
     previous_status = record.status
     try:
-        dashboard, _, _ = _start_ray(options, stop)
+        dashboard, _, _ = _start_ray(options, stop, folder.path.name)
         print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), experiment,
                                              joined=options.address is not None)))
         record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study.trial_count(folder),
@@ -446,6 +446,7 @@ def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_d
                                                               mode=options.metric_mode))
     folder.write_csv(TEST_RESULTS, results.test_results)
     folder.write_csv(PER_CLASS, results.per_class)
+    folder.write_csv(TEST_PROBABILITIES, results.test_probabilities)  # the report's bootstrap intervals
     if len(results.per_source):  # CinC 2021: the Challenge score per record source
         folder.write_csv(PER_SOURCE, results.per_source)
     print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")

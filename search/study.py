@@ -1,11 +1,17 @@
 """The run's Optuna study: opened where its run folder says (`ecg.run_folder.RunFolder.study_url`), and what
 the exports and the report read from it.
 
-The searcher (`search.tuner`) writes the study; each study trial carries user attributes naming the Ray trial
-it is (`RAY_TRIAL_ID_ATTR`) and its number in trials.csv (`TRIAL_NUMBER_ATTR`); a warm-started trial names its
-configuration (`spaces.warm_start.WARM_START_ATTR`), a rejected one why it was over budget (`OVER_BUDGET_ATTR`).
+The searcher (`search.tuner`) writes the study, named after its run folder, with user attributes that say what
+the run is (`search.tuner.study_attributes`, and `SEARCH_CONSTANTS_ATTR`). Each study trial carries user
+attributes naming the Ray trial it is (`RAY_TRIAL_ID_ATTR`) and the values its model was built with where they
+differ from those it drew (`BUILT_ATTR_PREFIX`); a warm-started trial names its configuration
+(`spaces.warm_start.WARM_START_ATTR`), a rejected one why it was over budget (`OVER_BUDGET_ATTR`). A trial's number
+in the study is its number in trials.csv and its folder's name; a run from before numbered its trials by Ray's
+count, recorded as the study trial's `TRIAL_NUMBER_ATTR`.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import optuna
 
@@ -13,8 +19,47 @@ from ecg.run_folder import RunFolder
 from search.exports import TrialTable, same_value
 
 RAY_TRIAL_ID_ATTR = "ray_trial_id"
-TRIAL_NUMBER_ATTR = "trial_number"
+TRIAL_NUMBER_ATTR = "trial_number"  # runs from before a trial's number was the study's
 OVER_BUDGET_ATTR = "over_budget"
+# "built model/stem_kernel": 7, where the trial drew 17 (options counted in samples are drawn at the records' rate
+# and scaled to the trial's data/fs: `spaces.rate`).
+BUILT_ATTR_PREFIX = "built "
+SEARCH_CONSTANTS_ATTR = "search_constants"  # the config entries no trial sampled, with their value
+_MISSING = object()
+
+
+def drawn_value(params: dict[str, Any], name: str, default: Any = _MISSING) -> Any:
+    """The value a study trial drew for config entry `name`: under that name, or family-qualified in the `all`
+    space ("gru/model/hidden", `spaces.all.study_name`); `default` when it did not sample it."""
+    if name in params:
+        return params[name]
+    for key, value in params.items():
+        if key.endswith(f"/{name}") and key.count("/") == name.count("/") + 1:
+            return value
+    return default
+
+
+def built_values(config: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The config entries whose value as built differs from the one drawn, with the built value."""
+    from spaces.rate import SCALED_OPTIONS
+
+    return {name: config[name] for name in SCALED_OPTIONS
+            if name in config and drawn_value(params, name, config[name]) != config[name]}
+
+
+def drawn_where_built(folder: RunFolder) -> dict[str, dict[str, Any]]:
+    """Ray trial id -> {config name: the value drawn} for each entry its model was built with another value."""
+    study = load(folder)
+    if study is None:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for trial in study.trials:
+        built = [k.removeprefix(BUILT_ATTR_PREFIX) for k in trial.user_attrs if k.startswith(BUILT_ATTR_PREFIX)]
+        drawn = {name: drawn_value(trial.params, name) for name in built}
+        drawn = {name: value for name, value in drawn.items() if value is not _MISSING}
+        if drawn and RAY_TRIAL_ID_ATTR in trial.user_attrs:
+            found[str(trial.user_attrs[RAY_TRIAL_ID_ATTR])] = drawn
+    return found
 
 
 def storage(folder: RunFolder) -> optuna.storages.RDBStorage:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import sys
 import tempfile
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import ray
 import ray.tune
@@ -23,7 +24,7 @@ from ecg.train.costs import Budget, CostMeter
 from ecg.train.device import bf16_enabled, is_out_of_memory
 from ecg.train import EpochReport, NonFiniteLossError, TrialConfig, fit, load_checkpoint, save_checkpoint
 from search.data import TrialData
-from search.progress import epoch_line
+from search.progress import epoch_line, trial_label
 from ecg.selection import best_so_far, metric_mode
 from search.trial_failures import FATAL_FILE, TrialFailed, TrialFolder, faults_injected, is_disk_full, trial_number
 
@@ -38,11 +39,13 @@ class RunningBest:
     def __init__(self, metric: str, mode: str, history: Iterable[dict[str, float]] = ()) -> None:
         self.metric, self.sign = metric, 1.0 if mode == "max" else -1.0
         self.value = math.nan
+        self.epoch = 0  # the last epoch seen
         for metrics in history:
             self.update(metrics)
 
     def update(self, metrics: dict[str, float]) -> float:
         """Take one epoch's metrics into account; the best value so far."""
+        self.epoch = int(metrics.get("epoch", self.epoch + 1))
         value = float(metrics.get(self.metric, math.nan))
         if not math.isnan(value) and (math.isnan(self.value) or self.sign * value > self.sign * self.value):
             self.value = value
@@ -73,6 +76,9 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
     timed on a few forward passes) is not trained: one report with `over_budget` (the reason), NaN scores and
     its costs, and the trial ends."""
     entered = time.time()
+    # Ray logs "Checkpoint successfully created at ..." (INFO) on the worker's STDERR with every checkpoint, so the
+    # dashboard's STDERR tab of a trial actor was a line per epoch; it is kept for warnings and errors.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     context = ray.tune.get_context()
     storage = context.get_storage()
     folder = TrialFolder(storage.storage_filesystem, storage.trial_fs_path)
@@ -107,16 +113,18 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
     setup_s: float | None = None  # reported once, with this process's first epoch
     node_id = ray.get_runtime_context().get_node_id()
     trial_id = context.get_trial_id()
+    number = trial_number(storage.trial_dir_name, trial_id)
+    label = trial_label(trial_id, number)
     injector = None
     if faults_injected():  # the test hook (search.faults), imported only when it is switched on
         from search.faults import FaultInjector, configured_faults
 
-        injector = FaultInjector(configured_faults(), trial_number(storage.trial_dir_name, trial_id), folder)
+        injector = FaultInjector(configured_faults(), number, folder)
     costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
     over = budget.exceeded(costs.costs()) if budget else None  # None or an empty Budget: no bound
     if over is not None:
-        print(f"trial {trial_id}: over budget ({over}): not trained", flush=True)
+        print(f"{label}: over budget ({over}): not trained", flush=True)
         ray.tune.report({OVER_BUDGET: over, "epoch": 0, metric: math.nan, best_so_far(metric): math.nan,
                          "node_id": node_id, "gpu_ids": gpu_ids, "device": device, **costs.metrics()})
         return
@@ -139,7 +147,7 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
         metrics["input_fs"], metrics["input_length"] = data.fs, data.length
         metrics.update(costs.metrics())  # params, macs, latency once; peak memory every epoch
         # One line per epoch in this worker's log: the Ray dashboard's log of the trial actor shows it live.
-        print(epoch_line(trial_id, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),
+        print(epoch_line(label, epoch.epoch, optim.epochs, metrics, metric, metrics[best_so_far(metric)]),
               flush=True)
         if epoch.is_best:
             with tempfile.TemporaryDirectory(prefix="ecg-ckpt-") as directory:
@@ -150,8 +158,11 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
 
     # Trial start-up: entering the trainable to the start of training (checkpoint, model build, fault marker).
     setup_s = time.time() - entered
+    start = f"from its checkpoint after epoch {resume['meta']['epoch']}" if resume is not None else "from epoch 1"
     try:
-        fit(model, data.train, data.val, optim, on_epoch=report, device=device, resume=resume)
+        with _start_and_end_lines(label, f"{trial.family} at {data.fs} Hz, {optim.epochs} epochs, {start}, on "
+                                  f"{device} (folder {storage.trial_dir_name})", running, optim.epochs):
+            fit(model, data.train, data.val, optim, on_epoch=report, device=device, resume=resume)
     except NonFiniteLossError as err:
         reason = f"non-finite loss: {err}"
         folder.write(FATAL_FILE, {"reason": reason})
@@ -171,3 +182,23 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
                   f"trial a larger GPU share (--gpus-per-trial, now {gpus:g}) ({str(err).splitlines()[0]})")
         folder.write(FATAL_FILE, {"reason": reason})
         raise TrialFailed(reason) from err
+
+
+@contextlib.contextmanager
+def _start_and_end_lines(label: str, what: str, running: RunningBest, epochs: int) -> Iterator[None]:
+    """A line in the worker's log when the trial starts and one when it ends (how, after which epoch, its best
+    score): with `reuse_actors` one Ray actor runs trial after trial, and its STDOUT in the dashboard tells them
+    apart."""
+    print(f"{label} started: {what}", flush=True)
+    ended = "ended"
+    try:
+        yield
+    except SystemExit:  # how Ray Tune ends a trial at an epoch's report: its last epoch, ASHA, the search's end
+        ended = "ended" if running.epoch >= epochs else "stopped by Ray Tune (ASHA, or the search's end)"
+        raise
+    except BaseException as err:
+        ended = f"failed ({type(err).__name__}; the traceback is on STDERR)"
+        raise
+    finally:
+        best = "-" if math.isnan(running.value) else f"{running.value:.4f}"
+        print(f"{label} {ended} after epoch {running.epoch}/{epochs}: best {running.metric} {best}", flush=True)

@@ -15,21 +15,29 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from ecg.train.config import flatten
 from ecg.train.costs import Budget
 from search.data import TrialData
-from ecg.run_folder import EXPERIMENT, RunFolder
+from ecg.run_folder import EXPERIMENT, RUN_FILE, RunFolder
 from search.exports import stopped_early
 from search.options import OptionError, SearchOptions
-from search.study import OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR, TRIAL_NUMBER_ATTR, storage as study_storage
+from search.study import (BUILT_ATTR_PREFIX, OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR, SEARCH_CONSTANTS_ATTR,
+                          TRIAL_NUMBER_ATTR, built_values, drawn_value, storage as study_storage)
 from search.progress import SearchProgress
+from search.tensorboard import loggers as tensorboard_loggers, note_sampled
 from search.trainable import OVER_BUDGET, train_trial
 from spaces import build_space
+from spaces.rate import FS_PARAM, SCALED_OPTIONS
 from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
 
 # The run folder whose study a restored searcher must use (`restore_tuner` sets it): the searcher's saved state
 # names the study's file where the folder was when it was saved, which is elsewhere after a move or a copy.
 _restoring_into: RunFolder | None = None
 _restoring_experiment: Path | None = None
+# Ray trial id -> its number in the study, set by the searcher as it proposes the trial (in the driver) and read by
+# `trial_dirname` when Ray names the trial's folder right after: one number in the study, the folder, trials.csv
+# and TensorBoard.
+_study_numbers: dict[str, int] = {}
 
 
 class OptunaSearchTellingStops(OptunaSearch):
@@ -43,14 +51,19 @@ class OptunaSearchTellingStops(OptunaSearch):
     """
 
     def __init__(self, *args: Any, max_epochs: int, budget: Budget | None = None,
-                 warm_starts: list[tuple[WarmStart, dict]] | None = None, **kwargs: Any) -> None:
+                 warm_starts: list[tuple[WarmStart, dict]] | None = None,
+                 study_attrs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._max_epochs = max_epochs
         self._budget = budget or Budget()
         self._warm_starts = list(warm_starts or [])
-        # Trials this searcher asked the study for, in order: the n-th is Ray's trial number n (Ray's
-        # SearchGenerator numbers the trials it creates from our suggestions 1, 2, ...: the number in the trial
-        # folder's name and trials.csv's `trial_number`). Saved with the searcher, so a resume counts on.
-        self._suggested = 0
+        self._study_attrs = dict(study_attrs or {})  # what the run is, for optuna-dashboard (`study_attributes`)
+        # A trial is numbered by its study trial (Optuna's number, from 0) in its folder's name and trials.csv.
+        # A searcher saved before that (restored by --resume of an older run) lacks the flag: its trials kept
+        # Ray's count, 1, 2, ..., also recorded as the study trial's `trial_number` attribute.
+        self._numbered_by_study = True
+        self._suggested = 0  # trials this searcher asked the study for: Ray's count (saved, so a resume counts on)
+        self._constants: dict[str, Any] | None = None  # config entries no trial sampled so far, with their value
+        self._sampled: set[str] = set()  # config names some trial sampled
         self._last_step: dict[str, int] = {}  # the last epoch reported as an intermediate value, per trial
         super().__init__(*args, **kwargs)
 
@@ -90,6 +103,8 @@ class OptunaSearchTellingStops(OptunaSearch):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._ot_study.set_metric_names(list(self._metric) if isinstance(self._metric, list) else [self._metric])
         if not self._ot_study.trials:  # a new study (a resumed one already holds its warm starts)
+            for key, value in self._study_attrs.items():
+                self._ot_study.set_user_attr(key, value)
             for start, params in self._warm_starts:
                 # Enqueued trials come first, in order; what a config leaves open the sampler draws.
                 self._ot_study.enqueue_trial(params, user_attrs={WARM_START_ATTR: start.label},
@@ -103,8 +118,30 @@ class OptunaSearchTellingStops(OptunaSearch):
             self._suggested += 1
             ot_trial = self._ot_trials[trial_id]
             ot_trial.set_user_attr(RAY_TRIAL_ID_ATTR, trial_id)
-            ot_trial.set_user_attr(TRIAL_NUMBER_ATTR, self._suggested)
+            if getattr(self, "_numbered_by_study", False):
+                _study_numbers[trial_id] = ot_trial.number
+            else:
+                ot_trial.set_user_attr(TRIAL_NUMBER_ATTR, self._suggested)
+            if isinstance(config, dict):
+                flat, params = flatten(config), ot_trial.params  # Ray nests "model/width" as config["model"]["width"]
+                note_sampled(trial_id, [name for name in flat if drawn_value(params, name, None) is not None])
+                for name, value in built_values(flat, params).items():
+                    ot_trial.set_user_attr(f"{BUILT_ATTR_PREFIX}{name}", value)
+                self._note_constants(flat, params)
         return config
+
+    def _note_constants(self, config: dict[str, Any], params: dict[str, Any]) -> None:
+        """Keep the study's `search_constants` attribute to the config entries that no trial so far sampled and
+        that every trial had with the same value (the space's constants, e.g. optim/epochs)."""
+        if not hasattr(self, "_sampled"):  # a searcher saved before this attribute
+            return
+        self._sampled |= {name for name in config if drawn_value(params, name, None) is not None}
+        constants = {k: v for k, v in config.items() if k not in self._sampled}
+        if self._constants is not None:
+            constants = {k: v for k, v in constants.items() if k in self._constants and self._constants[k] == v}
+        if constants != self._constants:
+            self._constants = constants
+            self._ot_study.set_user_attr(SEARCH_CONSTANTS_ATTR, dict(sorted(constants.items())))
 
     def _suggest_from_define_by_run_func(self, func: Any, ot_trial: optuna.Trial) -> dict:
         # Our spaces return the trial's whole flat config (spaces.Space). Ray's version would add every Optuna
@@ -226,10 +263,47 @@ def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: in
     searcher: Searcher = OptunaSearchTellingStops(space=build_space(options.space, ctx), metric=metric, mode=mode,
                                                   sampler=sampler, study_name=folder.study_name,
                                                   storage=study_storage(folder), max_epochs=options.max_epochs,
-                                                  budget=budget(options), warm_starts=starts)
+                                                  budget=budget(options), warm_starts=starts,
+                                                  study_attrs=study_attributes(options, folder, ctx))
     if options.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=options.max_concurrent)
     return searcher
+
+
+def study_attributes(options: SearchOptions, folder: RunFolder, ctx: Any) -> dict[str, Any]:
+    """What the study's user attributes say about the run (optuna-dashboard shows them on the study's page): its
+    folder, the metric and what each trial's value is, the space, the data and task, the seed and the search's
+    settings; `search_constants` is added as trials come (`OptunaSearchTellingStops._note_constants`)."""
+    data = folder.record.data if folder.has(RUN_FILE) else None
+    convention = (data.convention if data is not None else None) or {}
+    attrs: dict[str, Any] = {
+        "run": folder.path.name,
+        "space": options.space,
+        "data": data.source if data is not None and data.source else "?",
+        "task": convention.get("task") or "-",
+        "metric": options.metric,
+        "direction": "maximize" if options.metric_mode == "max" else "minimize",
+        "seed": options.seed,
+        "trial_value": f"{options.trial_metric}: the trial's best {options.metric} over the epochs it ran "
+                       "(its intermediate values: the best so far at each epoch)",
+        "trial_numbers": "a trial's number here is its trial_number in trials.csv, the number in its folder's name "
+                         "under tune/ (train_trial_<ray_trial_id>_<number>_<family>, TensorBoard's run) and in the "
+                         "Ray workers' log lines; the dashboard's trial_id=N is the database's own id",
+        "sampler": options.sampler,
+        "scheduler": (f"asha (grace_period {options.grace_period}, reduction_factor {options.reduction_factor})"
+                      if options.scheduler == "asha" else options.scheduler),
+        "max_epochs": options.max_epochs,
+        "num_samples": options.num_samples,
+    }
+    if options.objectives:
+        attrs["objectives"] = options.objectives
+    if len(ctx.rates) > 1:
+        attrs["drawn_vs_built"] = (
+            f"options counted in input samples ({', '.join(SCALED_OPTIONS)}) are drawn at the records' {ctx.fs} Hz "
+            f"(a trial's parameters here) and scaled to the trial's {FS_PARAM}: a trial at a lower rate says what its "
+            f"model was built with in its user attributes '{BUILT_ATTR_PREFIX}<name>' (e.g. {BUILT_ATTR_PREFIX}"
+            f"model/stem_kernel 7 for 17 drawn, at 100 Hz), as trials.csv and best_configs.csv hold it")
+    return attrs
 
 
 def make_scheduler(options: SearchOptions) -> TrialScheduler:
@@ -262,7 +336,9 @@ def run_config(options: SearchOptions, folder: RunFolder, callbacks: list | None
                                                 checkpoint_score_order=options.metric_mode),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
         # Quiet by default: our SearchProgress prints a status and one line per trial; -v: Ray's own output.
-        callbacks=[*(callbacks or []), *([] if options.verbose else [progress_callback(options)])],
+        # Ray adds its own TensorBoard logger unless given one: ours logs the epoch's metrics only.
+        callbacks=[*(callbacks or []), *tensorboard_loggers(options.metric, options.trial_metric),
+                   *([] if options.verbose else [progress_callback(options)])],
         verbose=2 if options.verbose else 0,
     )
 
@@ -301,13 +377,17 @@ def make_tuner(options: SearchOptions, folder: RunFolder, data: TrialData, callb
 
 
 def trial_dirname(trial: Any) -> str:
-    """`train_trial_<trial id>_<number>_<family>`: the trial folder, and so the trial's TensorBoard run name.
+    """`train_trial_<trial id>_<number>_<family>`: the trial folder, and so the trial's TensorBoard run name;
+    `<number>` is the trial's number in the study (`_study_numbers`), as in optuna-dashboard and trials.csv.
 
     Ray's default appends every sampled parameter and the date (~200 characters, cut mid-name); this keeps
     the `<trainable>_<trial id>_<number>_` prefix that `search.trial_failures.trial_number` and the tests read.
-    `experiment_tag` starts with the number Ray's SearchGenerator gave the trial ("3_family=...").
+    A trial the searcher did not number (a run from before, resumed) keeps the number Ray's SearchGenerator gave
+    it, the start of its `experiment_tag` ("3_family=...").
     """
-    number = str(trial.experiment_tag).split("_", 1)[0]
+    number = _study_numbers.get(trial.trial_id)
+    if number is None:
+        number = str(trial.experiment_tag).split("_", 1)[0]
     family = str((trial.config or {}).get("family", "trial"))
     return f"{trial.trainable_name}_{trial.trial_id}_{number}_{family}"
 

@@ -23,7 +23,7 @@ import torch
 
 from ecg.data import ECGDataset
 from ecg.ensemble import combine, greedy_selection
-from ecg.evaluation import evaluate_on_test
+from ecg.evaluation import evaluate_on_test, probabilities_frame
 from ecg.metrics import probability_score
 from ecg.run_folder import SPLIT, TRIALS, RunFolder
 from ecg.train import TrialConfig, load_checkpoint, predict
@@ -63,6 +63,7 @@ class WinnerResults:
     test_results: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_class: pd.DataFrame = field(default_factory=pd.DataFrame)
     per_source: pd.DataFrame = field(default_factory=pd.DataFrame)  # CinC 2021 only: rows per record source
+    test_probabilities: pd.DataFrame = field(default_factory=pd.DataFrame)  # ecg.evaluation.probabilities_frame
     device: str = "cpu"
     metric: str = "val_micro_f1"  # the selection metric: its validation column breaks a tie of NaN cv_scores
 
@@ -193,16 +194,23 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
             results.test_results[column] = results.test_results[column].astype("Int64")
     results.per_class = pd.concat(per_class_frames, ignore_index=True) if per_class_frames else pd.DataFrame()
     results.per_source = pd.concat(per_source_frames, ignore_index=True) if per_source_frames else pd.DataFrame()
+    if models:
+        results.test_probabilities = probabilities_frame(test.record_ids, test.class_names, test.labels,
+                                                         {model.name: model.test_probs for model in models})
     return results
 
 
 def format_table(results: pd.DataFrame) -> str:
-    """The printed summary: one line per model and threshold rule, the chosen rule marked."""
+    """The printed summary: one line per model, under the threshold rule chosen for it (every rule of every model
+    is in test_results.csv), then a line saying what `cv_score` is."""
     if results.empty:
         return "no trial could be evaluated on test"
-    columns = ["model", "thresholds", "chosen", "cv_score", "val_micro_f1", "test_micro_f1", "test_macro_f1",
-               "test_macro_auc"]
-    return results[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    chosen = results[results["chosen"].astype(str).str.lower() == "true"]
+    columns = [c for c in ("model", "thresholds", "cv_score", "val_micro_f1", "test_micro_f1", "test_macro_f1",
+                           "test_macro_auc") if c in chosen]
+    table = chosen[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    return (f"{table}\ncv_score: what chose each model's rule, its score for the search metric on held-out halves "
+            "of validation (cross-fitted); every rule's test figures are in test_results.csv")
 
 
 def ranked_trials(table: TrialTable, trials: pd.DataFrame, *, metric: str, mode: str,

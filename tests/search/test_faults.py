@@ -36,9 +36,9 @@ from search.runner import resume_command
 
 pytestmark = pytest.mark.faults
 
-# Trial numbers (creation order, `trial_number` in trials.csv) and the fault each one meets.
-RETRIED, KEEPS_FAILING, NAN, OOM = 1, 2, 3, 4
-CORRUPT = (5, 6)  # with trial 1 the only intact finished trial and --top-k 2, a corrupt one is always in the top 2
+# Trial numbers (the study's, from 0: `trial_number` in trials.csv) and the fault each one meets.
+RETRIED, KEEPS_FAILING, NAN, OOM = 0, 1, 2, 3
+CORRUPT = (4, 5)  # with trial 0 the only intact finished trial and --top-k 2, a corrupt one is always in the top 2
 FAULTS = (f"raise@2;trials={RETRIED};times=1 | raise@1;trials={KEEPS_FAILING} | nan@1;trials={NAN} | "
           f"oom@1;trials={OOM} | corrupt@0;trials={','.join(map(str, CORRUPT))}")
 NUM_SAMPLES, MAX_EPOCHS, MAX_FAILURES = 6, 2, 2
@@ -168,11 +168,11 @@ def test_5_a_stop_signal_stops_within_seconds_writing_what_finished(name, target
     results = tmp_path / "runs; touch PWNED"
     args = [*cli.small, "--num-samples", "3", "--max-epochs", "2", "--scheduler", "fifo", "--top-k", "1",
             "--max-concurrent", "1", "--results-dir", str(results)]
-    # Trial 2 waits at the end of its first epoch for trials that never come (at most 120 s): the signal lands
-    # mid-trial however slowly this machine runs the checks before it.
+    # The second trial (number 1) waits at the end of its first epoch for trials that never come (at most 120 s):
+    # the signal lands mid-trial however slowly this machine runs the checks before it.
     logs = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:  # files, not pipes: a full pipe would block
-        driver = cli.start(*args, env=cli.env(**{FAULT_ENV: "hold@1;n=9;trials=2"}), stdout=stdout, stderr=stderr)
+        driver = cli.start(*args, env=cli.env(**{FAULT_ENV: "hold@1;n=9;trials=1"}), stdout=stdout, stderr=stderr)
     finished: set[str] = set()
     killed = False
     try:
@@ -484,20 +484,20 @@ def test_a_search_without_the_hook_does_not_import_it() -> None:
 
 @pytest.mark.slow
 def test_9_disk_full_mid_search_fails_in_one_line_and_exports_what_finished(tmp_path, cli) -> None:
-    # Trial 2 meets a full disk (the hook raises OSError ENOSPC at its first epoch's end); trial 1 finishes first.
+    # Trial 1 meets a full disk (the hook raises OSError ENOSPC at its first epoch's end); trial 0 finishes first.
     results = tmp_path / "results"
     proc = cli.launch(*cli.small, "--num-samples", "2", "--max-epochs", "1", "--scheduler", "fifo", "--top-k", "1",
                       "--max-concurrent", "1", "--results-dir", str(results),
-                      env=cli.env(**{FAULT_ENV: "diskfull@1;trials=2"}))
+                      env=cli.env(**{FAULT_ENV: "diskfull@1;trials=1"}))
     assert proc.returncode == 1, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("launch.py: error: the disk is full: trial ") and "No space left on device" in last, last
     run_dir = cli.only_run(results)
     trials = cli.read_csv(run_dir / "trials.csv").set_index("trial_number")
-    assert trials.loc[1, "status"] == "TERMINATED"
-    assert trials.loc[2, "status"] == "ERROR" and trials.loc[2, "error"].startswith("disk full: [Errno 28]")
-    assert trials.loc[2, "failures"] == 1 + MAX_FAILURES  # retries met the marker and failed at once
-    assert cli.read_csv(run_dir / "best_configs.csv")["trial_id"].tolist() == [trials.loc[1, "trial_id"]]
+    assert trials.loc[0, "status"] == "TERMINATED"
+    assert trials.loc[1, "status"] == "ERROR" and trials.loc[1, "error"].startswith("disk full: [Errno 28]")
+    assert trials.loc[1, "failures"] == 1 + MAX_FAILURES  # retries met the marker and failed at once
+    assert cli.read_csv(run_dir / "best_configs.csv")["trial_id"].tolist() == [trials.loc[0, "trial_id"]]
     assert len(cli.read_csv(run_dir / "epochs.csv")) == 1
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "failed" and info["failure"].startswith("the disk is full: trial ")

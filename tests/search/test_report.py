@@ -62,8 +62,13 @@ def run_dir(tmp_path_factory) -> Path:
     per_class["class"] = per_class["class"].map(names)
     run_folder.write_csv(results.test_results, run / "test_results.csv")
     run_folder.write_csv(per_class, run / "per_class.csv")
+    run_folder.write_csv(results.test_probabilities, run / "test_probabilities.csv")
+    run_folder.write_csv(pd.DataFrame({"rank": [1, 2], "trial_id": ["aaaa0001", "aaaa0002"],
+                                       "best_val_micro_f1": [0.9, 0.8], "best_epoch": [3, 2], "params": [10000, 20000],
+                                       **{k: [r.config[k] for r in ranked] for k in ranked[0].config}}),
+                         run / "best_configs.csv")
     trials = pd.DataFrame({
-        "trial_id": [f"aaaa000{i}" for i in range(1, 9)], "trial_number": range(1, 9), "optuna_trial_number": range(8),
+        "trial_id": [f"aaaa000{i}" for i in range(1, 9)], "trial_number": range(8),
         "status": ["TERMINATED"] * 7 + ["ERROR"], "epochs_run": [3, 3, 1, 3, 3, 1, 3, 1],
         "stopped_by_asha": [False, False, True, False, False, True, False, False], "family": ["ecgnet"] * 4 + ["gru"] * 4,
         "best_val_micro_f1": np.linspace(0.9, 0.5, 8), "params": [1e4, 2e4, 3e4, 4e4, 5e5, 6e5, 7e5, np.nan],
@@ -77,7 +82,8 @@ def run_dir(tmp_path_factory) -> Path:
     run_folder.write_json({"status": "complete", "space": "all", "seed": 0, "wall_time_s": 100.0,
                         "args": {"metric": "val_micro_f1", "scheduler": "asha", "grace_period": 1,
                                  "reduction_factor": 3, "max_epochs": 3},
-                        "data": {"source": "synthetic", "records": 60, "split": {"train": 0, "val": 30, "test": 30}},
+                        "data": {"source": "synthetic", "records": 60, "classes": 26,
+                                 "split": {"train": 0, "val": 30, "test": 30}},
                         "search_constants": {"optim/epochs": 3}, "chosen_model": results.chosen}, run / "run.json")
     return run
 
@@ -204,3 +210,116 @@ def test_the_report_says_when_validation_could_not_tell_the_trials_apart(run_dir
     assert ("validation could not tell the 7 finished trials apart (each scored val_micro_f1 0.2500 at best): "
             "they are ranked by trial number") in text
     assert "could not tell" not in build(RunFolder.open(run_dir))
+
+
+def _chosen(run_dir: Path) -> pd.Series:
+    test = pd.read_csv(run_dir / "test_results.csv")
+    chosen = json.loads((run_dir / "run.json").read_text())["chosen_model"]
+    return test[(test["model"] == chosen["model"]) & (test["thresholds"].astype(str) == chosen["thresholds"])].iloc[0]
+
+
+INTERVAL = r"(\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\]"
+
+
+@pytest.fixture(scope="module")
+def report_text(run_dir: Path) -> str:
+    return build(RunFolder.open(run_dir))
+
+
+def test_the_report_leads_with_micro_and_macro_f1_and_their_intervals(run_dir: Path, report_text: str) -> None:
+    text = report_text
+    chosen = _chosen(run_dir)
+    headline = re.search(rf"Chosen model on test: micro-F1 {INTERVAL}, macro-F1 {INTERVAL} \({INTERVAL} over the "
+                         rf"(\d+) of 26 classes present in test\), macro AUC {INTERVAL} \(95% bootstrap intervals "
+                         r"over the 30 test records\)", text)
+    assert headline, text[:4000]
+    values = [float(v) for v in headline.groups()]
+    for (value, low, high), column in zip([values[0:3], values[3:6], values[6:9], values[10:13]],
+                                          ("test_micro_f1", "test_macro_f1", "test_macro_f1_present", "test_macro_auc")):
+        assert value == pytest.approx(chosen[column], abs=5e-4) and low <= value <= high and low < high, column
+    assert int(values[9]) == chosen["test_classes_present"]
+    # One bootstrap: the macro AUC interval is test_results.csv's, drawn at the evaluation on the same resamples.
+    assert values[11:13] == pytest.approx([chosen["test_macro_auc_low"], chosen["test_macro_auc_high"]], abs=5e-4)
+    # Every test figure with its interval, rank1 at 0.5 beside it and the paired difference, and what that says.
+    for name in ("micro-F1", "macro-F1 (every class)", "macro-F1 (classes present in test)", "micro precision",
+                 "micro recall", "exact match", "macro AUC"):
+        assert re.search(rf"<td>{re.escape(name)}</td>\s*<td>{INTERVAL}</td>\s*<td>\d\.\d{{3}}</td>\s*"
+                         r"<td>[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]</td>\s*<td>(higher|lower|no difference "
+                         r"shown)", text), name
+    assert "at least as good" not in text
+    assert "1000 resamples of the test records" in text
+
+
+def test_the_verdict_calls_a_difference_inside_its_interval_no_difference(run_dir: Path, monkeypatch) -> None:
+    from search import report
+
+    run = report.Run.read(RunFolder.open(run_dir))
+    scores = run.intervals.scores.copy()
+    scores.loc[scores["score"] == "micro_f1", ["difference_low", "difference_high"]] = (-0.01, 0.02)
+    scores.loc[scores["score"] == "macro_f1", ["difference_low", "difference_high"]] = (0.01, 0.02)
+    run.__dict__["intervals"] = report.ScoreIntervals(scores, run.intervals.per_class, 1000, 0.95)
+    sentence = report.verdict(run)
+    assert "[-0.0100, +0.0200]: no difference shown (the interval holds 0)" in sentence
+    assert "[+0.0100, +0.0200]: higher (the interval is above 0)" in sentence
+
+
+def test_classes_absent_from_test_are_not_scored(run_dir: Path, report_text: str) -> None:
+    text = report_text
+    chosen = _chosen(run_dir)
+    per_class = pd.read_csv(run_dir / "per_class.csv")
+    rows = per_class[(per_class["model"] == chosen["model"]) & (per_class["thresholds"].astype(str) == chosen["thresholds"])]
+    absent = int((rows["support"] == 0).sum())
+    assert 0 < absent < len(rows)
+    # In the per-class table an absent class reads n/a for F1, precision and recall; a present one its interval.
+    cells = re.findall(r"<tr>\s*<td>[^<]*</td>\s*<td>(\d+)</td>\s*<td>\d+</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>"
+                       r"\s*<td>([^<]*)</td>", text)
+    assert len(cells) == len(rows)
+    for support, *scored in cells:
+        if int(support) == 0:
+            assert scored == ["n/a"] * 3
+        else:
+            assert all(re.fullmatch(INTERVAL, cell) for cell in scored), scored
+    assert f"{absent} of {len(rows)} classes have no positive record in the test split: test cannot score them" in text
+
+
+def test_the_winners_table_has_every_sampled_parameter_as_built(run_dir: Path, tmp_path: Path) -> None:
+    from search.study import BUILT_ATTR_PREFIX, RAY_TRIAL_ID_ATTR
+
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    # rank1 drew a stem kernel of 37 at the records' rate and was built with 15 at its own (spaces.rate).
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{copy / 'optuna.db'}")
+    study.add_trial(optuna.trial.create_trial(
+        params={"model/stem_kernel": 37}, distributions={"model/stem_kernel": optuna.distributions.IntDistribution(
+            9, 49, step=4)}, value=0.9, user_attrs={RAY_TRIAL_ID_ATTR: "aaaa0001", f"{BUILT_ATTR_PREFIX}model/stem_kernel": 15}))
+    text = build(RunFolder.open(copy))
+    section = text[text.index("<h2>The winners&#x27; hyperparameters"):]
+    section = section[:section.index("<h2>", 5)]
+    best = pd.read_csv(copy / "best_configs.csv")
+    constants = json.loads((copy / "run.json").read_text())["search_constants"]
+    sampled = [c for c in best.columns if "/" in c or c == "family"]
+    for name in sampled:
+        if name in constants:
+            assert f"<th>{name}</th>" not in section, name  # the search's constants are under The run
+        else:
+            assert f"<th>{name}</th>" in section, name
+    assert "<td>15 (drawn 37)</td>" in section and "<td>0.001</td>" in section
+    assert "trial 0 (aaaa0001)" in section and "trial 1 (aaaa0002)" in section
+
+
+def test_a_run_folder_from_before_gets_its_report_without_intervals(run_dir: Path, tmp_path: Path) -> None:
+    """A run folder written before test_probabilities.csv and one-number trials (trials.csv's `trial_number` was
+    Ray's count, `optuna_trial_number` beside it): the report is built, says why there is no interval, and never
+    calls a difference "at least as good"."""
+    old = tmp_path / run_dir.name
+    shutil.copytree(run_dir, old)
+    (old / "test_probabilities.csv").unlink()
+    trials = pd.read_csv(old / "trials.csv")
+    trials.insert(2, "optuna_trial_number", trials["trial_number"])
+    trials["trial_number"] += 1
+    run_folder.write_csv(trials, old / "trials.csv")
+    text = build(RunFolder.open(old))
+    assert "could not be drawn" not in text
+    assert "no intervals" in text and "test_probabilities.csv" in text
+    assert re.search(r"Chosen model on test: micro-F1 \d\.\d{3}, macro-F1 \d\.\d{3} ", text)
+    assert "at least as good" not in text and "trial 1 (aaaa0001)" in text

@@ -27,12 +27,13 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
                    "failures", "retries", "error", "family", "model/version", "model/stem_kernel", "model/width",
                    "model/dropout", "model/use_age_sex", "optim/lr", "optim/batch_size", "optim/schedule",
                    "best_epoch", "best_val_micro_f1", "best_val_macro_f1", "last_val_micro_f1", "last_val_loss",
-                   "train_time_s", "optuna_trial_number", "params", "macs", "latency_ms_b1", "latency_ms_b64",
+                   "train_time_s", "params", "macs", "latency_ms_b1", "latency_ms_b64",
                    "peak_mem_mb"):
         assert column in trials.columns, column
     assert (trials["params"] > 0).all() and (trials["macs"] > trials["params"]).all()
     assert (trials["latency_ms_b1"] > 0).all() and (trials["peak_mem_mb"] > 0).all()
-    assert sorted(trials["optuna_trial_number"]) == list(range(6))
+    assert sorted(trials["trial_number"]) == list(range(6))  # the study's numbers: one number per trial
+    assert "optuna_trial_number" not in trials.columns
     stopped = trials[trials["stopped_by_asha"]]
     # Asynchronous ASHA stops a trial whose rung value is below the top third of those recorded before it.
     assert len(stopped) >= 1
@@ -52,7 +53,7 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     study_values = sorted(t.value for t in cli.study_trials(run_dir))
     assert study_values == pytest.approx(sorted(trials["best_val_micro_f1"]))
     # Trials ASHA stopped are PRUNED for TPE (ranked below every complete trial), the rest COMPLETE.
-    states = {t.number + 1: t.state.name for t in cli.study_trials(run_dir)}
+    states = {t.number: t.state.name for t in cli.study_trials(run_dir)}
     expected = {int(row.trial_number): "PRUNED" if row.stopped_by_asha else "COMPLETE" for row in trials.itertuples()}
     assert states == expected
 

@@ -3,6 +3,7 @@ logs, trial folders (TensorBoard runs) named by id and family, and an Optuna stu
 from __future__ import annotations
 
 import io
+import json
 import re
 import warnings
 from pathlib import Path
@@ -13,8 +14,10 @@ import pytest
 
 from search import progress
 from search.trial_failures import trial_number
-from search.progress import SearchProgress, epoch_line, summary
-from search.tuner import RAY_TRIAL_ID_ATTR, TRIAL_NUMBER_ATTR, OptunaSearchTellingStops, trial_dirname
+from search.progress import SearchProgress, epoch_line, summary, trial_label
+from search import tuner
+from search.study import BUILT_ATTR_PREFIX, RAY_TRIAL_ID_ATTR, SEARCH_CONSTANTS_ATTR, TRIAL_NUMBER_ATTR
+from search.tuner import OptunaSearchTellingStops, trial_dirname
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -131,10 +134,19 @@ def test_summary_counts_outcomes_and_names_the_chosen_model() -> None:
     assert summary(info, trials)[1] == "chosen model: rank1 with val_tuned thresholds (trial aaaa0001)"
 
 
-def test_epoch_line_has_the_id_the_epoch_the_metrics_and_the_best() -> None:
-    line = epoch_line("ab12cd34", 3, 6, {"val_micro_f1": 0.61234, "val_loss": 0.5, "lr": 1e-3, "params": 9.0},
-                      "val_micro_f1", 0.7)
-    assert line == "trial ab12cd34 epoch 3/6: val_micro_f1 0.6123 val_loss 0.5000 | best val_micro_f1 so far 0.7000"
+def test_epoch_line_has_the_id_the_number_the_epoch_the_metrics_and_the_best() -> None:
+    line = epoch_line(trial_label("ab12cd34", 4), 3, 6, {"val_micro_f1": 0.61234, "val_loss": 0.5, "lr": 1e-3,
+                                                        "params": 9.0}, "val_micro_f1", 0.7)
+    assert line == ("trial ab12cd34 (number 4) epoch 3/6: val_micro_f1 0.6123 val_loss 0.5000 | best val_micro_f1 so "
+                    "far 0.7000")
+    assert trial_label("ab12cd34") == "trial ab12cd34"
+
+
+def test_a_finished_line_gives_the_number_in_the_trial_folder_name() -> None:
+    callback, _ = reporter(tty=False)
+    trial = fake_trial("aaaa0001", "TERMINATED", 6, 0.7, 0.75)
+    trial.relative_logdir = "train_trial_aaaa0001_0_ecgnet"
+    assert callback.finished_line(trial) == "trial aaaa0001 (number 0) ecgnet: 6 epochs, best val_micro_f1 0.7500, complete"
 
 
 def test_warnings_are_one_line_without_the_source_line() -> None:
@@ -161,18 +173,22 @@ def test_watch_lines_give_the_three_views_for_the_run_folder(monkeypatch, tmp_pa
     assert len(progress.watch_lines(None, run / "optuna.db", run / "tune", joined=True)) == 2
 
 
-def test_trial_folders_are_named_by_id_number_and_family() -> None:
+def test_trial_folders_are_named_by_id_study_number_and_family(monkeypatch) -> None:
     trial = SimpleNamespace(trainable_name="train_trial", trial_id="ab12cd34", config={"family": "gru"},
                             experiment_tag="12_family=gru,model/hidden=64,optim/lr=0.0010")
+    monkeypatch.setitem(tuner._study_numbers, "ab12cd34", 11)  # the searcher proposed it as the study's trial 11
     name = trial_dirname(trial)
-    assert name == "train_trial_ab12cd34_12_gru"
-    assert trial_number(name, "ab12cd34") == 12 and name.split("_")[2] == "ab12cd34"
+    assert name == "train_trial_ab12cd34_11_gru"
+    assert trial_number(name, "ab12cd34") == 11 and name.split("_")[2] == "ab12cd34"
+    # A trial the searcher did not number (a run from before, resumed) keeps Ray's count from its tag.
+    monkeypatch.delitem(tuner._study_numbers, "ab12cd34")
+    assert trial_dirname(trial) == "train_trial_ab12cd34_12_gru"
 
 
 def tiny_space(trial: optuna.Trial) -> dict:
     """A define-by-run space for the searcher tests (module level: the searcher is pickled)."""
     trial.suggest_float("optim/lr", 1e-4, 1e-2, log=True)
-    return {"family": "ecgnet"}
+    return {"family": "ecgnet", "optim/lr": trial.params["optim/lr"], "optim/epochs": 2}
 
 
 def make_searcher(storage: str) -> OptunaSearchTellingStops:
@@ -189,7 +205,7 @@ def test_study_names_its_metric_and_records_ray_ids_numbers_and_every_epoch(tmp_
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     searcher = make_searcher(storage)
     for trial_id in ("aaaa0001", "aaaa0002", "aaaa0003"):
-        assert searcher.suggest(trial_id) == {"family": "ecgnet"}
+        assert searcher.suggest(trial_id)["family"] == "ecgnet"
     searcher.suggest("aaaa0001")  # asked again for the same trial: still one study trial, numbered once
     searcher.on_trial_result("aaaa0001", result(1, 0.4))
     searcher.on_trial_complete("aaaa0001", result(2, 0.6))  # ran to max_epochs: that result was never passed
@@ -198,11 +214,14 @@ def test_study_names_its_metric_and_records_ray_ids_numbers_and_every_epoch(tmp_
     study = optuna.load_study(study_name="search", storage=storage)
     assert study.metric_names == ["best_so_far_val_micro_f1"]
     trials = study.trials
-    assert [t.user_attrs for t in trials] == [{RAY_TRIAL_ID_ATTR: f"aaaa000{n}", TRIAL_NUMBER_ATTR: n}
-                                              for n in (1, 2, 3)]
+    assert [t.user_attrs for t in trials] == [{RAY_TRIAL_ID_ATTR: f"aaaa000{n}"} for n in (1, 2, 3)]
+    # The study's number is the trial's number: its folder (trial_dirname) and trials.csv take it from here.
+    assert [tuner._study_numbers[f"aaaa000{n}"] for n in (1, 2, 3)] == [t.number for t in trials] == [0, 1, 2]
     assert [t.state.name for t in trials] == ["COMPLETE", "PRUNED", "FAIL"]
     assert trials[0].intermediate_values == {1: 0.4, 2: 0.6} and trials[0].value == 0.6
     assert trials[1].intermediate_values == {1: 0.3} and trials[1].value == 0.3
+    # What no trial sampled, with the value every trial had: the search's constants, for optuna-dashboard.
+    assert study.user_attrs[SEARCH_CONSTANTS_ATTR] == {"family": "ecgnet", "optim/epochs": 2}
 
 
 def test_a_resumed_searcher_fails_the_study_trials_it_never_owned(tmp_path) -> None:
@@ -217,8 +236,56 @@ def test_a_resumed_searcher_fails_the_study_trials_it_never_owned(tmp_path) -> N
     restored.restore(str(tmp_path / "searcher.pkl"))
     states = [t.state.name for t in optuna.load_study(study_name="search", storage=storage).trials]
     assert states == ["COMPLETE", "RUNNING", "FAIL"]  # aaaa0002 goes on (Ray resumes it); aaaa0003 never will
-    restored.suggest("aaaa0004")  # the count goes on from the snapshot: Ray's next trial number is 3
-    assert optuna.load_study(study_name="search", storage=storage).trials[-1].user_attrs[TRIAL_NUMBER_ATTR] == 3
+    restored.suggest("aaaa0004")  # the study's next number, 3: trial 2 was the orphan it failed
+    assert tuner._study_numbers["aaaa0004"] == 3
+
+
+def test_a_searcher_saved_before_study_numbers_keeps_numbering_by_ray_count(tmp_path) -> None:
+    """--resume of a run from before: its searcher's saved state lacks `_numbered_by_study`, and its new trials go
+    on with Ray's count (the study trial's `trial_number` attribute and the folder's number, from the tag)."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = make_searcher(storage)
+    del searcher._numbered_by_study, searcher._sampled
+    searcher.suggest("bbbb0001")
+    searcher.suggest("bbbb0002")
+    trials = optuna.load_study(study_name="search", storage=storage).trials
+    assert [t.user_attrs[TRIAL_NUMBER_ATTR] for t in trials] == [1, 2]
+    assert "bbbb0002" not in tuner._study_numbers
+
+
+def test_a_trial_at_a_lower_rate_records_the_values_its_model_was_built_with(tmp_path) -> None:
+    """A stem kernel of 17 samples drawn at the records' 250 Hz is built as 7 at 100 Hz: the study trial keeps the
+    drawn 17 (its parameter) and says 7 (`built model/stem_kernel`), which trials.csv and best_configs.csv hold."""
+    from ecg.run_folder import DataRecord, RunFolder, RunRecord
+    from ecg.train.config import flatten
+    from search.options import SearchOptions
+    from spaces.warm_start import WarmStart
+
+    folder = RunFolder.create(tmp_path, "ecgnet")
+    options = SearchOptions(space="ecgnet", seed=3, num_samples=4, max_epochs=2, scheduler="fifo").resolved(0)
+    folder.save(RunRecord(status="running", space="ecgnet", seed=3, args=options.to_dict(),
+                          data=DataRecord(source="synthetic heart-vector set (120 records)",
+                                          convention={"task": None, "split": "stratified", "metric": "val_micro_f1"}),
+                          study_name=folder.path.name))
+    start = WarmStart("hand", {"data/fs": 100, "model/stem_kernel": 17}, drawn=True)
+    searcher = tuner.make_searcher(options, folder, 250, 2500,
+                                   starts=[(start, {"data/fs": 100, "model/stem_kernel": 17})])
+    config = flatten(searcher.suggest("cccc0001"))  # Ray's nesting of "model/stem_kernel", flat again
+    assert config["data/fs"] == 100 and config["model/stem_kernel"] == 7
+    study = optuna.load_study(study_name=folder.path.name, storage=folder.study_url)
+    trial = study.trials[0]
+    assert trial.params["model/stem_kernel"] == 17
+    assert trial.user_attrs[f"{BUILT_ATTR_PREFIX}model/stem_kernel"] == 7
+    attrs = study.user_attrs
+    assert {k: attrs[k] for k in ("run", "metric", "direction", "space", "data", "seed", "sampler", "scheduler",
+                                  "max_epochs", "num_samples")} == {
+        "run": folder.path.name, "metric": "val_micro_f1", "direction": "maximize", "space": "ecgnet",
+        "data": "synthetic heart-vector set (120 records)", "seed": 3, "sampler": "tpe", "scheduler": "fifo",
+        "max_epochs": 2, "num_samples": 4}
+    assert attrs["task"] == "-" and "best_so_far_val_micro_f1" in attrs["trial_value"]
+    assert "drawn at the records' 250 Hz" in attrs["drawn_vs_built"]
+    assert attrs[SEARCH_CONSTANTS_ATTR]["optim/epochs"] == 2
+    assert "model/stem_kernel" not in attrs[SEARCH_CONSTANTS_ATTR] and "data/fs" not in attrs[SEARCH_CONSTANTS_ATTR]
 
 
 def short_tmp() -> Path:
@@ -226,6 +293,25 @@ def short_tmp() -> Path:
     import tempfile
 
     return Path(tempfile.mkdtemp(prefix="r14", dir="/tmp"))
+
+
+def event_tags(trial_dir: Path) -> tuple[list[str], dict[str, list[tuple[int, float]]], dict[str, object]]:
+    """A trial's TensorBoard run as TensorBoard reads it: its scalar tags in the order written, each tag's
+    (step, value) points, and the HPARAMS of the trial."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(trial_dir))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    points = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in tags}
+    hparams: dict[str, object] = {}
+    for content in events.PluginTagToContent("hparams").values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+        if data.HasField("session_start_info"):
+            for name, value in data.session_start_info.hparams.items():
+                hparams[name] = getattr(value, value.WhichOneof("kind"))
+    return tags, points, hparams
 
 
 @pytest.mark.slow
@@ -241,30 +327,65 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
         run_dir = cli.only_run(tmp_path)
         trials = cli.read_csv(run_dir / "trials.csv")
         assert len(trials) == 2
+        # One number per trial, the study's: trials.csv, the folder, optuna-dashboard, TensorBoard's run name.
+        assert sorted(trials["trial_number"]) == [0, 1] and "optuna_trial_number" not in trials.columns
 
-        study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+        # The study is named after its run and says what the run is.
+        study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
         assert study.metric_names == ["best_so_far_val_micro_f1"]
+        attrs = study.user_attrs
+        assert (attrs["run"], attrs["metric"], attrs["space"], attrs["seed"]) == (run_dir.name, "val_micro_f1",
+                                                                                   "ecgnet", 0)
+        assert attrs["data"].startswith("synthetic") and attrs["max_epochs"] == 2
+        constants = json.loads((run_dir / "run.json").read_text())["search_constants"]
+        assert attrs[SEARCH_CONSTANTS_ATTR] == constants and constants["optim/epochs"] == 2
         by_ray_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in study.trials}
         assert set(by_ray_id) == set(trials["trial_id"])
+        epochs = cli.read_csv(run_dir / "epochs.csv")
         for row in trials.itertuples():
             study_trial = by_ray_id[row.trial_id]
-            assert study_trial.user_attrs[TRIAL_NUMBER_ATTR] == row.trial_number
-            assert study_trial.number == row.optuna_trial_number
+            assert study_trial.number == row.trial_number and TRIAL_NUMBER_ATTR not in study_trial.user_attrs
             # Every epoch the trial ran is an intermediate value, the last one included.
             assert sorted(study_trial.intermediate_values) == list(range(1, row.epochs_run + 1))
             assert study_trial.state.name == ("PRUNED" if row.stopped_by_asha else "COMPLETE")
 
-        # Trial folders (TensorBoard runs) are named by id, number and family, and hold the event files.
+            # Its folder (TensorBoard's run) has its number; TensorBoard shows the epoch's metrics, the search
+            # metric first, and no Ray bookkeeping or per-trial constant; HPARAMS the sampled values and model size.
+            trial_dir = run_dir / "tune" / f"train_trial_{row.trial_id}_{row.trial_number}_ecgnet"
+            tags, points, hparams = event_tags(trial_dir)
+            assert tags[:2] == ["search/val_micro_f1", "search/val_micro_f1_best_so_far"]
+            assert set(tags) == {*tags[:2], "training/train_loss", "training/lr", "training/epoch_time_s",
+                                 "training/peak_mem_mb", "validation/val_loss", "validation/val_macro_f1",
+                                 "validation/val_macro_auc", "validation/val_micro_precision",
+                                 "validation/val_micro_recall", "validation/val_exact_match"}
+            mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
+            assert [step for step, _ in points["search/val_micro_f1"]] == mine["epoch"].tolist()
+            assert [v for _, v in points["validation/val_loss"]] == pytest.approx(mine["val_loss"].tolist(), rel=1e-6)
+            sampled = set(study_trial.params)  # the ecgnet space: its parameters are the config's names
+            assert set(hparams) == sampled | {"params", "macs", "latency_ms_b1", "input_length"}
+            built = trials.set_index("trial_id").loc[row.trial_id]  # trials.csv: the values as built
+            for name in sampled:
+                assert hparams[name] == (pytest.approx(float(built[name])) if isinstance(hparams[name], float)
+                                         else built[name]), name
+            assert hparams["params"] == row.params
         names = sorted(p.name for p in (run_dir / "tune").glob("train_trial_*"))
         assert names == sorted(f"train_trial_{r.trial_id}_{r.trial_number}_ecgnet" for r in trials.itertuples())
-        assert all(list((run_dir / "tune" / name).glob("events.out.tfevents.*")) for name in names)
 
-        # The worker logs of the local Ray hold one line per epoch of each trial.
+        # The worker logs: a line when each trial starts and ends and one per epoch, each naming the trial by
+        # id and number; STDERR holds no per-epoch line (Ray's checkpoint logging is silenced).
         logs = "".join(p.read_text(errors="replace") for p in ray_tmp.glob("ray/session_*/logs/worker-*.out"))
+        errors = "".join(p.read_text(errors="replace") for p in ray_tmp.glob("ray/session_*/logs/worker-*.err"))
         for row in trials.itertuples():
+            label = re.escape(f"trial {row.trial_id} (number {row.trial_number})")
+            assert re.search(rf"^{label} started: ecgnet at 250 Hz, 2 epochs, from epoch 1, on cpu \(folder "
+                             rf"train_trial_{row.trial_id}_{row.trial_number}_ecgnet\)$", logs, re.M), logs
             for epoch in range(1, row.epochs_run + 1):
-                assert re.search(rf"^trial {row.trial_id} epoch {epoch}/2: val_micro_f1 \d\.\d{{4}} .*"
+                assert re.search(rf"^{label} epoch {epoch}/2: val_micro_f1 \d\.\d{{4}} .*"
                                  rf"\| best val_micro_f1 so far \d\.\d{{4}}$", logs, re.M), (row.trial_id, epoch)
+            ended = "stopped by Ray Tune (ASHA, or the search's end)" if row.stopped_by_asha else "ended"
+            assert re.search(rf"^{label} {re.escape(ended)} after epoch {row.epochs_run}/2: best val_micro_f1 "
+                             rf"{row.best_val_micro_f1:.4f}$", logs, re.M), logs
+        assert "Checkpoint successfully created" not in errors and "train_trial_" not in errors, errors
 
         out = proc.stdout + proc.stderr
         assert not ANSI.search(out)  # not a terminal: no ANSI codes
@@ -274,13 +395,27 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
         assert any("`ray get-auth-token`" in line for line in lines)
         for row in trials.itertuples():
             ended = f"stopped by ASHA at epoch {row.epochs_run}" if row.stopped_by_asha else "complete"
-            assert sum(line.startswith(f"trial {row.trial_id} ecgnet: {row.epochs_run} epoch") and
-                       line.endswith(ended) for line in lines) == 1
+            assert sum(line.startswith(f"trial {row.trial_id} (number {row.trial_number}) ecgnet: {row.epochs_run} "
+                                       "epoch") and line.endswith(ended) for line in lines) == 1
+        # The test table: each model under its chosen rule only, then what cv_score is.
+        table = lines[lines.index("Test results (every choice made on validation only):") + 1:]
+        test = cli.read_csv(run_dir / "test_results.csv")
+        models = test.loc[test["chosen"], ["model", "thresholds"]].astype(str).values.tolist()
+        assert [line.split()[:2] for line in table[1:len(models) + 1]] == models and len(models) == 2
+        assert table[len(models) + 1].startswith("cv_score: what chose each model's rule")
         assert re.search(r"^search finished in \d\d:\d\d: 2 trials \(", out, re.M)
         assert re.search(r"^chosen model: \S+ with \S+ thresholds", out, re.M)
         assert not any(line.startswith("  ") and "make_split" in line for line in lines)  # no echoed source
-        # Header (7), a status or two, 2 trial lines, the test table (about 8), summary (3): not Ray's ~65 a trial.
+        # Header (7), a status or two, 2 trial lines, the test table (4), summary (3): not Ray's ~65 a trial.
         assert len(lines) <= 40, out
+
+        # The report leads with the chosen model's test figures and their intervals, from the probabilities kept.
+        report = (run_dir / "report.html").read_text()
+        chosen = test[test["chosen"]].set_index("model").loc[json.loads((run_dir / "run.json").read_text())
+                                                             ["chosen_model"]["model"]]
+        assert re.search(rf"Chosen model on test: micro-F1 {chosen['test_micro_f1']:.3f} \[0\.\d{{3}}, 0\.\d{{3}}\], "
+                         rf"macro-F1 {chosen['test_macro_f1']:.3f} \[", report), report[:3000]
+        assert "The winners&#x27; hyperparameters" in report or "The winners' hyperparameters" in report
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
@@ -382,8 +517,70 @@ def test_a_search_submitted_as_a_ray_job_shows_its_driver_output_in_the_job_logs
         trial_id = cli.read_csv(run_dir / "trials.csv")["trial_id"].iloc[0]
         assert f"run folder: {run_dir}" in logs
         assert f"TensorBoard:   tensorboard --logdir {run_dir / 'tune'}" in logs
-        assert f"trial {trial_id} ecgnet: 1 epoch, best val_micro_f1 " in logs
+        assert f"trial {trial_id} (number 0) ecgnet: 1 epoch, best val_micro_f1 " in logs
         assert re.search(r"^search finished in \d\d:\d\d: 1 trials \(1 complete\)$", logs, re.M), logs
     finally:
         stop_cluster(head, ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def test_tensorboard_gets_the_epoch_metrics_search_metric_first_and_nothing_constant() -> None:
+    from search.tensorboard import epoch_scalars, trial_hparams
+
+    result = {"val_loss": 0.3, "val_micro_f1": 0.6, "best_so_far_val_micro_f1": 0.7, "train_loss": 0.4, "lr": 1e-3,
+              "epoch_time_s": 2.0, "peak_mem_mb": 500.0, "val_macro_f1": 0.2, "params": 1000, "macs": 5e5,
+              "input_fs": 250, "input_length": 2500, "setup_s": 1.5, "epoch": 3, "done": False,
+              "training_iteration": 3, "time_total_s": 9.0, "should_checkpoint": True, "iterations_since_restore": 3,
+              "node_id": "ab", "device": "cpu"}
+    assert epoch_scalars(result, "val_micro_f1", "best_so_far_val_micro_f1") == {
+        "search/val_micro_f1": 0.6, "search/val_micro_f1_best_so_far": 0.7, "training/train_loss": 0.4,
+        "training/lr": 1e-3, "training/epoch_time_s": 2.0, "training/peak_mem_mb": 500.0,
+        "validation/val_loss": 0.3, "validation/val_macro_f1": 0.2}
+    # The loss as the search metric leads instead; a trial rejected over budget (NaN scores) logs none of them.
+    assert list(epoch_scalars(result, "val_loss", "best_so_far_val_loss"))[:1] == ["search/val_loss"]
+    assert "validation/val_micro_f1" in epoch_scalars(result, "val_loss", "best_so_far_val_loss")
+    rejected = {"val_micro_f1": float("nan"), "best_so_far_val_micro_f1": float("nan"), "params": 9e6}
+    assert epoch_scalars(rejected, "val_micro_f1", "best_so_far_val_micro_f1") == {}
+    config = {"family": "ecgnet", "model/width": 8, "model/use_age_sex": True, "optim/lr": 1e-3, "optim/epochs": 6}
+    assert trial_hparams(config, ["model/width", "model/use_age_sex", "optim/lr"], result) == {
+        "model/width": 8, "model/use_age_sex": True, "optim/lr": 1e-3, "params": 1000.0, "macs": 5e5,
+        "input_length": 2500.0}
+
+
+def test_the_ray_job_is_named_after_the_run(monkeypatch) -> None:
+    from search import cluster
+    from search.options import SearchOptions
+
+    calls = []
+
+    class Context:
+        dashboard_url = "127.0.0.1:8265"
+
+    monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(cluster.ray, "init", lambda **kwargs: calls.append(kwargs) or Context())
+    monkeypatch.setattr(cluster, "_secure_token_file", lambda create=False: None)  # the user's token file: untouched
+    monkeypatch.setattr(cluster, "_listen_on_loopback_only", lambda: None)
+    try:
+        options = SearchOptions(space="gru")
+        assert cluster.start(options, job_name="gru-20261201-101500") == "http://127.0.0.1:8265"
+        cluster.start(options)  # joining a cluster connects before the run folder is named
+    finally:
+        cluster.stop()
+    assert [call["job_config"].metadata for call in calls] == [{"job_name": "gru-20261201-101500"},
+                                                               {"job_name": "gru search"}]
+
+
+def test_the_terminal_test_table_shows_each_model_under_its_chosen_rule_and_says_what_cv_score_is() -> None:
+    import pandas as pd
+
+    from search.winners import format_table
+
+    rows = [{"model": m, "thresholds": t, "chosen": c, "cv_score": 0.5 + i / 100, "val_micro_f1": 0.6,
+             "test_micro_f1": 0.7, "test_macro_f1": 0.3, "test_macro_auc": 0.8}
+            for i, (m, t, c) in enumerate([("rank1", "0.5", False), ("rank1", "per_class", True),
+                                           ("ensemble_greedy", "0.5", True), ("ensemble_greedy", "global", False)])]
+    lines = format_table(pd.DataFrame(rows)).splitlines()
+    assert [line.split()[:3] for line in lines[1:3]] == [["rank1", "per_class", "0.5100"],
+                                                        ["ensemble_greedy", "0.5", "0.5200"]]
+    assert len(lines) == 4 and lines[3].startswith("cv_score: what chose each model's rule")
+    assert format_table(pd.DataFrame()) == "no trial could be evaluated on test"
