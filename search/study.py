@@ -132,6 +132,8 @@ def user_attr(folder: RunFolder, name: str) -> dict[str, str]:
 
 
 def sampled_names(folder: RunFolder) -> set[str]:
-    """Every parameter name some study trial sampled."""
+    """Every config entry some study trial sampled: its parameter names, and in the `all` space the config names
+    under its family-qualified ones (`gru/model/hidden` is `model/hidden`)."""
     study = load(folder)
-    return {name for trial in study.trials for name in trial.params} if study is not None else set()
+    names = {name for trial in study.trials for name in trial.params} if study is not None else set()
+    return names | {name.partition("/")[2] for name in names if name.count("/") >= 2}
