@@ -15,29 +15,28 @@ from search.options import SearchOptions
 
 
 def test_start_while_returns_the_work_and_the_start_and_runs_them_at_once(monkeypatch) -> None:
-    threads = {}
+    threads, both_running = {}, threading.Barrier(2, timeout=30)
 
-    def start(options: SearchOptions) -> str:
-        threads["start"] = threading.current_thread()
-        time.sleep(0.3)
+    def start(options: SearchOptions, job_name: str | None = None) -> str:
+        threads["start"], threads["job"] = threading.current_thread(), job_name
+        both_running.wait()  # returns only while the other runs too: side by side, not one after the other
         return "http://127.0.0.1:8265"
 
     def work() -> str:
         threads["work"] = threading.current_thread()
-        time.sleep(0.3)
+        both_running.wait()
         return "split"
 
     monkeypatch.setattr(cluster, "start", start)
-    began = time.perf_counter()
-    result, dashboard, seconds = cluster.start_while(SearchOptions(), work)
-    assert (result, dashboard) == ("split", "http://127.0.0.1:8265")
+    result, dashboard, seconds = cluster.start_while(SearchOptions(), work, job_name="gru-20261206-120000")
+    assert (result, dashboard, threads["job"]) == ("split", "http://127.0.0.1:8265", "gru-20261206-120000")
     assert threads["start"] is threading.main_thread() and threads["work"] is not threading.main_thread()
-    assert 0.25 < seconds < time.perf_counter() - began < 0.55  # side by side, not one after the other
+    assert seconds >= 0
 
 
 def test_a_failed_preparation_is_raised_once_ray_has_started(monkeypatch) -> None:
     started = []
-    monkeypatch.setattr(cluster, "start", lambda options: (time.sleep(0.2), started.append(True))[0])
+    monkeypatch.setattr(cluster, "start", lambda options, job_name=None: (time.sleep(0.2), started.append(True))[0])
 
     def work() -> None:
         raise ValueError("bad split")
@@ -50,7 +49,7 @@ def test_a_failed_preparation_is_raised_once_ray_has_started(monkeypatch) -> Non
 def test_a_failed_start_is_raised_once_the_preparation_has_finished(monkeypatch) -> None:
     finished = []
 
-    def start(options: SearchOptions) -> None:
+    def start(options: SearchOptions, job_name: str | None = None) -> None:
         raise RuntimeError("The current node timed out during startup")
 
     def work() -> None:
@@ -64,7 +63,7 @@ def test_a_failed_start_is_raised_once_the_preparation_has_finished(monkeypatch)
 
 
 def test_when_both_fail_the_preparation_error_is_the_one_raised(monkeypatch) -> None:
-    monkeypatch.setattr(cluster, "start", lambda options: (_ for _ in ()).throw(RuntimeError("ray")))
+    monkeypatch.setattr(cluster, "start", lambda options, job_name=None: (_ for _ in ()).throw(RuntimeError("ray")))
 
     def work() -> None:
         raise ValueError("bad split")
