@@ -118,7 +118,7 @@ def starting_ray() -> Iterator[None]:
       like one at any other time. The core worker's native handler, set later inside `ray.init`, is replaced
       by `StopSignals.install()` as soon as `ray.init` returns.
     Ray starts its processes through `ray._private.services.ConsolePopen` and sets its handler with
-    `ray._private.utils.set_sigterm_handler`; tests/search/test_signals.py pins both.
+    `ray._private.utils.set_sigterm_handler`; tests/search/test_ray_internals.py pins both.
     """
     from ray._private import services, utils
 

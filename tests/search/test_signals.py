@@ -1,9 +1,8 @@
 """SIGTERM and SIGHUP stop a search like Ctrl-C (search/signals.py): forwarded as SIGINT, remembered for the exit
-code, bounded by a deadline; and the Ray internals the session trick relies on, pinned. The stops through
-launch.py with a real search: test_faults.py, fault 5."""
+code, bounded by a deadline; Ray's processes in a session of their own (the Ray internals that relies on are pinned
+in test_ray_internals.py). The stops through launch.py with a real search: test_faults.py, fault 5."""
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import subprocess
@@ -56,20 +55,6 @@ def test_a_stop_that_hangs_ends_at_the_deadline_after_writing_what_finished(tmp_
     assert proc.wait(timeout=30) == 143
     assert 0.9 < time.time() - signalled < 20  # the deadline, not the test's timeout
     assert marker.read_text() == "written at the deadline"
-
-
-def test_the_ray_internals_starting_ray_relies_on_are_there() -> None:
-    """search.signals.starting_ray swaps `ray._private.services.ConsolePopen` and `ray._private.utils.
-    set_sigterm_handler` while Ray starts: if a Ray release renames them or stops using them, this fails (and
-    the stops of a signal to the process group, or during Ray's start, with it)."""
-    import ray
-    from ray._private import services, utils
-
-    assert issubclass(services.ConsolePopen, subprocess.Popen), "Ray no longer has services.ConsolePopen"
-    assert "ConsolePopen(" in inspect.getsource(services.start_ray_process), \
-        "Ray's start_ray_process no longer starts its processes with ConsolePopen: update search/signals.py"
-    assert callable(utils.set_sigterm_handler) and "set_sigterm_handler(" in inspect.getsource(ray.init), \
-        "ray.init no longer sets its SIGTERM handler through utils.set_sigterm_handler: update search/signals.py"
 
 
 def test_ray_processes_start_in_their_own_session() -> None:
