@@ -26,7 +26,8 @@ from ecg.models import create_model
 from ecg.train import TrainConfig, fit
 from search.data import TrialData
 from spaces import SpaceContext
-from spaces.rate import FS_PARAM, at_rate
+from ecg.flat_config import FS_KEY
+from spaces.rate import at_rate
 
 OUT = Path(__file__).resolve().parent / "results" / "rate"
 REFERENCE_FS, LENGTH = 500, 5000
@@ -95,7 +96,7 @@ def main() -> None:
         print(f"{fs} Hz: train+val resampled in {resample_s:.2f} s ({at_fs.train.n_samples} samples per record)",
               flush=True)
         for family in families:
-            flat = at_rate({FS_PARAM: fs, **FAMILIES[family]}, ctx)
+            flat = at_rate({FS_KEY: fs, **FAMILIES[family]}, ctx)
             for seed in range(args.seeds):
                 row = train_once(family, flat, at_fs, args.epochs, seed)
                 rows.append({"family": family, "fs": fs, "seed": seed, "samples": at_fs.train.n_samples,

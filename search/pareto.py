@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ecg.flat_config import config_columns
+
 # What pareto.csv shows besides the objectives and the config.
 ID_COLUMNS = ("trial_id", "trial_number", "warm_start", "best_epoch")
 
@@ -41,5 +43,5 @@ def front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> pd.DataFra
     first, first_mode = objectives[0]
     on_front = trained[mask].sort_values([first, *columns[1:]], ascending=[first_mode == "min", *[True] * (len(columns) - 1)])
     shown = [c for c in ID_COLUMNS if c in on_front] + columns
-    rest = [c for c in on_front.columns if c.startswith(("family", "model/", "optim/")) and c not in shown]
+    rest = [c for c in config_columns(on_front.columns) if c not in shown]
     return on_front[shown + rest].reset_index(drop=True)

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ecg.evaluation import AT_LEAST_ONE, ScoreIntervals, TestProbabilities, score_intervals  # noqa: E402
+from ecg.flat_config import MODEL, OPTIM  # noqa: E402
 from ecg.run_folder import (BEST_CONFIGS, EPOCHS, PARETO, PER_CLASS, REPORT, TEST_PROBABILITIES,  # noqa: E402
                             TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord)
 
@@ -797,7 +798,7 @@ def pareto_front(run: Run) -> Section | None:
     ax.set_ylabel(y)
     ax.legend(fontsize=8)
     section.figures.append(_png(fig))
-    section.html = _table(run.pareto[[c for c in run.pareto.columns if not c.startswith(("model/", "optim/"))]], 4)
+    section.html = _table(run.pareto[[c for c in run.pareto.columns if not c.startswith((MODEL, OPTIM))]], 4)
     rejected = int((run.trials["status"] == "OVER_BUDGET").sum()) if "status" in run.trials else 0
     section.note = (f"{len(run.pareto)} of {len(trained)} trained trials are on the front"
                     + (f"; {rejected} sampled configs were over budget and not trained" if rejected else "")

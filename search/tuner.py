@@ -27,7 +27,8 @@ from search.progress import SearchProgress
 from search.tensorboard import loggers as tensorboard_loggers, note_sampled
 from search.trainable import OVER_BUDGET, train_trial
 from spaces import build_space
-from spaces.rate import FS_PARAM, SCALED_OPTIONS
+from ecg.flat_config import FS_KEY
+from spaces.rate import SCALED_OPTIONS
 from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
 
 # The run folder whose study a restored searcher must use (`restore_tuner` sets it): the searcher's saved state
@@ -300,7 +301,7 @@ def study_attributes(options: SearchOptions, folder: RunFolder, ctx: Any) -> dic
     if len(ctx.rates) > 1:
         attrs["drawn_vs_built"] = (
             f"options counted in input samples ({', '.join(SCALED_OPTIONS)}) are drawn at the records' {ctx.fs} Hz "
-            f"(a trial's parameters here) and scaled to the trial's {FS_PARAM}: a trial at a lower rate says what its "
+            f"(a trial's parameters here) and scaled to the trial's {FS_KEY}: a trial at a lower rate says what its "
             f"model was built with in its user attributes '{BUILT_ATTR_PREFIX}<name>' (e.g. {BUILT_ATTR_PREFIX}"
             f"model/stem_kernel 7 for 17 drawn, at 100 Hz), as trials.csv and best_configs.csv hold it")
     return attrs

@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # type hints only: launch.py imports spaces to name them, without optuna's import time
     import optuna
 
+from ecg.flat_config import FS_KEY
 from ecg.segmentation import format_segmentation, split_segmentation
 from spaces.context import SpaceContext
 
-# The name `ecg.train.config.FS_KEY` reads back (spaces import nothing of ecg; a test keeps the two equal).
-FS_PARAM = "data/fs"
 MIN_KERNEL = 3
 
 
 def suggest_rate(trial: optuna.Trial, ctx: SpaceContext) -> int:
     """The trial's input rate, one of `ctx.rates`."""
-    return int(trial.suggest_categorical(FS_PARAM, ctx.rates))
+    return int(trial.suggest_categorical(FS_KEY, ctx.rates))
 
 
 def scale_kernel(kernel: int, ratio: float) -> int:
@@ -58,7 +57,7 @@ def built_at(name: str, drawn: Any, fs: float, ctx: SpaceContext) -> Any:
 
 def at_rate(config: dict[str, Any], ctx: SpaceContext) -> dict[str, Any]:
     """`config` (drawn at `ctx.fs`) with its sample counts scaled to its `data/fs` (see the module docstring)."""
-    ratio = config[FS_PARAM] / ctx.fs
+    ratio = config[FS_KEY] / ctx.fs
     if ratio == 1:
         return config
     return {**config, **{name: scale(config[name], ratio) for name, scale in _SCALERS.items() if name in config}}

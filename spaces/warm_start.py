@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from ecg.flat_config import FAMILY, FS_KEY, config_columns, read_rows
 from ecg.segmentation import same_steps
 from spaces.all import study_name
 from spaces.context import SpaceContext
-from spaces.rate import FS_PARAM, built_at
+from spaces.rate import built_at
 
 STUDY_LENGTH = 5000  # the study's records: 10 s at 500 Hz; its segmentations are written for that length
-CONFIG_PREFIXES = ("data/", "model/", "optim/")
 WARM_START_ATTR = "warm_start"  # the study trial's user attribute naming where an enqueued config came from
 
 
@@ -74,7 +72,7 @@ def study_configs(ctx: SpaceContext) -> list[WarmStart]:
     from ecg.models.variants import VARIANTS
 
     fs = max(ctx.rates)
-    return [WarmStart(f"study:{name}", {"family": family, FS_PARAM: fs,
+    return [WarmStart(f"study:{name}", {"family": family, FS_KEY: fs,
                                         **{f"model/{k}": v for k, v in at_length(opts, ctx.length).items()}},
                       drawn=True)
             for name, (family, opts) in VARIANTS.items()]
@@ -86,24 +84,22 @@ def read_configs_csv(path: Path) -> list[WarmStart]:
     if not path.is_file():
         raise WarmStartError(f"--warm-start {path}: no such file (give 'study' or a best_configs.csv)")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # text: each value is matched to its space
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as err:
-        raise WarmStartError(f"--warm-start {path}: not a readable CSV ({str(err).splitlines()[0]})") from None
-    if "family" not in frame.columns:
+        rows = read_rows(path)  # text: each value is matched to its space
+    except ValueError as err:
+        raise WarmStartError(f"--warm-start {err}") from None
+    if not rows:
+        raise WarmStartError(f"--warm-start {path}: no rows")
+    if FAMILY not in rows[0]:
         raise WarmStartError(f"--warm-start {path}: no 'family' column (a best_configs.csv has family, model/..., "
                              "optim/...)")
-    if not len(frame):
-        raise WarmStartError(f"--warm-start {path}: no rows")
     from ecg.models import list_models
 
     families = list_models()
-    columns = ["family", *(c for c in frame.columns if c.startswith(CONFIG_PREFIXES))]
     starts = []
-    for i, row in enumerate(frame[columns].itertuples(index=False)):
-        line = i + 2  # the header is line 1
-        config = {c: v for c, v in zip(columns, row) if v != ""}
-        if config.get("family") not in families:
-            raise WarmStartError(f"--warm-start {path} row {line}, column family: {config.get('family', '')!r} is not "
+    for line, row in enumerate(rows, start=2):  # the header is line 1
+        config = {c: row[c] for c in config_columns(row) if row[c] != ""}
+        if config.get(FAMILY) not in families:
+            raise WarmStartError(f"--warm-start {path} row {line}, column family: {config.get(FAMILY, '')!r} is not "
                                  f"a model family ({', '.join(families)})")
         starts.append(WarmStart(f"{path.name}:row {line}", config, row=line))
     return starts
@@ -190,10 +186,10 @@ def expressible(space_name: str, ctx: SpaceContext, start: WarmStart) -> Express
     fixed = {study_name(family if qualified else None, k): v for k, v in config.items() if k != "family" or qualified}
     where = f"--warm-start {start.label.split(':')[0]} row {start.row}" if start.row else start.label
     built = {}
-    if not start.drawn and FS_PARAM in config:  # a CSV row: its scaled options as built at its data/fs
-        rate = float(config[FS_PARAM])
+    if not start.drawn and FS_KEY in config:  # a CSV row: its scaled options as built at its data/fs
+        rate = float(config[FS_KEY])
         built = {study_name(family if qualified else None, k): (lambda v, k=k: built_at(k, v, rate, ctx))
-                 for k in config if k != FS_PARAM}
+                 for k in config if k != FS_KEY}
     trial = _CheckingTrial(fixed, where, built)
     if not qualified and space_name != family:
         return Expressed(reason=f"family {family} is not space {space_name}")

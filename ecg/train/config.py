@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ecg import values
+from ecg.flat_config import FS_KEY, read_rows
 from ecg.selection import SELECTION_METRICS
 from ecg.train.optim import LOSS_WEIGHT_ARGUMENT, OPTIMIZERS, SCHEDULES
-from ecg.values import clip, convert, is_missing, plain, quote
+from ecg.values import convert, is_missing, plain, quote
 
-FS_KEY = "data/fs"  # the flat name of a trial's input rate (search spaces sample it: spaces.rate)
 
 
 @dataclass
@@ -203,19 +203,11 @@ class TrialConfig:
         the optional `optim/bf16` and `optim/threads` (every trial of a search has them all): a ValueError
         naming the file, the line and the column.
         """
-        import pandas as pd
-
-        from ecg.data.files import check_regular
-
         path = Path(path)
-        check_regular(path)  # a FIFO would block the read
-        try:
-            table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as err:  # pandas' parser and decoding errors are ValueErrors
-            raise ValueError(f"{path}: not a readable config CSV ({clip(err)})") from None
-        if not 0 <= row < len(table):
-            raise ValueError(f"{path}: row {row} does not exist (the file has {len(table)} rows)")
-        cells = {str(key): str(value).strip() for key, value in table.iloc[row].to_dict().items()}
+        rows = read_rows(path)
+        if not 0 <= row < len(rows):
+            raise ValueError(f"{path}: row {row} does not exist (the file has {len(rows)} rows)")
+        cells = rows[row]
         where = f"{path}, row {row} (line {row + 2})"
         required = {f.name for f in fields(TrainConfig)} - {"bf16", "threads"}
         for key, text in cells.items():

@@ -12,7 +12,8 @@ from ecg.models import create_model, model_options
 from ecg.train import TrainConfig
 from spaces import FAMILY_SPACES, SPACES, SpaceContext, build_space, describe
 from spaces.common import segmentations
-from spaces.rate import FS_PARAM, at_rate
+from ecg.flat_config import FS_KEY
+from spaces.rate import at_rate
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 CPU = SpaceContext(gpu=False, length=2500, max_epochs=6, fs=250)
@@ -21,7 +22,7 @@ GPU = SpaceContext(gpu=True, length=5000, max_epochs=60, fs=500)
 
 def at_trial_rate(ctx: SpaceContext, config: dict, name: str, drawn: object) -> object:
     """What the config holds for option `name` drawn as `drawn` in the study: scaled to the trial's data/fs."""
-    return at_rate({FS_PARAM: config[FS_PARAM], name: drawn}, ctx)[name]
+    return at_rate({FS_KEY: config[FS_KEY], name: drawn}, ctx)[name]
 
 
 def unflatten_dict(flat: dict) -> dict:
