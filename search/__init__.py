@@ -4,7 +4,7 @@
     run_dir = run(SearchOptions(space="ecgnet"))      # results/ecgnet-<timestamp>/
 
 The names are loaded on first use (PEP 562), so `import search.options` (what `launch.py --help` and a
-refused value need) does not import ray, torch or the trainable: about 7 s of imports on a 2-core machine.
+refused value need) does not import ray, torch or the trainable (their import time: bench/results/imports).
 """
 from __future__ import annotations
 

@@ -121,8 +121,8 @@ def _record_line_numbers(header: Path, fields: list[str]) -> tuple[float | None,
 def read_header_text(header: Path) -> HeaderText:
     """The header's record line, signal files and comments, read as text (no wfdb, no signal file).
 
-    The labels pass reads only this: wfdb.rdheader parses every signal line through pandas (about 20 ms a
-    header), which would make `ecg.inspect` on 20,000 records take minutes. Signals are still read by wfdb.
+    The labels pass reads only this: wfdb.rdheader parses every signal line through pandas, which would make
+    `ecg.inspect` on a 20,000-record folder take minutes. Signals are still read by wfdb.
     A record line whose signal count, rate or length cannot be right is refused here, naming the value.
     """
     text = read_bytes(header).decode("utf-8", errors="replace")

@@ -19,7 +19,7 @@ from ecg.synthetic.heart import Heart
 Effect = Callable[[Heart, np.ndarray, np.random.Generator], None]
 
 ROUND2_RECORDS = 20036
-MIN_PREVALENCE = 0.003  # rarest classes still get ~6 records in the default 2,000 (real: as few as 3 in 20,036)
+MIN_PREVALENCE = 0.003  # the rarest classes still get a few records in a set of a thousand (real: 3 in 20,036)
 BALANCED_PREVALENCE = 0.2
 MAX_LABELS = 6
 

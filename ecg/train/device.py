@@ -39,8 +39,8 @@ def set_flush_denormals(device: torch.device, enabled: bool) -> None:
     """On CPU, have the floating-point unit treat denormal numbers (below ~1.2e-38) as zero.
 
     x86 arithmetic on denormals is many times slower, and late in training a recurrent model's values drift
-    into that range: one GRU search trial's epochs went from 6-8 s to 19-21 s by its fifth epoch, and stayed
-    at 6.4-7.3 s with this on, its validation F1 equal to the fourth decimal (docs/training.md). The setting holds for
+    into that range: a GRU trial's epochs slowed to a third of their speed, and kept it with this on, its
+    validation F1 unchanged (the figures: docs/training.md). The setting holds for
     the calling thread, which does all the work with one intra-op thread (a CPU search trial's default), and
     stays on for the process: torch offers no way to read the previous setting back.
     """
