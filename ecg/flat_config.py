@@ -30,15 +30,7 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     """Every row of a config CSV (best_configs.csv, trials.csv, config.csv) as the text its cells hold ("" for an
     empty cell): never unpickled, and each value is typed by whoever reads it. ValueError, one line naming the
     file, for one that cannot be read."""
-    import pandas as pd
+    from ecg.data.files import read_text_csv
 
-    from ecg.data.files import check_regular
-    from ecg.values import clip
-
-    path = Path(path)
-    check_regular(path)  # a FIFO would block the read
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as err:  # pandas' parser and decoding errors are ValueErrors
-        raise ValueError(f"{path}: not a readable config CSV ({clip(err)})") from None
+    table = read_text_csv(path, "config CSV")
     return [{str(key): str(value).strip() for key, value in row.items()} for row in table.to_dict("records")]

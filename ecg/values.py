@@ -14,7 +14,7 @@ The one place that says what a good value of each kind is. Every reader and opti
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 TRUE = {"true", "1", "yes"}
 FALSE = {"false", "0", "no"}
@@ -144,34 +144,33 @@ def is_missing_text(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in MISSING_WORDS
 
 
+def _bounded(value: Any, bounds: tuple[float, float], message: Callable[[], str], integer: bool = False) -> float:
+    """`number(value)` within `bounds`; ValueError with `message()` (the value's own kind of sentence) otherwise."""
+    try:
+        return number(value, low=bounds[0], high=bounds[1], integer=integer)
+    except ValueError:
+        raise ValueError(message()) from None
+
+
 def age(value: Any) -> float:
     """Age in years within `AGE_YEARS`, or NaN when the cell holds none ('', 'NaN', 'Unknown');
     ValueError "age 'X' is not ..." for anything else (text, infinity, a negative or absurd number)."""
     if is_missing_text(value):
         return math.nan
-    try:
-        return number(value, low=AGE_YEARS[0], high=AGE_YEARS[1])
-    except ValueError:
-        raise ValueError(f"age {quote(plain(value))} is not a number of years from {AGE_YEARS[0]:g} to "
-                         f"{AGE_YEARS[1]:g} (leave the cell empty when it is unknown)") from None
+    return _bounded(value, AGE_YEARS, lambda: f"age {quote(plain(value))} is not a number of years from "
+                    f"{AGE_YEARS[0]:g} to {AGE_YEARS[1]:g} (leave the cell empty when it is unknown)")
 
 
 def rate(value: Any, what: str = "sampling rate") -> float:
     """A sampling rate in Hz within `RATE_HZ`; ValueError "<what> 'X' is not ..." otherwise."""
-    try:
-        return number(value, low=RATE_HZ[0], high=RATE_HZ[1])
-    except ValueError:
-        raise ValueError(f"{what} {quote(plain(value))} is not a number of Hz from {RATE_HZ[0]:g} to "
-                         f"{RATE_HZ[1]:g}") from None
+    return _bounded(value, RATE_HZ, lambda: f"{what} {quote(plain(value))} is not a number of Hz from "
+                    f"{RATE_HZ[0]:g} to {RATE_HZ[1]:g}")
 
 
 def seed(value: Any, what: str = "seed") -> int:
     """A random seed: an integer from 0 to 2**32 - 1; ValueError "<what> must be ..." otherwise."""
-    try:
-        return int(number(value, low=0, high=SEED_MAX, integer=True))
-    except ValueError:
-        raise ValueError(f"{what} must be an integer from 0 to 2**32 - 1 ({SEED_MAX}), got "
-                         f"{quote(plain(value))}") from None
+    return int(_bounded(value, (0, SEED_MAX), lambda: f"{what} must be an integer from 0 to 2**32 - 1 ({SEED_MAX}), "
+                        f"got {quote(plain(value))}", integer=True))
 
 
 def numeric_dtype(dtype: Any, what: str, *, allow_bool: bool = False) -> None:

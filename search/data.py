@@ -81,14 +81,6 @@ class TrialData:
         return self.train.fs
 
     @property
-    def n_leads(self) -> int:
-        return self.train.n_leads
-
-    @property
-    def n_classes(self) -> int:
-        return self.train.n_classes
-
-    @property
     def length(self) -> int:
         return self.train.n_samples
 

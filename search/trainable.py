@@ -101,7 +101,7 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
     # the same trial in any process (and a winner retrained with ecg.train reproduces its trial).
     torch.manual_seed(optim.seed)
     # On the trial's device before its costs are measured: they are measured there, where it will train.
-    model = trial.build_model(n_leads=data.n_leads, n_classes=data.n_classes, length=data.length).to(device)
+    model = trial.build_model(n_leads=data.train.n_leads, n_classes=data.train.n_classes, length=data.length).to(device)
     resume = None
     checkpoint = ray.tune.get_checkpoint()
     if checkpoint is not None:
@@ -120,7 +120,7 @@ def train_trial(config: dict[str, Any], data: TrialData, budget: Budget | None =
         from search.faults import FaultInjector, configured_faults
 
         injector = FaultInjector(configured_faults(), number, folder)
-    costs = CostMeter(model, n_leads=data.n_leads, length=data.length, device=device,
+    costs = CostMeter(model, n_leads=data.train.n_leads, length=data.length, device=device,
                       bf16=bf16_enabled(torch.device(device), optim.bf16))
     over = budget.exceeded(costs.costs()) if budget else None  # None or an empty Budget: no bound
     if over is not None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ecg.data.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
@@ -33,3 +37,17 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         return Path(path).read_bytes()
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def read_text_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A CSV (a header line, then rows) with every cell as the text it holds ("" for an empty one), never a guessed
+    type; DataError naming the file and `what` it should be ("split CSV", "config CSV") for one that cannot be read."""
+    import pandas as pd
+
+    from ecg.values import clip
+
+    check_regular(path)  # a FIFO would block the read
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as error:  # pandas' parser and decoding errors are ValueErrors
+        raise DataError(f"{path}: not a readable {what} ({clip(error)})") from None

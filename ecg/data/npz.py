@@ -71,13 +71,21 @@ def _names(path: Path, archive: np.lib.npyio.NpzFile, key: str, count: int) -> l
     return names
 
 
+def _per_record(path: Path, archive: np.lib.npyio.NpzFile, key: str, n: int) -> np.ndarray | None:
+    """The optional field `key` with one value per record, or None when the archive has none."""
+    if key not in archive.files:
+        return None
+    array = _field(path, archive, key)
+    if array.shape != (n,):
+        raise DataError(f"{path}: {key!r} has shape {array.shape}, expected ({n},)")
+    return array
+
+
 def _ages(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.ndarray:
     """'age' in years (NaN missing), each checked as `ecg.values.age` checks it."""
-    if "age" not in archive.files:
+    array = _per_record(path, archive, "age", len(ids))
+    if array is None:
         return np.full(len(ids), np.nan, dtype=np.float32)
-    array = _field(path, archive, "age")
-    if array.shape != (len(ids),):
-        raise DataError(f"{path}: 'age' has shape {array.shape}, expected ({len(ids)},)")
     ages = np.empty(len(ids), dtype=np.float32)
     for index, value in enumerate(array.tolist()):
         try:
@@ -89,11 +97,9 @@ def _ages(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.n
 
 def _sexes(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.ndarray:
     """'sex': 1 male, 0 female, NaN missing; anything else is refused, naming the first such record."""
-    if "sex" not in archive.files:
+    array = _per_record(path, archive, "sex", len(ids))
+    if array is None:
         return np.full(len(ids), np.nan, dtype=np.float32)
-    array = _field(path, archive, "sex")
-    if array.shape != (len(ids),):
-        raise DataError(f"{path}: 'sex' has shape {array.shape}, expected ({len(ids)},)")
     try:
         values.numeric_dtype(array.dtype, "'sex'", allow_bool=True)
     except ValueError as error:

@@ -18,7 +18,7 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from ecg import values
 from ecg.data.errors import DataError
-from ecg.data.files import check_regular
+from ecg.data.files import read_text_csv
 
 SPLITS = ("train", "val", "test")
 MIN_FOR_COVERAGE = 3  # a class with this many records can have one in each of train, val and test
@@ -149,11 +149,7 @@ def save_split(path: str | os.PathLike, record_ids: Sequence[str], assignment: n
 def load_split(path: str | os.PathLike, record_ids: Sequence[str]) -> np.ndarray:
     """The split saved at `path`, in the order of `record_ids`; every record must be listed exactly once."""
     path = Path(path)
-    check_regular(path)  # a FIFO would block the read
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as error:  # pandas' parser and decoding errors are ValueErrors
-        raise DataError(f"{path}: not a readable split CSV ({values.clip(error)})") from None
+    frame = read_text_csv(path, "split CSV")
     if list(frame.columns) != ["record_id", "split"]:
         raise DataError(f"{path}: columns must be record_id,split (got {','.join(frame.columns)})")
     bad = frame[~frame["split"].isin(SPLITS)]
