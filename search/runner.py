@@ -240,7 +240,7 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
         dashboard, _, _ = _start_ray(options, stop, folder.path.name)
         print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), experiment,
                                              joined=options.address is not None)))
-        record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study.trial_count(folder),
+        record.resumes.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "study_trials": study.read(folder).count,
                                "from_status": previous})
         if moved_from is not None:
             record.relocations.append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "from": moved_from,
@@ -359,11 +359,11 @@ class _Outcome:
         options, folder = self.options, self.folder
         with contextlib.suppress(OSError):
             integrity.record(folder.path, self.experiment)  # the final snapshot (on a full disk, the last that fitted)
-        table = exports.read_trials(self.experiment)
+        table, view = exports.read_trials(self.experiment), study.read(folder)
         trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                       max_epochs=options.max_epochs, scheduler=options.scheduler,
-                                      optuna_numbers=study.trial_numbers(folder, table),
-                                      warm_starts=study.user_attr(folder, tuning.WARM_START_ATTR))
+                                      optuna_numbers=view.trial_numbers(table),
+                                      warm_starts=view.user_attr(tuning.WARM_START_ATTR))
         # With --objectives the winners (and the ensemble's candidates) come from the front (search.winners).
         ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode,
                                objectives=options.objectives)
@@ -373,9 +373,9 @@ class _Outcome:
         record.search_time_s = round(time.time() - self.started, 1)
         record.trials = {s: int((trials["status"] == s).sum()) for s in sorted(set(trials["status"]))} \
             if len(trials) else {}
-        record.study_trials = study.trial_count(folder)
+        record.study_trials = view.count
         record.over_budget = int(sum(1 for r in table.records if r.over_budget))
-        record.search_constants = exports.search_constants(table, study.sampled_names(folder))
+        record.search_constants = exports.search_constants(table, view.sampled_names())
         return _Found(table, trials, ranked, front)
 
     def write(self, found: _Found, *, with_best_configs: bool) -> dict[str, str]:

@@ -11,6 +11,7 @@ count, recorded as the study trial's `TRIAL_NUMBER_ATTR`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -76,12 +77,6 @@ def load(folder: RunFolder) -> optuna.Study | None:
     return optuna.load_study(study_name=folder.study_name, storage=storage(folder))
 
 
-def trial_count(folder: RunFolder) -> int:
-    """How many trials the study holds (any state)."""
-    study = load(folder)
-    return len(study.trials) if study is not None else 0
-
-
 def fail_orphaned_trials(folder: RunFolder) -> int:
     """Mark as FAILED the study's trials still RUNNING once every Ray trial has finished; returns how many.
 
@@ -98,42 +93,50 @@ def fail_orphaned_trials(folder: RunFolder) -> int:
     return len(orphans)
 
 
-def trial_numbers(folder: RunFolder, table: TrialTable) -> dict[str, int]:
-    """Ray trial id -> the study's trial number: the study trial the searcher tagged with the Ray trial id,
-    else the one whose sampled parameters the config holds (a study from before the tag; Ray keeps no link, and
-    its creation order drifts from Optuna's after a resume). The tag comes first because a config need not hold
-    the study's values: sample counts are scaled to the trial's input rate (`spaces.rate`)."""
-    study = load(folder)
-    if study is None:
-        return {}
-    tagged = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t.number for t in study.trials if RAY_TRIAL_ID_ATTR in t.user_attrs}
-    numbers: dict[str, int] = {}
-    for record in table.records:
-        if record.trial_id in tagged:
-            numbers[record.trial_id] = tagged[record.trial_id]
-            continue
-        for trial in study.trials:
-            if trial.number in numbers.values() or not trial.params:
+@dataclass(frozen=True)
+class StudyView:
+    """The study's trials as read once (`read`): what the exports and run.json take from it."""
+
+    trials: tuple[optuna.trial.FrozenTrial, ...] = ()
+
+    @property
+    def count(self) -> int:
+        """How many trials the study holds (any state)."""
+        return len(self.trials)
+
+    def trial_numbers(self, table: TrialTable) -> dict[str, int]:
+        """Ray trial id -> the study's trial number: the study trial the searcher tagged with the Ray trial id,
+        else the one whose sampled parameters the config holds (a study from before the tag; Ray keeps no link,
+        and its creation order drifts from Optuna's after a resume). The tag comes first because a config need
+        not hold the study's values: sample counts are scaled to the trial's input rate (`spaces.rate`)."""
+        tagged = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t.number for t in self.trials if RAY_TRIAL_ID_ATTR in t.user_attrs}
+        numbers: dict[str, int] = {}
+        for record in table.records:
+            if record.trial_id in tagged:
+                numbers[record.trial_id] = tagged[record.trial_id]
                 continue
-            if all(same_value(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) and \
-                    any(k in record.config for k in trial.params):
-                numbers[record.trial_id] = trial.number
-                break
-    return numbers
+            for trial in self.trials:
+                if trial.number in numbers.values() or not trial.params:
+                    continue
+                if all(same_value(record.config.get(k), v) for k, v in trial.params.items() if k in record.config) \
+                        and any(k in record.config for k in trial.params):
+                    numbers[record.trial_id] = trial.number
+                    break
+        return numbers
+
+    def user_attr(self, name: str) -> dict[str, str]:
+        """Ray trial id -> the study trial's user attribute `name`, for the trials that have it."""
+        return {str(t.user_attrs[RAY_TRIAL_ID_ATTR]): str(t.user_attrs[name]) for t in self.trials
+                if RAY_TRIAL_ID_ATTR in t.user_attrs and name in t.user_attrs}
+
+    def sampled_names(self) -> set[str]:
+        """Every config entry some study trial sampled: its parameter names, and in the `all` space the config
+        names under its family-qualified ones (`gru/model/hidden` is `model/hidden`)."""
+        names = {name for trial in self.trials for name in trial.params}
+        return names | {name.partition("/")[2] for name in names if name.count("/") >= 2}
 
 
-def user_attr(folder: RunFolder, name: str) -> dict[str, str]:
-    """Ray trial id -> the study trial's user attribute `name`, for the trials that have it."""
+def read(folder: RunFolder) -> StudyView:
+    """The study's trials, read once (none when the folder has no study yet)."""
     study = load(folder)
-    if study is None:
-        return {}
-    return {str(t.user_attrs[RAY_TRIAL_ID_ATTR]): str(t.user_attrs[name]) for t in study.trials
-            if RAY_TRIAL_ID_ATTR in t.user_attrs and name in t.user_attrs}
-
-
-def sampled_names(folder: RunFolder) -> set[str]:
-    """Every config entry some study trial sampled: its parameter names, and in the `all` space the config names
-    under its family-qualified ones (`gru/model/hidden` is `model/hidden`)."""
-    study = load(folder)
-    names = {name for trial in study.trials for name in trial.params} if study is not None else set()
-    return names | {name.partition("/")[2] for name in names if name.count("/") >= 2}
+    return StudyView(tuple(study.get_trials(deepcopy=False)) if study is not None else ())
