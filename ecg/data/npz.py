@@ -1,5 +1,6 @@
 """NumPy `.npz`: `signals [N, leads, T]`, `labels [N, C]`, `class_names [C]`, optional `age`, `sex`,
-`record_ids`, `lead_names`, `fs`, `units`.
+`record_ids`, `lead_names`, `fs`, `units`. Records to be diagnosed (`python -m ecg.predict`) may come without
+`labels` and `class_names` (`require_labels=False`).
 
 Without `units`, integer signals are taken to be on the Hefei scale already and float signals to be
 millivolts; with `units` (a string such as 'uV', 'mV' or 'V') the signals are in that unit, whatever their
@@ -22,25 +23,34 @@ from ecg.data.leads import plan_leads
 from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefei_units
 
 REQUIRED = ("signals", "labels", "class_names")
+LABELS = ("labels", "class_names")
 
 
 def looks_like_npz(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-def _open(path: Path) -> np.lib.npyio.NpzFile:
+def _open(path: Path, require_labels: bool = True) -> np.lib.npyio.NpzFile:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: not a readable .npz ({error})") from None
     missing = [key for key in REQUIRED if key not in archive.files]
+    if not require_labels and set(missing) >= set(LABELS):  # unlabelled records: both absent, never one alone
+        missing = [key for key in missing if key not in LABELS]
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has: {', '.join(archive.files)})")
     return archive
 
 
 def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
-    labels = np.asarray(archive["labels"])
+    if "labels" not in archive.files:  # unlabelled records (require_labels=False): no class at all
+        n = len(archive["record_ids"]) if "record_ids" in archive.files else len(archive["signals"])
+        labels = np.zeros((n, 0), dtype=np.uint8)
+        class_names: list[str] = []
+    else:
+        labels = np.asarray(archive["labels"])
+        class_names = [str(c) for c in archive["class_names"]]
     n = len(labels)
     if n == 0:
         raise DataError(f"{path}: holds no records ('labels' has shape {labels.shape})")
@@ -51,7 +61,7 @@ def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
     return ECGDataset(signals=None,
                       age=archive["age"] if "age" in archive.files else missing,
                       sex=archive["sex"] if "sex" in archive.files else missing.copy(),
-                      labels=labels, class_names=[str(c) for c in archive["class_names"]], record_ids=ids,
+                      labels=labels, class_names=class_names, record_ids=ids,
                       lead_names=list(HEFEI_LEADS), fs=FS, units_per_mv=UNITS_PER_MV)
 
 
@@ -66,9 +76,10 @@ def read_npz_labels(path: Path) -> tuple[ECGDataset, int]:
 
 
 def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
-             fs: int = FS) -> ECGDataset:
-    """The whole file, signals brought to int16 Hefei units, `leads`, `fs` and `length`."""
-    with _open(path) as archive:
+             fs: int = FS, require_labels: bool = True) -> ECGDataset:
+    """The whole file, signals brought to int16 Hefei units, `leads`, `fs` and `length`; without
+    `require_labels`, a file without `labels` and `class_names` gives records with no class."""
+    with _open(path, require_labels) as archive:
         try:
             dataset = _labels_only(path, archive)
         except ValueError as error:

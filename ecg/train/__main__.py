@@ -124,19 +124,9 @@ def _run_choice(folder: RunFolder) -> DataChoice:
     """The records and split of the run in `folder`, as its run.json and split.csv record them (ValueError, one
     line, for a run.json that cannot be read)."""
     record = folder.record  # RunFolderError (a ValueError) for a cut or foreign run.json
-    data, args = record.data, record.args
-    try:
-        if data.spec is not None:
-            spec = DataSpec.from_dict(data.spec)
-        elif args.get("data") is None:  # a run recorded before the spec was: the search's synthetic set
-            spec = DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data.fs, length=data.samples)
-        else:
-            spec = DataSpec(data=args["data"], labels=args.get("labels"))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{folder.file(RUN_FILE)}: not a readable run record ({type(error).__name__}: {error})") \
-            from None
+    spec = folder.data_spec()
     split = folder.file(SPLIT)
-    threads = max(1, int(args.get("cpus_per_trial") or 1))
+    threads = max(1, int(record.args.get("cpus_per_trial") or 1))
     return DataChoice(spec, split if split.is_file() else None, int(record.seed or 0), folder.path, threads)
 
 
