@@ -246,11 +246,13 @@ def model_manifest(results: WinnerResults, split: Any, experiment: Path, record:
     members = {}
     for trial_id in used:
         spec = results.members[trial_id]
-        try:
-            relative = Path(spec.weights).resolve().relative_to(experiment).as_posix()
-        except ValueError:
+        checkpoint = Path(spec.weights).resolve()
+        if not checkpoint.is_relative_to(experiment):  # a path recorded before the folder was moved or copied
+            checkpoint = experiment / checkpoint.parent.name / checkpoint.name
+        if not checkpoint.is_dir():
             log.warning("checkpoint %s lies outside %s: no %s written", spec.weights, experiment, MODELS)
             return None
+        relative = checkpoint.relative_to(experiment).as_posix()
         members[trial_id] = dataclasses.replace(spec, weights=relative)
     scaling = getattr(split.parts, "feature_scaling", None) if split.parts is not None else None
     return Manifest(classes=list(split.test.class_names), leads=list(split.test.lead_names), fs=int(split.fs),

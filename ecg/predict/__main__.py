@@ -84,20 +84,23 @@ def run(args: argparse.Namespace) -> pd.DataFrame | None:
     device = resolve_device(args.device)
     manifest = read_any_manifest(args.model_dir)
     model = load_model(args.model_dir, model=args.model, rule=args.thresholds, manifest=manifest)
-    print(f"{args.model_dir}: {model.describe()}", file=sys.stderr)
     run_folder = None if is_package(args.model_dir) else RunFolder.open(args.model_dir)
     if (args.split is not None or args.onnx) and run_folder is None:
         raise PredictError(f"{args.model_dir} is a package: --split and --onnx need the run folder (its records)")
-
+    # Every refusal before anything is written: the records are read before the package is.
+    records = None
+    if args.split is not None:
+        records = run_split(run_folder, manifest, args.split)
+    elif args.data is not None:
+        records = read_records(args.data, manifest, skip_bad_records=args.skip_bad_records)
     if args.export is not None:
         test = run_split(run_folder, manifest, "test") if args.onnx else None
         export_package(model, args.export, onnx_records=test, onnx=args.onnx)
+    print(f"{args.model_dir}: {model.describe()}", file=sys.stderr)
+    if args.export is not None:
         print(f"package written to {args.export} (python -m ecg.predict {args.export} --data ... applies it)")
-    if args.data is None and args.split is None:
+    if records is None:
         return None
-
-    records = run_split(run_folder, manifest, args.split) if args.split else \
-        read_records(args.data, manifest, skip_bad_records=args.skip_bad_records)
     if records.skipped:
         first = "; ".join(list(records.skipped.values())[:3])
         print(f"skipped {len(records.skipped)} unreadable record(s) (first: {first})", file=sys.stderr)

@@ -52,7 +52,7 @@ def export_member(member: Member, path: Path, records: ECGDataset) -> float:
     inputs = graph_inputs(member, records.subset(np.arange(min(len(records), 2))))
     example = tuple(torch.from_numpy(inputs[name]) for name in ("signals", "extra"))
     batch = torch.export.Dim("batch", min=1)
-    module = member.module.float().eval()
+    module = member.module.cpu().float().eval()
     try:
         with _quiet():
             program = torch.onnx.export(module, example, dynamo=True, input_names=["signals", "extra"],

@@ -49,6 +49,7 @@ def export_package(model: ChosenModel, out: Path, *, onnx_records: ECGDataset | 
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         manifest = _write(model, staging, onnx_records if onnx else None)
+        _readable(staging)
         if out.exists():
             out.rmdir()  # the empty folder check_target allowed
         os.replace(staging, out)
@@ -84,6 +85,15 @@ def _write(model: ChosenModel, folder: Path, onnx_records: ECGDataset | None) ->
                       for path in sorted((folder / MEMBERS).iterdir())}
     manifest.write(folder / PACKAGE_MANIFEST)
     return manifest
+
+
+def _readable(folder: Path) -> None:
+    """Ordinary permissions (the umask's), where mkdtemp and safetensors make files only their owner reads."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _onnx_inputs(model: ChosenModel, records: ECGDataset) -> list[ECGDataset]:

@@ -8,6 +8,7 @@ every lead it lacks, not as one unreadable record after another.
 from __future__ import annotations
 
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,11 @@ def first_record_leads(path: Path) -> list[str] | None:
 
     fmt = loader.detect_format(path).name
     if fmt == "npz":
-        with np.load(path, allow_pickle=False) as archive:
-            return [str(x) for x in archive["lead_names"]] if "lead_names" in archive.files else None
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return [str(x) for x in archive["lead_names"]] if "lead_names" in archive.files else None
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None  # the reader says what is wrong with the file
     if fmt == "hefei":
         files = find_hefei_files(path)
         for record_id in read_hefei_labels(files).record_ids:
@@ -80,6 +84,8 @@ def read_records(path: Path, manifest: Manifest, *, skip_bad_records: bool = Fal
         with warnings.catch_warnings():
             # The records' own classes are not the model's: classes without a record there mean nothing here.
             warnings.filterwarnings("ignore", message=r".*class\(es\) have no record")
+            # Skipped records are reported by the caller, once.
+            warnings.filterwarnings("ignore", message=r".*skipped \d+ record\(s\) that cannot be read")
             records = load_dataset(path, leads=manifest.leads, fs=manifest.fs, length=manifest.length,
                                    skip_bad_records=skip_bad_records, require_labels=False)
     except (DataError, OSError, ValueError) as err:
