@@ -225,6 +225,13 @@ def summary(run: Run) -> Section:
         rows.append(("its test scores", f"micro-F1 {_fmt(chosen['test_micro_f1'])}, macro-F1 {_fmt(chosen['test_macro_f1'])} "
                                         f"(over classes present in test: {_fmt(chosen.get('test_macro_f1_present', float('nan')))}), "
                                         f"macro AUC {_fmt(chosen['test_macro_auc'])}"))
+    import shlex
+
+    from ecg.run_folder import MODELS  # the evaluated models, as python -m ecg.predict applies them
+
+    if run.folder.has(MODELS):
+        rows.append(("apply it to new records", f"python -m ecg.predict {shlex.quote(str(run.path))} --data "
+                                                "DIR_OR_FILE; as a package: --export DIR [--onnx] (docs/predict.md)"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return Section("The run", html=f"<table class='kv'>{body}</table>")
 

@@ -30,16 +30,14 @@ def load_model(path: Path, *, model: str | None = None, rule: str | None = None,
     path = Path(path)
     manifest = manifest or read_any_manifest(path)
     spec = manifest.model(model)
-    if is_package(path):
-        weights_of = lambda member: _package_weights(path, member.weights)  # noqa: E731
-    else:
-        experiment = RunFolder.open(path).experiment_dir(_storage_path(path))
-        weights_of = lambda member: _checkpoint_weights(experiment, member.weights, member.id)  # noqa: E731
+    experiment = None if is_package(path) else RunFolder.open(path).experiment_dir(_storage_path(path))
     members = []
     for member_id, _ in spec.members:
         member = manifest.members[member_id]
+        weights = _package_weights(path, member.weights) if experiment is None else \
+            _checkpoint_weights(experiment, member.weights, member_id)
         try:
-            members.append(Member.build(member, weights_of(member), n_leads=len(manifest.leads),
+            members.append(Member.build(member, weights, n_leads=len(manifest.leads),
                                         n_classes=len(manifest.classes)))
         except (RuntimeError, ValueError, KeyError) as err:  # weights that do not fit the config
             if isinstance(err, PredictError):

@@ -35,7 +35,6 @@ from ecg.train.config import TrialConfig
 
 FORMAT = "ecg-autosearch-model"
 FORMAT_VERSION = 1
-RULES_ORDER = ("0.5", "global", "per_class")  # ecg.thresholds.RULES, for messages listing a model's rules
 
 
 class ManifestError(ValueError):

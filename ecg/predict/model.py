@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -116,8 +117,7 @@ class ChosenModel:
         if records.fs != manifest.fs or records.n_samples != manifest.length:
             raise PredictError(f"records of {records.n_samples} samples at {records.fs} Hz; the model reads "
                                f"{manifest.length} at {manifest.fs} Hz first")
-        prepared = records.subset(np.arange(len(records)))
-        prepared.features = None
+        prepared = dataclasses.replace(records, features=None, known_fingerprint=None)  # shares the signals
         if self.needs_features:
             from ecg.features import cached_features
             from ecg.features.standardise import FeatureScaling
@@ -129,9 +129,14 @@ class ChosenModel:
             prepared.features = FeatureScaling.from_dict(manifest.feature_scaling).transform(raw.stats, raw.clinical)
         return prepared
 
+    def at_rate(self, records: ECGDataset, member: Member) -> ECGDataset:
+        """Prepared `records` at `member`'s rate: resampled by the search's filter (`ecg.data.rates`), not cached
+        (new records are seldom predicted twice; the search's own splits are cached by the search)."""
+        return resample_dataset(records, member.spec.fs, use_cache=False)
+
     def member_probabilities(self, records: ECGDataset, *, device: str | torch.device = "cpu") -> list[np.ndarray]:
         """Each member's probabilities for prepared `records`, each member at its own rate."""
-        return [member.predict(resample_dataset(records, member.spec.fs), device=device) for member in self.members]
+        return [member.predict(self.at_rate(records, member), device=device) for member in self.members]
 
     def probabilities(self, records: ECGDataset, *, device: str | torch.device = "cpu") -> np.ndarray:
         """The model's probabilities `[N, C]` for `records` read at the run's leads, rate and length."""

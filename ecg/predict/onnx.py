@@ -5,7 +5,8 @@ The graph's inputs are what the member's network takes: `signals` [B, leads, len
 the member's rate, and `extra` [B, E]: the four age/sex columns (`ecg.data.dataset.age_sex_features`), then,
 for a member that uses the hand-made features, the features standardised with the run's training statistics
 (`ecg.features.layout` names the columns). Its output is `logits` [B, classes]; probabilities are their sigmoid.
-A graph whose network does not read `extra` (no age/sex, no features) has `signals` as its only input.
+A network that reads neither age/sex nor features still has the `extra` input (four columns), unused; the graph
+is fed only the inputs it declares.
 """
 from __future__ import annotations
 

@@ -69,3 +69,14 @@ def test_bench_peer_smoke_runs_the_three_methods_and_writes_the_figures(tmp_path
     for name in ("summary.csv", "curves.csv", "events.csv", "load.csv", "curves.png", "README.md"):
         assert (out_dir / name).stat().st_size > 0, name
     assert "time to reach (c)'s final best" in (out_dir / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_bench_predict_smoke_prints_records_per_second_for_a_single_model_and_an_ensemble(tmp_path) -> None:
+    import pandas as pd
+
+    out = run_bench("bench_predict.py", "--out", str(tmp_path / "predict"), env={"ECG_CACHE_DIR": str(tmp_path)})
+    assert "records/s" in out and "ensemble" in out
+    table = pd.read_csv(tmp_path / "predict" / "predict.csv")
+    assert list(table["model"]) == ["single", "single+features", "ensemble"] and (table["records"] == 24).all()
+    assert (table["records_per_s"] > 0).all() and "bench_predict.py --smoke" in (tmp_path / "predict" / "README.md").read_text()

@@ -150,3 +150,21 @@ def test_the_feature_scaling_is_the_one_the_model_inputs_were_made_with() -> Non
     scaling = FeatureScaling.fit(stats, clinical, train)
     again = FeatureScaling.from_dict(json.loads(json.dumps(scaling.to_dict())))
     assert np.array_equal(again.transform(stats, clinical), model_inputs(stats, clinical, train))
+
+
+def test_predicting_with_a_package_imports_neither_ray_nor_optuna_nor_search(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    export_package(chosen_model(), tmp_path / "package")
+    data = generate(2, seed=5, fs=500, length=5000)
+    np.savez(tmp_path / "new.npz", signals=data.signals, fs=500, lead_names=np.array(data.lead_names))
+    code = ("import sys; from ecg.predict.__main__ import main; "
+            f"main([{str(tmp_path / 'package')!r}, '--data', {str(tmp_path / 'new.npz')!r}, '--out', "
+            f"{str(tmp_path / 'p.csv')!r}]); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'optuna', 'search'}))")
+    env = {**os.environ, "ECG_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert len(np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, usecols=1)) == 2

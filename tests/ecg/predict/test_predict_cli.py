@@ -110,6 +110,7 @@ def test_the_search_records_every_evaluated_model_for_prediction(run_dir) -> Non
             weights = manifest["members"][member]["weights"]
             assert not Path(weights).is_absolute() and (run_dir / "tune" / weights / "model.safetensors").is_file()
     assert sum(w for _, w in manifest["models"]["ensemble_topk"]["members"]) == pytest.approx(1.0)
+    assert f"python -m ecg.predict {run_dir} --data DIR_OR_FILE" in (run_dir / "report.html").read_text()
 
 
 def test_the_test_split_gives_test_results_csv_figures_exactly(run_dir, tmp_path, capsys) -> None:
