@@ -241,7 +241,7 @@ def model_manifest(results: WinnerResults, split: Any, experiment: Path, record:
     chosen = results.chosen
     if chosen is None or not results.models:
         return None
-    used = {member for model in results.models for member, _ in model.members}
+    used = dict.fromkeys(member for model in results.models for member, _ in model.members)  # in order
     experiment = Path(experiment).resolve()
     members = {}
     for trial_id in used:

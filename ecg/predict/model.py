@@ -117,7 +117,7 @@ class ChosenModel:
         if records.fs != manifest.fs or records.n_samples != manifest.length:
             raise PredictError(f"records of {records.n_samples} samples at {records.fs} Hz; the model reads "
                                f"{manifest.length} at {manifest.fs} Hz first")
-        prepared = dataclasses.replace(records, features=None, known_fingerprint=None)  # shares the signals
+        prepared = dataclasses.replace(records, features=None)  # shares the signals (and their fingerprint)
         if self.needs_features:
             from ecg.features import cached_features
             from ecg.features.standardise import FeatureScaling

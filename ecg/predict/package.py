@@ -34,6 +34,8 @@ def check_target(out: Path) -> None:
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PredictError(f"{out} already exists; export into a new folder")
+    if not out.absolute().parent.is_dir():
+        raise PredictError(f"{out}: no such folder {out.parent}")
 
 
 def export_package(model: ChosenModel, out: Path, *, onnx_records: ECGDataset | None = None,
@@ -45,7 +47,6 @@ def export_package(model: ChosenModel, out: Path, *, onnx_records: ECGDataset | 
     check_target(out)
     if onnx and onnx_records is None:
         raise PredictError("--onnx needs records to check the graphs on (the run's test split)")
-    out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         manifest = _write(model, staging, onnx_records if onnx else None)
