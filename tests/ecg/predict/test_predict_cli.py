@@ -95,7 +95,7 @@ def models_json(run_dir: Path) -> dict:
 
 def test_the_search_records_every_evaluated_model_for_prediction(run_dir) -> None:
     manifest = models_json(run_dir)
-    results = pd.read_csv(run_dir / "test_results.csv", dtype={"trial_id": str})
+    results = pd.read_csv(run_dir / "test_results.csv", dtype={"trial_id": str, "thresholds": str})
     assert list(manifest["models"]) == list(dict.fromkeys(results["model"]))
     assert manifest["chosen"] == json.loads((run_dir / "run.json").read_text())["chosen_model"]["model"]
     assert (manifest["fs"], manifest["length"]) == (250, 2500)
@@ -114,7 +114,7 @@ def test_the_search_records_every_evaluated_model_for_prediction(run_dir) -> Non
 
 
 def test_the_test_split_gives_test_results_csv_figures_exactly(run_dir, tmp_path, capsys) -> None:
-    results = pd.read_csv(run_dir / "test_results.csv", dtype={"trial_id": str})
+    results = pd.read_csv(run_dir / "test_results.csv", dtype={"trial_id": str, "thresholds": str})
     manifest = models_json(run_dir)
     # The chosen model with its chosen rule, through the command as a user types it.
     out = tmp_path / "chosen.csv"
@@ -127,9 +127,11 @@ def test_the_test_split_gives_test_results_csv_figures_exactly(run_dir, tmp_path
     assert len(frame) == chosen["n_test_records"]
     # Every model (rank1 at 100 Hz with features and age/sex, rank2-3, both ensembles across rates) under the
     # per-class rule and its chosen one: the micro-F1 of predictions.csv's probabilities is test_results.csv's.
+    checked = set()
     for (name, rule), row in results.set_index(["model", "thresholds"]).iterrows():
         if rule not in ("per_class", manifest["models"][name]["rule"]):
             continue
+        checked.add((name, rule))
         out = tmp_path / f"{name}-{rule}.csv"
         assert main([str(run_dir), "--split", "test", "--model", name, "--thresholds", rule, "--out", str(out)]) == 0
         frame = pd.read_csv(out, dtype={"record_id": str}, keep_default_na=False)
@@ -141,6 +143,7 @@ def test_the_test_split_gives_test_results_csv_figures_exactly(run_dir, tmp_path
         assert truth.sum() == row["test_positives"]
         predicted = binarize(probs, thresholds)
         assert list(frame["labels"]) == [";".join(c for c, p in zip(classes, r) if p) for r in predicted]
+    assert checked == {(name, rule) for name, model in manifest["models"].items() for rule in ("per_class", model["rule"])}
     assert "test_results.csv" in capsys.readouterr().out
 
 
