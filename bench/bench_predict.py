@@ -100,6 +100,12 @@ def measure(package_dir: Path, records: Path, scratch: Path) -> dict[str, float]
             "networks_records_per_s": len(data) / network_s}
 
 
+def _load() -> str:
+    """The 1, 5 and 15-minute load averages (the machine is shared: figures are read beside them)."""
+    path = Path("/proc/loadavg")
+    return " ".join(path.read_text().split()[:3]) if path.exists() else "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="CI: 24 records, small networks")
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "predict")
     args = parser.parse_args()
     n = args.records or (24 if args.smoke else 1000)
+    load_start = _load()
     scratch = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     data = generate(n, seed=3, fs=FS, length=LENGTH)
     records = scratch / "new.npz"
@@ -133,15 +140,18 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "predict.csv", index=False)
-    load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else ["?"] * 3
     command = "python bench/bench_predict.py" + (" --smoke" if smoke else "") + \
         (f" --records {args.records}" if args.records else "")
     (args.out / "README.md").write_text(
         f"# Prediction speed on the CPU (`python -m ecg.predict`)\n\nCommand: `{command}`; torch "
-        f"{torch.__version__}, {torch.get_num_threads()} threads; load average at the end {' '.join(load)}.\n\n"
+        f"{torch.__version__}, {torch.get_num_threads()} threads; load average {load_start} at the start, "
+        f"{_load()} at the end.\n\n"
         f"{n} synthetic records in an .npz at {FS} Hz x {LENGTH} samples, predicted through the command "
         "(parse, resample, features, networks, predictions.csv). See the script's docstring for the models.\n\n"
-        f"```\n{frame.to_string(index=False, float_format=lambda v: f'{v:.2f}')}\n```\n")
+        f"```\n{frame.to_string(index=False, float_format=lambda v: f'{v:.2f}')}\n```\n\n"
+        "`networks_s` is the forward passes alone (resampling to each member's rate is `resample_s`); "
+        "`records_per_s` is the whole command. The features (their delineation at 500 Hz) cost about as much as "
+        "an ECGNet's forward pass; a model without them skips them.\n")
     print(f"written {args.out / 'predict.csv'} and README.md")
 
 
