@@ -32,9 +32,12 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ecg.data.source import DataSpec
 
 # The files of a run folder (names relative to it).
 RUN_FILE = "run.json"
@@ -52,6 +55,9 @@ REPORT = "report.html"
 STUDY_FILE = "optuna.db"
 EXPERIMENT = "tune"  # Ray Tune's experiment folder: trials, checkpoints, TensorBoard events
 DIGESTS = "state_digests.json"  # keyed digests of Ray's state files (search.integrity)
+# The evaluated models (winners, ensembles) as `python -m ecg.predict` applies them (ecg.predict.manifest): written
+# when the winners are evaluated; absent from a run made before it existed.
+MODELS = "models.json"
 # A study made before studies were named after their run.
 LEGACY_STUDY_NAME = "search"
 ENDED_SILENTLY = "interrupted (the process ended without saying so)"
@@ -432,6 +438,22 @@ class RunFolder:
             return None
         return location
 
+    def data_spec(self) -> DataSpec:
+        """The records the run searched on, as run.json records them (what a retrain or a prediction on the run's
+        own split loads again); RunFolderError, one line, for a record that does not say."""
+        from ecg.data.source import DataSpec
+
+        data, args = self.record.data, self.record.args
+        try:
+            if data.spec is not None:
+                return DataSpec.from_dict(data.spec)
+            if args.get("data") is None:  # a run recorded before the spec was: the search's synthetic set
+                return DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data.fs, length=data.samples)
+            return DataSpec(data=args["data"], labels=args.get("labels"))
+        except (ValueError, KeyError, TypeError) as error:
+            raise RunFolderError(f"{self.path / RUN_FILE}: not a readable run record ({type(error).__name__}: "
+                                 f"{error})") from None
+
     # -- the other files
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> Path:
@@ -450,6 +472,22 @@ class RunFolder:
         """`write(path)` writes the file; it lands at `name` atomically."""
         self._require_lock(f"writing {name}")
         return write_atomic(self.path / name, write)
+
+    def read_json(self, name: str) -> Any:
+        """One of the folder's JSON files (models.json, ...); None when it is absent. RunFolderError, one line,
+        for a file that is unreadable or not JSON (written atomically, so it was damaged after it was written)."""
+        path = self.path / name
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunFolderError(f"{path} is unreadable ({err})") from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RunFolderError(f"{path} is not valid JSON at line {err.lineno} column {err.colno}: {err.msg} "
+                                 "(the file was damaged after it was written)") from None
 
     def read_csv(self, name: str) -> pd.DataFrame:
         """One of the folder's CSVs; an empty frame when it is absent or holds nothing (an interrupted run has no

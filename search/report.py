@@ -15,6 +15,7 @@ import html
 import io
 import logging
 import math
+import shlex
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ import pandas as pd  # noqa: E402
 
 from ecg.evaluation import AT_LEAST_ONE, ScoreIntervals, TestProbabilities, score_intervals  # noqa: E402
 from ecg.flat_config import MODEL, OPTIM  # noqa: E402
-from ecg.run_folder import (BEST_CONFIGS, EPOCHS, PARETO, PER_CLASS, REPORT, TEST_PROBABILITIES,  # noqa: E402
+from ecg.run_folder import (MODELS, BEST_CONFIGS, EPOCHS, PARETO, PER_CLASS, REPORT, TEST_PROBABILITIES,  # noqa: E402
                             TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord)
 
 log = logging.getLogger(__name__)
@@ -296,6 +297,9 @@ def summary(run: Run) -> Section:
         rows.append(("chosen on validation", f"cross-fitted score {_fmt(chosen['cv_score'])}, val micro-F1 "
                                              f"{_fmt(chosen['val_micro_f1'])}, val macro-F1 {_fmt(chosen['val_macro_f1'])}"))
         section.html = f"<p class='headline'>{html.escape(headline(run, chosen))}</p>"
+    if run.folder.has(MODELS):  # the evaluated models, as python -m ecg.predict applies them
+        rows.append(("apply it to new records", f"python -m ecg.predict {shlex.quote(str(run.path))} --data "
+                                                "DIR_OR_FILE; as a package: --export DIR [--onnx] (docs/predict.md)"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     section.html += f"<table class='kv'>{body}</table>"
     if chosen is not None:

@@ -18,15 +18,16 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import pandas as pd
 
-from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, PARETO, PER_CLASS, PER_SOURCE, SPLIT, STUDY_FILE,
-                            TEST_PROBABILITIES, TEST_RESULTS, TRIALS, RunFolder, RunFolderError, RunRecord, DataRecord)
+from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, MODELS, PARETO, PER_CLASS, PER_SOURCE, SPLIT,
+                            STUDY_FILE, TEST_PROBABILITIES, TEST_RESULTS, TRIALS, RunFolder, RunFolderError,
+                            RunRecord, DataRecord)
 from ecg.values import printable
 from search import cluster, data as run_data, environment, exports, integrity, pareto, progress, runinfo, study, trial_failures
 from search import tuner as tuning
 from search.options import OptionError, ResolvedOptions, SearchOptions
 from search.report import write_report_safely
 from search.signals import StopSignals, starting_ray
-from search.winners import evaluate_winners, evaluation_device, format_table, ranked_trials
+from search.winners import evaluate_winners, evaluation_device, format_table, model_manifest, ranked_trials
 
 
 T = TypeVar("T")
@@ -449,6 +450,9 @@ def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_d
     folder.write_csv(TEST_PROBABILITIES, results.test_probabilities)  # the report's bootstrap intervals
     if len(results.per_source):  # CinC 2021: the Challenge score per record source
         folder.write_csv(PER_SOURCE, results.per_source)
+    models = model_manifest(results, split, folder.experiment_dir(options.storage_path), record)
+    if models is not None:  # what python -m ecg.predict applies
+        folder.write_json(MODELS, models.to_dict())
     print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
     record.failure = record.unwritten = record.stopped_by = None  # a resumed run that had stopped, now complete
     record.status, record.wall_time_s = "complete", round(time.time() - started, 1)

@@ -9,12 +9,18 @@ each under three threshold rules (`ecg.thresholds`: 0.5, one global cut, per-cla
 `chosen` per model by cross-fitting on validation. Each row carries the validation scores it was chosen on;
 the test split is only ever scored. A missing or corrupt checkpoint is reported and the next-best trial
 takes its place. Inference runs on the device the trials trained on, in batches, with their bf16 policy.
+
+Each trial is loaded and run, and each ensemble averaged, by `ecg.predict.model` (`Member`,
+`mean_probabilities`): the code `python -m ecg.predict` applies the run's models with, from the manifest
+`model_manifest` makes of what was evaluated here (models.json in the run folder).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +28,13 @@ import pandas as pd
 import torch
 
 from ecg.data import ECGDataset
-from ecg.ensemble import combine, greedy_selection
+from ecg.ensemble import greedy_selection
 from ecg.evaluation import evaluate_on_test, probabilities_frame
 from ecg.metrics import probability_score
-from ecg.run_folder import SPLIT, TRIALS, RunFolder
-from ecg.train import TrialConfig, load_checkpoint, predict
+from ecg.predict.manifest import Manifest, MemberSpec, ModelSpec
+from ecg.predict.model import BATCH_SIZE, Member, checkpoint_weights, mean_probabilities
+from ecg.run_folder import MODELS, SPLIT, TRIALS, RunFolder, RunRecord
+from ecg.train import TrialConfig
 from search.exports import TrialRecord, TrialTable
 
 # The val and test records at a trial's input rate (`search.data.SplitData.at_rate`): what has `.val`, `.test`.
@@ -35,7 +43,7 @@ AtRate = Callable[[int | None], Any]
 log = logging.getLogger(__name__)
 
 ENSEMBLE_CANDIDATES = 10  # the default N of greedy selection: the best N finished trials
-EVAL_BATCH_SIZE = 256
+EVAL_BATCH_SIZE = BATCH_SIZE
 
 
 class CheckpointUnusable(RuntimeError):
@@ -50,10 +58,11 @@ class Evaluated:
     trial_id: str
     val_probs: np.ndarray
     test_probs: np.ndarray
-    members: dict[str, float] = field(default_factory=dict)  # trial id -> weight
+    members: dict[str, float] = field(default_factory=dict)  # trial id -> weight, in the ensemble's order
     params: int | None = None
     best_epoch: int | None = None
     fs: str = ""  # the input rate(s) it was evaluated at: a trial's data/fs, an ensemble's members' "100+250"
+    member: MemberSpec | None = None  # a single trial: what the manifest records of it
 
 
 @dataclass
@@ -66,6 +75,9 @@ class WinnerResults:
     test_probabilities: pd.DataFrame = field(default_factory=pd.DataFrame)  # ecg.evaluation.probabilities_frame
     device: str = "cpu"
     metric: str = "val_micro_f1"  # the selection metric: its validation column breaks a tie of NaN cv_scores
+    # What `model_manifest` records: every evaluated model with its thresholds, and the trials they are made of.
+    models: list[ModelSpec] = field(default_factory=list)
+    members: dict[str, MemberSpec] = field(default_factory=dict)
 
     @property
     def chosen(self) -> dict[str, Any] | None:
@@ -93,25 +105,24 @@ def evaluation_device(gpus_per_trial: float | None, *, cuda_available: bool | No
     return "cuda" if gpus_per_trial and cuda_available else "cpu"
 
 
-def load_winner(record: TrialRecord, data: ECGDataset) -> torch.nn.Module:
-    """The model of `record` with its best epoch's weights; CheckpointUnusable when that is impossible."""
+def load_member(record: TrialRecord, data: ECGDataset) -> Member:
+    """The trial of `record` with its best epoch's weights, for records like `data` (its rate and length);
+    CheckpointUnusable when that is impossible."""
     if record.checkpoint is None:
         raise CheckpointUnusable(f"trial {record.trial_id} has no checkpoint")
+    spec = MemberSpec(id=record.trial_id, config=dict(record.config), fs=int(data.fs), length=int(data.n_samples),
+                      weights=str(record.checkpoint))
     try:
-        state = load_checkpoint(record.checkpoint)
-        model = TrialConfig.from_flat(record.config).build_model(n_leads=data.n_leads, n_classes=data.n_classes,
-                                                                 length=data.n_samples)
-        weights = state["best_model"] if state.get("best_model") is not None else state["model"]
-        model.load_state_dict(weights)
+        return Member.build(spec, checkpoint_weights(str(record.checkpoint)), n_leads=data.n_leads,
+                            n_classes=data.n_classes)
     except Exception as err:  # any failure to read or apply the file means the same: use the next trial
         raise CheckpointUnusable(f"checkpoint {record.checkpoint} of trial {record.trial_id} is unusable: "
                                  f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from err
-    return model
 
 
-def _bf16(record: TrialRecord) -> bool | None:
-    """The trial's own bf16 setting (None: autocast on CUDA only, as in training)."""
-    return TrialConfig.from_flat(record.config).optim.bf16
+def load_winner(record: TrialRecord, data: ECGDataset) -> torch.nn.Module:
+    """The network of `record` with its best epoch's weights (`load_member`)."""
+    return load_member(record, data).module
 
 
 def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, results: WinnerResults, *,
@@ -127,23 +138,21 @@ def _candidates(ranked: list[TrialRecord], val: ECGDataset, test: ECGDataset, re
             split = at_rate(fs)
             val, test = split.val, split.test
         try:
-            model = load_winner(record, val)
+            member = load_member(record, val)
         except CheckpointUnusable as err:
             log.warning("%s; evaluating the next-best trial instead", err)
             print(f"warning: {err}; evaluating the next-best trial instead")
             results.skipped.append((record.trial_id, str(err)))
             continue
-        bf16 = _bf16(record)
         best = record.best(metric, mode)
         evaluated.append(Evaluated(
             name=f"rank{len(evaluated) + 1}", trial_id=record.trial_id, members={record.trial_id: 1.0},
-            val_probs=predict(model, val, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
-            test_probs=predict(model, test, device=device, batch_size=EVAL_BATCH_SIZE, bf16=bf16),
-            params=sum(p.numel() for p in model.parameters()),
-            best_epoch=int(best["epoch"]) if best is not None else None, fs=str(val.fs)))
+            val_probs=member.predict(val, device=device), test_probs=member.predict(test, device=device),
+            params=member.params, best_epoch=int(best["epoch"]) if best is not None else None, fs=str(val.fs),
+            member=member.spec))
         if len(evaluated) <= top_k:
             results.winners.append(record)
-        del model
+        del member
     return evaluated
 
 
@@ -152,9 +161,9 @@ def _ensemble(name: str, candidates: list[Evaluated], weights: np.ndarray) -> Ev
     members = [(c, float(w)) for c, w in zip(candidates, weights) if w > 0]
     return Evaluated(
         name=name, trial_id="+".join(c.trial_id for c, _ in members),
-        members={c.trial_id: round(w, 4) for c, w in members},
-        val_probs=combine([c.val_probs for c, _ in members], np.array([w for _, w in members])),
-        test_probs=combine([c.test_probs for c, _ in members], np.array([w for _, w in members])),
+        members={c.trial_id: w for c, w in members},
+        val_probs=mean_probabilities([c.val_probs for c, _ in members], [w for _, w in members]),
+        test_probs=mean_probabilities([c.test_probs for c, _ in members], [w for _, w in members]),
         params=sum(c.params or 0 for c, _ in members),
         fs="+".join(str(r) for r in sorted({int(c.fs) for c, _ in members})))
 
@@ -169,6 +178,7 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
     results = WinnerResults(device=device, metric=metric)
     candidates = _candidates(ranked, val, test, results, count=max(top_k, ensemble_candidates), top_k=top_k,
                              metric=metric, mode=mode, device=device, at_rate=at_rate)
+    results.members = {c.trial_id: c.member for c in candidates if c.member is not None}
     models = candidates[:top_k]
     if len(models) > 1:
         models.append(_ensemble("ensemble_topk", models, np.ones(len(models))))
@@ -178,8 +188,11 @@ def evaluate_winners(ranked: list[TrialRecord], val: ECGDataset, test: ECGDatase
     rows, per_class_frames, per_source_frames = [], [], []
     for model in models:
         scored = evaluate_on_test(val, model.val_probs, test, model.test_probs, metric=metric, seed=seed)
+        results.models.append(ModelSpec(name=model.name, members=list(model.members.items()), rule=scored.chosen,
+                                        thresholds={rule: [float(t) for t in values]
+                                                    for rule, values in scored.thresholds.items()}))
         identity = {"model": model.name, "trial_id": model.trial_id,
-                    "members": " ".join(f"{t}:{w:g}" for t, w in model.members.items())}
+                    "members": " ".join(f"{t}:{round(w, 4):g}" for t, w in model.members.items())}
         rows += [{**identity, **row, "best_epoch": model.best_epoch, "params": model.params,
                   "data_fs": model.fs} for row in scored.rows]
         scored.per_class.insert(0, "trial_id", model.trial_id)
@@ -227,9 +240,39 @@ def ranked_trials(table: TrialTable, trials: pd.DataFrame, *, metric: str, mode:
     return [by_id[t] for t in front(trials, objective_names(objectives, metric))["trial_id"] if t in by_id]
 
 
-def reevaluate(folder: RunFolder, *, ensemble_candidates: int = ENSEMBLE_CANDIDATES) -> WinnerResults:
-    """The winners of a finished run evaluated again from its saved checkpoints, data and split (what
-    bench/bench_thresholds.py does to score new rules on existing runs)."""
+def model_manifest(results: WinnerResults, split: Any, experiment: Path, record: RunRecord) -> Manifest | None:
+    """What `python -m ecg.predict` needs to apply the evaluated models (`ecg.predict.manifest`, models.json):
+    `split` is the run's `search.data.SplitData` (the records' leads, rate and length, the features' training
+    statistics), `experiment` Ray's experiment folder, which the checkpoints are recorded relative to. None when
+    nothing was evaluated, or when a checkpoint lies outside the experiment folder (then logged: a manifest never
+    holds an absolute path)."""
+    chosen = results.chosen
+    if chosen is None or not results.models:
+        return None
+    used = dict.fromkeys(member for model in results.models for member, _ in model.members)  # in order
+    experiment = Path(experiment).resolve()
+    members = {}
+    for trial_id in used:
+        spec = results.members[trial_id]
+        checkpoint = Path(spec.weights).resolve()
+        if not checkpoint.is_relative_to(experiment):  # a path recorded before the folder was moved or copied
+            checkpoint = experiment / checkpoint.parent.name / checkpoint.name
+        if not checkpoint.is_dir():
+            log.warning("checkpoint %s lies outside %s: no %s written", spec.weights, experiment, MODELS)
+            return None
+        relative = checkpoint.relative_to(experiment).as_posix()
+        members[trial_id] = dataclasses.replace(spec, weights=relative)
+    scaling = getattr(split.parts, "feature_scaling", None) if split.parts is not None else None
+    return Manifest(classes=list(split.test.class_names), leads=list(split.test.lead_names), fs=int(split.fs),
+                    length=int(split.test.n_samples), members=members,
+                    models={model.name: model for model in results.models}, chosen=str(chosen["model"]),
+                    metric=results.metric, feature_scaling=scaling.to_dict() if scaling is not None else None,
+                    fingerprint=split.fingerprint, source=split.source,
+                    code={"versions": record.versions, "git": record.git})
+
+
+def _rebuild(folder: RunFolder) -> tuple[Any, Any, list[TrialRecord]]:
+    """A finished run's options, split (at every rate it sampled) and ranked trials, from its folder."""
     from search import data as run_data
     from search.exports import read_trials
     from search.options import ResolvedOptions
@@ -241,7 +284,57 @@ def reevaluate(folder: RunFolder, *, ensemble_candidates: int = ENSEMBLE_CANDIDA
     table = read_trials(folder.experiment_dir(options.storage_path))
     trials = folder.read_csv(TRIALS) if options.objectives else pd.DataFrame()
     ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode, objectives=options.objectives)
+    return options, split, ranked
+
+
+def reevaluate(folder: RunFolder, *, ensemble_candidates: int | None = ENSEMBLE_CANDIDATES) -> WinnerResults:
+    """The winners of a finished run evaluated again from its saved checkpoints, data and split (what
+    bench/bench_thresholds.py does to score new rules on existing runs); `ensemble_candidates` None: the run's."""
+    return _reevaluate(*_rebuild(folder), ensemble_candidates=ensemble_candidates)
+
+
+def _reevaluate(options: Any, split: Any, ranked: list[TrialRecord], *,
+                ensemble_candidates: int | None) -> WinnerResults:
     return evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
-                            mode=options.metric_mode, ensemble_candidates=ensemble_candidates,
-                            device=evaluation_device(options.gpus_per_trial), seed=options.seed,
-                            at_rate=split.at_rate)
+                            mode=options.metric_mode, ensemble_candidates=ensemble_candidates or
+                            options.ensemble_candidates, device=evaluation_device(options.gpus_per_trial),
+                            seed=options.seed, at_rate=split.at_rate)
+
+
+def write_models(folder: RunFolder) -> Path:
+    """models.json for a finished run that lacks it (made before prediction existed): its winners evaluated again
+    from their checkpoints, as the search evaluated them. RuntimeError, one line, when nothing can be evaluated."""
+    options, split, ranked = _rebuild(folder)
+    results = _reevaluate(options, split, ranked, ensemble_candidates=None)
+    manifest = model_manifest(results, split, folder.experiment_dir(options.storage_path), folder.record)
+    if manifest is None:
+        raise RuntimeError(f"{folder.path}: no trial of this run could be evaluated; no {MODELS} written")
+    with folder.locked():
+        return folder.write_json(MODELS, manifest.to_dict())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m search.winners RUN_DIR`: write RUN_DIR/models.json for a run made before it was recorded."""
+    import argparse
+
+    from ecg.run_folder import RunFolderError
+
+    parser = argparse.ArgumentParser(prog="python -m search.winners",
+                                     description="Evaluate a finished run's winners again and write its models.json "
+                                                 "(what python -m ecg.predict applies).")
+    parser.add_argument("run_dir", type=Path, help="a finished run folder (results/<run>)")
+    args = parser.parse_args(argv)
+    try:
+        folder = RunFolder.open(args.run_dir)
+        if folder.record.status != "complete":
+            raise RunFolderError(f"{folder.path} is {folder.status()}, not complete: resume it first "
+                                 f"(python launch.py --resume {folder.path})")
+        path = write_models(folder)
+    except (RunFolderError, RuntimeError, ValueError, OSError) as err:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+    print(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -34,6 +34,7 @@ class Options:
     present_only: bool
     task: str | None = None  # a benchmark's classes (ecg.data.tasks); None: the source's own labels
     skip_bad_records: bool = False  # load the readable records, list the others in dataset.skipped
+    require_labels: bool = True  # False: records to be diagnosed, which may have no labels (.npz without them)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def _ptbxl_read(path: Path, options: Options) -> ECGDataset:
 
 
 def _npz_read(path: Path, options: Options) -> ECGDataset:
-    return npz.read_npz(path, leads=options.leads, length=options.length, fs=options.fs)
+    return npz.read_npz(path, leads=options.leads, length=options.length, fs=options.fs,
+                        require_labels=options.require_labels)
 
 
 FORMATS: list[Format] = [
@@ -149,13 +151,14 @@ def detect_format(path: Path) -> Format:
 
 
 def _options(labels: PathLike | None, leads: Sequence[str], length: int, fs: int, present_only: bool,
-             task: str | None = None, skip_bad_records: bool = False) -> Options:
+             task: str | None = None, skip_bad_records: bool = False, require_labels: bool = True) -> Options:
     if length <= 0 or fs <= 0:
         raise DataError(f"length ({length}) and fs ({fs}) must be positive")
     if not leads:
         raise DataError("at least one lead must be requested")
     labels = None if labels is None else Path(labels).expanduser().resolve()
-    return Options(labels, tuple(leads), int(length), int(fs), bool(present_only), task, bool(skip_bad_records))
+    return Options(labels, tuple(leads), int(length), int(fs), bool(present_only), task, bool(skip_bad_records),
+                   bool(require_labels))
 
 
 def _detect_for_task(path: Path, task: str | None) -> Format:
@@ -176,6 +179,7 @@ def load_dataset(
     use_cache: bool = True,
     task: str | None = None,
     skip_bad_records: bool = False,
+    require_labels: bool = True,
 ) -> ECGDataset:
     """Read a Hefei folder, a WFDB folder or an `.npz` (detected) into an `ECGDataset` of int16 signals.
 
@@ -184,13 +188,15 @@ def load_dataset(
     without a signal file; `task` picks a benchmark's classes (`ecg.data.tasks`: PTB-XL's six, CinC 2021's
     scored diagnoses); `skip_bad_records` loads the readable records when some cannot be read and lists the
     others with their reasons in `dataset.skipped` (otherwise one error counts them and quotes the first few),
-    a skip always warned about. The parsed result is cached under `cache_dir` (default `$ECG_CACHE_DIR` or
-    `~/.cache/ecg-autosearch`), keyed by the source files' names, sizes and mtimes and these options.
+    a skip always warned about; `require_labels=False` accepts records without labels (to be diagnosed:
+    `python -m ecg.predict`), which then have no class. The parsed result is cached under `cache_dir` (default
+    `$ECG_CACHE_DIR` or `~/.cache/ecg-autosearch`), keyed by the source files' names, sizes and mtimes and
+    these options.
     """
     if path is None:
         raise DataError("no data path given (the synthetic set is ecg.synthetic.load_synthetic)")
     path = Path(path).expanduser().resolve()  # once, so cache keys do not depend on the working directory
-    options = _options(labels, leads, length, fs, present_only, task, skip_bad_records)
+    options = _options(labels, leads, length, fs, present_only, task, skip_bad_records, require_labels)
     fmt = _detect_for_task(path, task)
     key = None
     if use_cache:
@@ -201,7 +207,8 @@ def load_dataset(
         # task enters the key only when set, so the entries cached before tasks existed stay valid
         key = cache.source_key(sources, {"format": fmt.name, **{k: str(v) for k, v in vars(options).items()
                                                                 if not (k == "task" and v is None)
-                                                                and not (k == "skip_bad_records" and not v)}})
+                                                                and not (k == "skip_bad_records" and not v)
+                                                                and not (k == "require_labels" and v)}})
         cached = cache.load_cached(directory, key)
         if cached is not None:
             _with_classes(cached, path)  # an entry written before these checks existed

@@ -1,5 +1,6 @@
 """NumPy `.npz`: `signals [N, leads, T]`, `labels [N, C]`, `class_names [C]`, optional `age`, `sex`,
-`record_ids`, `lead_names`, `fs`, `units`.
+`record_ids`, `lead_names`, `fs`, `units`. Records to be diagnosed (`python -m ecg.predict`) may come without
+`labels` and `class_names` (`require_labels=False`).
 
 Without `units`, integer signals are taken to be on the Hefei scale already and float signals to be
 millivolts; with `units` (a string such as 'uV', 'mV' or 'V') the signals are in that unit, whatever their
@@ -26,13 +27,14 @@ from ecg.data.scale import INT16_MAX, fit_length, mv_per_unit, resample, to_hefe
 from ecg.values import clip, quote
 
 REQUIRED = ("signals", "labels", "class_names")
+LABELS = ("labels", "class_names")
 
 
 def looks_like_npz(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() == ".npz"
 
 
-def _open(path: Path) -> np.lib.npyio.NpzFile:
+def _open(path: Path, require_labels: bool = True) -> np.lib.npyio.NpzFile:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as error:
@@ -40,6 +42,8 @@ def _open(path: Path) -> np.lib.npyio.NpzFile:
     if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy saved under an .npz name
         raise DataError(f"{path}: not an .npz archive of named arrays (a single array)")
     missing = [key for key in REQUIRED if key not in archive.files]
+    if not require_labels and set(missing) >= set(LABELS):  # unlabelled records: both absent, never one alone
+        missing = [key for key in missing if key not in LABELS]
     if missing:
         raise DataError(f"{path}: missing array(s) {', '.join(missing)} (has: {clip(', '.join(archive.files))})")
     return archive
@@ -113,8 +117,12 @@ def _sexes(path: Path, archive: np.lib.npyio.NpzFile, ids: Sequence[str]) -> np.
 
 
 def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
-    labels = _field(path, archive, "labels")
-    n = len(labels) if labels.ndim else 0
+    if "labels" not in archive.files:  # unlabelled records (require_labels=False): no class at all
+        n = len(_field(path, archive, "record_ids" if "record_ids" in archive.files else "signals"))
+        labels = np.zeros((n, 0), dtype=np.uint8)
+    else:
+        labels = _field(path, archive, "labels")
+        n = len(labels) if labels.ndim else 0
     if n == 0:
         raise DataError(f"{path}: holds no records ('labels' has shape {labels.shape})")
     try:
@@ -124,8 +132,9 @@ def _labels_only(path: Path, archive: np.lib.npyio.NpzFile) -> ECGDataset:
     if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
         raise DataError(f"{path}: 'labels' must be a 0/1 array [N, C], got shape {labels.shape}")
     ids = _names(path, archive, "record_ids", n) if "record_ids" in archive.files else [str(i) for i in range(n)]
+    class_names = _names(path, archive, "class_names", labels.shape[1]) if "class_names" in archive.files else []
     return ECGDataset(signals=None, age=_ages(path, archive, ids), sex=_sexes(path, archive, ids),
-                      labels=labels, class_names=_names(path, archive, "class_names", labels.shape[1]),
+                      labels=labels, class_names=class_names,
                       record_ids=ids, lead_names=list(HEFEI_LEADS), fs=FS, units_per_mv=UNITS_PER_MV)
 
 
@@ -150,9 +159,10 @@ def _file_rate(path: Path, archive: np.lib.npyio.NpzFile, fs: int) -> float:
 
 
 def read_npz(path: Path, *, leads: Sequence[str] = HEFEI_LEADS, length: int = N_SAMPLES,
-             fs: int = FS) -> ECGDataset:
-    """The whole file, signals brought to int16 Hefei units, `leads`, `fs` and `length`."""
-    with _open(path) as archive:
+             fs: int = FS, require_labels: bool = True) -> ECGDataset:
+    """The whole file, signals brought to int16 Hefei units, `leads`, `fs` and `length`; without
+    `require_labels`, a file without `labels` and `class_names` gives records with no class."""
+    with _open(path, require_labels) as archive:
         dataset = _labels_only(path, archive)
         signals = _field(path, archive, "signals")
         if signals.ndim != 3 or len(signals) != len(dataset):

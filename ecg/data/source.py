@@ -117,6 +117,8 @@ class Splits:
     assignment: np.ndarray
     record_ids: list[str]
     fingerprint: str
+    # The training statistics the attached features were standardised with (`ecg.features.attach_features`).
+    feature_scaling: Any = None
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in ("train", "val", "test")}

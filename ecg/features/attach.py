@@ -9,18 +9,19 @@ import numpy as np
 from ecg.data.dataset import ECGDataset
 from ecg.data.source import Splits
 from ecg.features.cache import cached_features
-from ecg.features.standardise import model_inputs
+from ecg.features.standardise import FeatureScaling
 
 
 def attach_features(splits: Splits, dataset: ECGDataset, cache_dir: Path | None = None) -> Splits:
-    """Set `features` on `splits.train/val/test` (the parts of `dataset` by `splits.assignment`); returns
-    `splits`. The same records give the same features in a search trial, its winner's test evaluation and a
+    """Set `features` on `splits.train/val/test` (the parts of `dataset` by `splits.assignment`) and the
+    training statistics they were standardised with as `splits.feature_scaling`; returns `splits`. The same records give the same features in a search trial, its winner's test evaluation and a
     retraining with `python -m ecg.train`."""
     if list(splits.record_ids) != list(dataset.record_ids):
         raise ValueError("the splits were not made from this dataset (their record ids differ)")
     raw = cached_features(dataset, cache_dir)
     assignment = np.asarray(splits.assignment)
-    inputs = model_inputs(raw.stats, raw.clinical, assignment == "train")
+    splits.feature_scaling = FeatureScaling.fit(raw.stats, raw.clinical, assignment == "train")
+    inputs = splits.feature_scaling.transform(raw.stats, raw.clinical)
     for name in ("train", "val", "test"):
         getattr(splits, name).features = inputs[np.flatnonzero(assignment == name)]
     return splits

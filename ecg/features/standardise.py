@@ -38,10 +38,37 @@ class Standardiser:
         return np.clip(np.nan_to_num(z, nan=0.0), -CLIP, CLIP).astype(np.float32)
 
 
+@dataclass
+class FeatureScaling:
+    """The training split's statistics of both feature sets: what a run's model inputs were standardised with,
+    kept in its model manifest (`ecg.predict`) so that new records are standardised the same way."""
+
+    stats: Standardiser
+    clinical: Standardiser
+
+    @classmethod
+    def fit(cls, stats: np.ndarray, clinical: np.ndarray, train_rows: np.ndarray) -> FeatureScaling:
+        return cls(Standardiser.fit(stats[train_rows]), Standardiser.fit(clinical[train_rows]))
+
+    def transform(self, stats: np.ndarray, clinical: np.ndarray) -> np.ndarray:
+        """`[N, feature_width]` float32: standardised stats, standardised measurements, missing indicators."""
+        missing = np.isnan(clinical).astype(np.float32)
+        return np.concatenate([self.stats.transform(stats), self.clinical.transform(clinical), missing], axis=1)
+
+    def to_dict(self) -> dict[str, dict[str, list[float]]]:
+        """JSON-ready; floats written as Python floats, which JSON gives back exactly."""
+        return {name: {"mean": part.mean.tolist(), "std": part.std.tolist()}
+                for name, part in (("stats", self.stats), ("clinical", self.clinical))}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, dict[str, list[float]]]) -> FeatureScaling:
+        parts = {name: Standardiser(mean=np.asarray(values[name]["mean"], dtype=np.float64),
+                                    std=np.asarray(values[name]["std"], dtype=np.float64))
+                 for name in ("stats", "clinical")}
+        return cls(**parts)
+
+
 def model_inputs(stats: np.ndarray, clinical: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
     """`[N, feature_width]` float32: standardised stats, standardised measurements, missing indicators; the
     statistics come from `train_rows` (integer positions or a mask) only."""
-    stats_z = Standardiser.fit(stats[train_rows]).transform(stats)
-    clinical_z = Standardiser.fit(clinical[train_rows]).transform(clinical)
-    missing = np.isnan(clinical).astype(np.float32)
-    return np.concatenate([stats_z, clinical_z, missing], axis=1)
+    return FeatureScaling.fit(stats, clinical, train_rows).transform(stats, clinical)

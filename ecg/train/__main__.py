@@ -7,7 +7,8 @@ the trial's CPU threads, unless flags say otherwise. Writes into `--out`: metric
 checkpoint/ (the latest epoch, for `--resume`), best/ (the best epoch's weights with the tuned thresholds),
 test_metrics.csv, per_class.csv, thresholds.csv, split.csv and config.csv (one flat row, which `--config-csv`
 reads back). A config with `data/fs` (a search winner's input rate) trains on the records resampled to that
-rate, as its trial did. See docs/training.md.
+rate, as its trial did. `--export DIR` also writes the trained model as a package that `python -m ecg.predict
+DIR --data ...` applies (docs/predict.md). See docs/training.md.
 """
 from __future__ import annotations
 
@@ -85,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, help="a checkpoint/ folder of an earlier run to continue from")
     run.add_argument("--at-least-one", action="store_true",
                      help="also report test metrics where every record gets at least its most probable label")
+    run.add_argument("--export", type=Path, metavar="DIR",
+                     help="also write the trained model as a package in DIR (a new folder), which python -m "
+                          "ecg.predict DIR --data ... applies (docs/predict.md)")
+    run.add_argument("--onnx", action="store_true",
+                     help="with --export: an ONNX graph too, checked against PyTorch on the test split "
+                          "(pip install -e \".[export]\")")
     return parser
 
 
@@ -126,19 +133,9 @@ def _run_choice(folder: RunFolder) -> DataChoice:
     """The records and split of the run in `folder`, as its run.json and split.csv record them (ValueError, one
     line, for a run.json that cannot be read)."""
     record = folder.record  # RunFolderError (a ValueError) for a cut or foreign run.json
-    data, args = record.data, record.args
-    try:
-        if data.spec is not None:
-            spec = DataSpec.from_dict(data.spec)
-        elif args.get("data") is None:  # a run recorded before the spec was: the search's synthetic set
-            spec = DataSpec(n_records=args["n_records"], seed=args["seed"], fs=data.fs, length=data.samples)
-        else:
-            spec = DataSpec(data=args["data"], labels=args.get("labels"))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{folder.file(RUN_FILE)}: not a readable run record ({type(error).__name__}: {error})") \
-            from None
+    spec = folder.data_spec()
     split = folder.file(SPLIT)
-    threads = max(1, int(args.get("cpus_per_trial") or 1))
+    threads = max(1, int(record.args.get("cpus_per_trial") or 1))
     return DataChoice(spec, split if split.is_file() else None, int(record.seed or 0), folder.path, threads)
 
 
@@ -186,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> Path:
     """Train, evaluate and write everything into the output folder; returns it."""
+    if args.onnx and args.export is None:
+        raise ValueError("--onnx goes with --export DIR")
+    if args.export is not None:
+        from ecg.predict.package import check_target
+
+        check_target(args.export)  # refused before any training
     trial = trial_from_args(args)
     choice = choose_data(args)
     if args.optim_threads is None and choice.threads is not None:
@@ -260,11 +263,36 @@ def run(args: argparse.Namespace) -> Path:
         "best_metrics": result.best_metrics, "thresholds": thresholds, "class_names": list(dataset.class_names),
         "lead_names": list(dataset.lead_names), "fs": train.fs, "length": train.n_samples}}, out / "best")
 
+    if args.export is not None:
+        export_trained(model, trial, scored, dataset, splits, train, choice, args.export, onnx=args.onnx)
+        print(f"package written to {args.export} (python -m ecg.predict {args.export} --data ... applies it)")
     print(f"best epoch {result.best_epoch}: {config.metric} {result.best_metrics[config.metric]:.4f}", file=sys.stderr)
     columns = ["thresholds", "chosen", "test_micro_f1", "test_macro_f1", "test_macro_auc", "test_loss"]
     print(pd.DataFrame(scored.rows)[columns].set_index("thresholds").round(4).to_string())
     print(f"written to {out}")
     return out
+
+
+def export_trained(model: torch.nn.Module, trial: TrialConfig, scored: Any, dataset: ECGDataset, splits: Any,
+                   train: ECGDataset, choice: DataChoice, out: Path, *, onnx: bool = False) -> None:
+    """The trained model (holding its best epoch's weights) as a package (`ecg.predict.package`): one member,
+    its thresholds under every rule with the one chosen on validation, the records' leads, rate and length
+    and the features' training statistics. With `onnx`, its graph is checked on the test split."""
+    from ecg.predict import ChosenModel, Manifest, Member, MemberSpec, ModelSpec, export_package
+    from ecg.predict.manifest import code_version
+
+    member = MemberSpec(id=trial.family, config=trial.to_flat(), fs=int(train.fs), length=int(train.n_samples),
+                        weights="")
+    spec = ModelSpec(name="trained", members=[(member.id, 1.0)], rule=scored.chosen,
+                     thresholds={rule: [float(t) for t in values] for rule, values in scored.thresholds.items()})
+    scaling = getattr(splits, "feature_scaling", None)
+    manifest = Manifest(classes=list(dataset.class_names), leads=list(dataset.lead_names), fs=int(dataset.fs),
+                        length=int(dataset.n_samples), members={member.id: member}, models={spec.name: spec},
+                        chosen=spec.name, metric=trial.optim.metric,
+                        feature_scaling=scaling.to_dict() if scaling is not None else None,
+                        fingerprint=splits.fingerprint, source=choice.spec.describe(), code=code_version())
+    chosen = ChosenModel(manifest, spec, spec.rule, [Member(member, model.eval(), dataset.n_leads)])
+    export_package(chosen, out, onnx_records=splits.test if onnx else None, onnx=onnx)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,14 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
     # A second call finds the piece done and runs nothing: the protocol resumes where it stopped.
     again = run_bench("bench_peer.py", "--out", str(out_dir), env={"ECG_CACHE_DIR": str(tmp_path / "cache")})
     assert "0 pieces to run (1 in" in again and len(pd.read_csv(out_dir / "seeds.csv")) == len(methods)
+
+
+@pytest.mark.slow
+def test_bench_predict_smoke_prints_records_per_second_for_a_single_model_and_an_ensemble(tmp_path) -> None:
+    import pandas as pd
+
+    out = run_bench("bench_predict.py", "--out", str(tmp_path / "predict"), env={"ECG_CACHE_DIR": str(tmp_path)})
+    assert "records/s" in out and "ensemble" in out
+    table = pd.read_csv(tmp_path / "predict" / "predict.csv")
+    assert list(table["model"]) == ["single", "single+features", "ensemble"] and (table["records"] == 24).all()
+    assert (table["records_per_s"] > 0).all() and "bench_predict.py --smoke" in (tmp_path / "predict" / "README.md").read_text()

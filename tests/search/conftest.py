@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Tiny runs: 120 synthetic records at 250 Hz x 2,500 samples; the small ECGNet trains an epoch in seconds.
 SMALL = ("--space", "ecgnet", "--n-records", "120", "--cpus-per-trial", "1", "--seed", "0")
 EXPECTED_FILES = frozenset({"trials.csv", "epochs.csv", "best_configs.csv", "test_results.csv", "per_class.csv",
-                            "test_probabilities.csv", "report.html",
-                            "split.csv", "run.json", "optuna.db"})
+                            "test_probabilities.csv", "models.json", "report.html", "split.csv", "run.json",
+                            "optuna.db"})
 
 
 def free_port() -> int:
