@@ -128,10 +128,10 @@ def warn_skipped(skipped: dict[str, str], source: object) -> None:
                       stacklevel=3)
 
 
-def _with_classes(dataset: ECGDataset, source: object) -> ECGDataset:
-    """`dataset`, unless no record carries a label (nothing to learn or to split by) or a class name holds
-    control characters."""
-    if dataset.n_classes == 0:
+def _with_classes(dataset: ECGDataset, source: object, require_labels: bool = True) -> ECGDataset:
+    """`dataset`, unless no record carries a label where labels are required (nothing to learn or to split by)
+    or a class name holds control characters."""
+    if dataset.n_classes == 0 and require_labels:
         raise DataError(f"{source}: no record carries a label ({len(dataset)} records, no classes)")
     unprintable = next((name for name in dataset.class_names if not name.isprintable()), None)
     if unprintable is not None:  # class names reach tables, reports and terminals as they are
@@ -211,11 +211,11 @@ def load_dataset(
                                                                 and not (k == "require_labels" and v)}})
         cached = cache.load_cached(directory, key)
         if cached is not None:
-            _with_classes(cached, path)  # an entry written before these checks existed
+            _with_classes(cached, path, options.require_labels)  # an entry written before these checks existed
             warn_empty_classes(cached.labels, cached.class_names, path)
             warn_skipped(cached.skipped, path)
             return cached
-    dataset = _with_classes(fmt.read(path, options), path)
+    dataset = _with_classes(fmt.read(path, options), path, options.require_labels)
     warn_empty_classes(dataset.labels, dataset.class_names, path)
     warn_skipped(dataset.skipped, path)
     if key is not None:
