@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
-from ecg.cli import Parser, refuse
+from ecg.cli import Parser, add_options, refuse
 from search.options import CPU_DEFAULTS, GPU_DEFAULTS, OptionError, SearchOptions
 
 
@@ -27,31 +26,21 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return text if "default:" in text else super()._get_help_string(action)
 
 
-# A field's annotation (a string, under `from __future__ import annotations`) -> the argparse type of its value.
-_ARG_TYPES = {"Path": Path, "int": int, "float": float, "str": str}
-
-
 def parser() -> argparse.ArgumentParser:
     """One option per `SearchOptions` field with `option(...)` metadata (its help, choices and default), and
     --list-spaces."""
     from spaces import SPACES
 
     p = Parser(prog="launch.py", description=__doc__.split("\n\n")[0], formatter_class=_HelpFormatter)
-    for f in dataclasses.fields(SearchOptions):
-        if "help" not in f.metadata:
-            continue  # filled by SearchOptions.resolved, not an option
-        meta = f.metadata
-        text = meta["help"].format(spaces=", ".join(SPACES), cpu=CPU_DEFAULTS, gpu=GPU_DEFAULTS)
-        if meta["hardware_default"]:
+
+    def describe(f: dataclasses.Field) -> str:
+        text = f.metadata["help"].format(spaces=", ".join(SPACES), cpu=CPU_DEFAULTS, gpu=GPU_DEFAULTS)
+        if f.metadata["hardware_default"]:
             text += (f" (default: {getattr(CPU_DEFAULTS, f.name)} without a GPU, {getattr(GPU_DEFAULTS, f.name)} "
                      "with GPUs)")
-        flags = ([meta["short"]] if meta["short"] else []) + [f"--{f.name.replace('_', '-')}"]
-        kind = str(f.type).replace(" ", "").removesuffix("|None")
-        if kind == "bool":
-            p.add_argument(*flags, dest=f.name, action="store_true", help=text)
-        else:
-            p.add_argument(*flags, dest=f.name, type=_ARG_TYPES[kind], default=f.default, choices=meta["choices"],
-                           metavar=meta["metavar"], help=text)
+        return text
+
+    add_options(p, SearchOptions, describe=describe, default=lambda f: f.default)
     p.add_argument("--list-spaces", action="store_true", help="print every space's parameters and ranges, and exit")
     return p
 

@@ -5,9 +5,11 @@ file's line; a value typed on the command line may hold control characters), so 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from ecg.values import QUOTE_CHARS, printable, quote
@@ -40,3 +42,28 @@ class Parser(argparse.ArgumentParser):
         if extra:  # argparse would print them as typed, control characters and all
             self.error(f"unrecognized arguments: {' '.join(quote(arg) for arg in extra)}")
         return parsed
+
+
+# A field's annotation (a string, under `from __future__ import annotations`) -> the argparse type of its value.
+_ARG_TYPES: dict[str, Callable[[str], Any]] = {"Path": Path, "int": int, "float": float, "str": str}
+
+
+def add_options(group: Any, cls: type, *, describe: Callable[[dataclasses.Field], str] | None = None,
+                default: Callable[[dataclasses.Field], Any] = lambda f: None) -> None:
+    """One option per field of the dataclass `cls` that has `help` metadata: `--<name>` (or its `flag`), its type
+    from the annotation (or the metadata's `type`), `choices`, `metavar` and `short` from the metadata, a bool as
+    a switch. `describe(field)` writes the help text (default: the metadata's); `default(field)` the option's
+    default (None: "not given", so a caller can tell what the user said). How launch.py derives its command line
+    from `search.options.SearchOptions`, and python -m ecg.train its data options from `ecg.data.source.DataSpec`."""
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        text = describe(f) if describe is not None else meta["help"]
+        flags = ([meta["short"]] if meta.get("short") else []) + [meta.get("flag", f"--{f.name.replace('_', '-')}")]
+        kind = str(f.type).replace(" ", "").removesuffix("|None")
+        if kind == "bool":
+            group.add_argument(*flags, dest=f.name, action="store_true", help=text)
+        else:
+            group.add_argument(*flags, dest=f.name, type=meta.get("type") or _ARG_TYPES[kind], default=default(f),
+                               choices=meta.get("choices"), metavar=meta.get("metavar"), help=text)

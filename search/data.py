@@ -12,7 +12,8 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import Any
 
-from ecg.data import ALL_12_LEADS, HEFEI_LEADS, ECGDataset
+from ecg.data import ECGDataset
+from ecg.data.dataset import lead_names
 from ecg.data.rates import resample_dataset
 from ecg.data.errors import DataError
 from ecg.data.split import MINIMUM
@@ -88,7 +89,7 @@ class TrialData:
 def data_spec(options: SearchOptions) -> DataSpec:
     """The records a search reads: the synthetic set at the hardware's size, or `--data` at 500 Hz x 5,000
     (or --fs), with --task and --split filled from the data's convention (so run.json records them)."""
-    leads = ALL_12_LEADS if options.leads == 12 else HEFEI_LEADS
+    leads = lead_names(str(options.leads))  # 8 or 12, as ecg.train reads them
     if options.data is None:
         return DataSpec(n_records=options.n_records, seed=options.seed, fs=options.fs, length=options.length,
                         leads=leads)

@@ -15,6 +15,13 @@ from ecg.data.errors import DataError
 
 HEFEI_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 ALL_12_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def lead_names(text: str) -> tuple[str, ...]:
+    """Leads as a command line gives them: 8 (the Hefei leads I, II, V1-V6), 12 (all twelve), or names separated
+    by commas ("I,II,V1")."""
+    named = {"8": HEFEI_LEADS, "12": ALL_12_LEADS}.get(str(text).strip())
+    return named if named is not None else tuple(lead.strip() for lead in str(text).split(",") if lead.strip())
 UV_PER_UNIT = 4.88
 UNITS_PER_MV = 1000.0 / UV_PER_UNIT
 FS = 500

@@ -17,9 +17,14 @@ from typing import Any
 import numpy as np
 
 from ecg import values
-from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset, check_signals_fit
+from ecg.data.dataset import FS, HEFEI_LEADS, N_SAMPLES, ECGDataset, check_signals_fit, lead_names
+from ecg.data.tasks import TASKS
 from ecg.data.errors import DataError
 from ecg.values import quote
+
+
+def _option(default: Any, help: str, **meta: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass(frozen=True)
@@ -29,16 +34,22 @@ class DataSpec:
     picks a benchmark's classes (`ecg.data.tasks`: PTB-XL's six, cinc2021) and `split` is "official" (PTB-XL's
     strat_fold) or "stratified"; None means the data's convention (`convention()`)."""
 
-    data: Path | None = None
-    labels: Path | None = None
-    n_records: int = 1000
-    fs: int = FS
-    length: int = N_SAMPLES
-    seed: int = 0
-    leads: tuple[str, ...] = HEFEI_LEADS
-    task: str | None = None
-    split: str | None = None
-    skip_bad_records: bool = False  # load the readable records; the others are in dataset.skipped, with why
+    # The `help` metadata makes a field an option of python -m ecg.train (`ecg.cli.add_options`).
+    data: Path | None = _option(None, "Hefei folder, WFDB folder or .npz (default: the synthetic set)")
+    labels: Path | None = _option(None, "class list / label file for --data (see docs/data.md)")
+    n_records: int = _option(1000, "size of the synthetic set")
+    fs: int = _option(FS, "sampling rate in Hz the records are read at (the config's data/fs becomes this rate too)")
+    length: int = _option(N_SAMPLES, "samples per record")
+    seed: int = _option(0, "seed of a new split and of the synthetic set", flag="--split-seed")
+    leads: tuple[str, ...] = _option(HEFEI_LEADS, "leads: 8 (I, II, V1-V6), 12, or names separated by commas "
+                                                   "(I,II,V1)", type=lead_names)
+    task: str | None = _option(None, "a benchmark's classes, as launch.py --task (PTB-XL: all, diagnostic, ..., "
+                                     "rhythm; CinC 2021: cinc2021, cinc2021+unscored)", choices=TASKS)
+    split: str | None = None  # "official" or "stratified"; a retrain gives a split.csv instead (ecg.train --split)
+    # load the readable records; the others are in dataset.skipped, with why
+    skip_bad_records: bool = _option(False, "load the readable records when some cannot be read; they are listed "
+                                            "in skipped_records.csv in the output folder (default: refuse, one "
+                                            "line counting them)")
 
     def __post_init__(self) -> None:
         for name in ("data", "labels"):

@@ -25,11 +25,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ecg.cli import Parser, refuse
-from ecg.data.dataset import FS, N_SAMPLES, ECGDataset
+from ecg.cli import Parser, add_options, refuse
+from ecg.data.dataset import HEFEI_LEADS, ECGDataset
 from ecg.data.rates import resample_dataset
 from ecg.data.source import DataSpec, load as load_records, split as split_records
-from ecg.data.tasks import TASKS
 from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
 from ecg.evaluation import evaluate_on_test
@@ -49,6 +48,17 @@ def _key_value(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _data_help(f: dataclasses.Field) -> str:
+    """A data option's help with its default, as the synthetic set or the first read of --data has it."""
+    if str(f.type) == "bool" or "(default" in f.metadata["help"]:
+        return f.metadata["help"]
+    default = DEFAULT_RECORDS if f.name == "n_records" else f.default
+    if default is None:
+        return f.metadata["help"]
+    shown = "8" if default == HEFEI_LEADS else default
+    return f"{f.metadata['help']} (default {shown})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="python -m ecg.train", description="Train one model (no search) and evaluate it on the test split.")
@@ -65,20 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"default {f.default!r}")
     data = parser.add_argument_group(
         "data (default: with a --config-csv inside a run folder, that run's records and split; else the synthetic set)")
-    data.add_argument("--data", type=Path, help="Hefei folder, WFDB folder or .npz")
-    data.add_argument("--labels", type=Path, help="class list / label file for --data (see docs/data.md)")
-    data.add_argument("--task", choices=TASKS, help="a benchmark's classes, as launch.py --task (PTB-XL: all, "
-                                                    "diagnostic, ..., rhythm; CinC 2021: cinc2021, cinc2021+unscored)")
-    data.add_argument("--leads", help="comma-separated leads (default the Hefei 8)")
-    data.add_argument("--length", type=int, help=f"samples per record (default {N_SAMPLES})")
-    data.add_argument("--fs", type=int, help=f"sampling rate in Hz the records are read at (default {FS}; the "
-                                             "config's data/fs becomes this rate too)")
-    data.add_argument("--n-records", type=int, help=f"size of the synthetic set (default {DEFAULT_RECORDS})")
+    add_options(data, DataSpec, describe=_data_help)
     data.add_argument("--split", type=Path, help="split.csv to use (default: the run's, else a new stratified split)")
-    data.add_argument("--split-seed", type=int, help="seed of a new split and of the synthetic set (default 0)")
-    data.add_argument("--skip-bad-records", action="store_true",
-                      help="load the readable records when some cannot be read; they are listed in "
-                           "skipped_records.csv in the output folder (default: refuse, one line counting them)")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="output folder (default results/train-<family>-<time>)")
     run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"),
@@ -148,12 +146,10 @@ def choose_data(args: argparse.Namespace) -> DataChoice:
     folder = run_folder_of(args.config_csv)
     choice = _run_choice(folder) if folder else DataChoice(DataSpec(n_records=DEFAULT_RECORDS), None, 0)
     overrides: dict[str, Any] = {name: getattr(args, name)
-                                 for name in ("data", "labels", "task", "n_records", "fs", "length")
+                                 for name in ("data", "labels", "task", "n_records", "fs", "length", "leads", "seed")
                                  if getattr(args, name) is not None}
-    if args.leads is not None:
-        overrides["leads"] = tuple(lead.strip() for lead in args.leads.split(",") if lead.strip())
-    if args.split_seed is not None:
-        overrides["seed"] = choice.split_seed = args.split_seed
+    if args.seed is not None:
+        choice.split_seed = args.seed
     if overrides:
         choice.spec = dataclasses.replace(choice.spec, **overrides)
         choice.split = None
