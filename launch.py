@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
         return refuse("launch.py", err, code=1)
     except runner.SearchInterrupted as stop:
-        print(f"\nSearch interrupted ({stop.signal_name}); what finished is in {runner.shown(stop.run_dir)}.\nResume with:\n  "
-              f"{runner.resume_command(stop.run_dir)}", flush=True)
+        if not stop.announced:
+            print(runner.interrupted_message(stop.signal_name, stop.run_dir), flush=True)
         return stop.exit_code
     except runner.StoppedBeforeSearch as stop:
         print(f"\nlaunch.py: {stop}; nothing of it was kept", file=sys.stderr)

@@ -240,6 +240,7 @@ class RunFolder:
         self.path = Path(path)
         self._lock_fd: int | None = None
         self._record: RunRecord | None = None
+        self._saved = False  # this object wrote run.json: a `running` in it is this process's own search
 
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
@@ -315,7 +316,11 @@ class RunFolder:
         self._lock_fd = fd
 
     def unlock(self) -> None:
+        """Release the lock, emptying .lock first: it names a holder only while one holds it (a refused or
+        finished writer leaves the folder's files as they were)."""
         if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)  # closing the only descriptor releases the flock
             self._lock_fd = None
 
@@ -403,15 +408,17 @@ class RunFolder:
         self._require_lock("writing run.json")
         record.updated = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_json(record.to_dict(), self.path / RUN_FILE)
-        self._record = record
+        self._record, self._saved = record, True
 
     def status(self) -> str:
         """run.json's status, except that a run recorded `running` that no live process holds ended without
         saying so (SIGKILL, a machine crash): ENDED_SILENTLY."""
         status = self.record.status
-        if status == "running" and self.holder() is None:
-            return ENDED_SILENTLY
-        return status
+        if status != "running":
+            return status
+        if self._lock_fd is not None:  # the lock is ours: an earlier process's `running` ended with it
+            return status if self._saved else ENDED_SILENTLY
+        return ENDED_SILENTLY if self.holder() is None else status
 
     # -- places
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -41,8 +42,10 @@ def shown(path: Path | str) -> str:
 class SearchInterrupted(RuntimeError):
     """The search stopped before every trial finished (Ctrl-C, SIGTERM, SIGHUP); what finished is exported."""
 
-    def __init__(self, run_dir: Path, signal_name: str = "SIGINT", exit_code: int = 130) -> None:
+    def __init__(self, run_dir: Path, signal_name: str = "SIGINT", exit_code: int = 130, *,
+                 announced: bool = False) -> None:
         self.run_dir, self.signal_name, self.exit_code = run_dir, signal_name, exit_code
+        self.announced = announced  # `interrupted_message` printed already
         super().__init__(f"search interrupted ({signal_name}); resume it with: {resume_command(run_dir)}")
 
 
@@ -62,6 +65,12 @@ def resume_command(run_dir: Path) -> str:
     except ValueError:
         shown = str(path)
     return f"python launch.py --resume {shlex.quote(shown)}"
+
+
+def interrupted_message(signal_name: str, run_dir: Path) -> str:
+    """What a stopped search tells its user: where what finished is, and the command that resumes it."""
+    return (f"\nSearch interrupted ({signal_name}); what finished is in {shown(run_dir)}.\nResume with:\n  "
+            f"{resume_command(run_dir)}")
 
 
 class SearchFailed(RuntimeError):
@@ -113,31 +122,34 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
         cluster.stop()
         raise
     folder = RunFolder.create(options.results_dir, options.space)
-    stop.on_deadline(lambda: _remove_unstarted(folder, stop))  # stopped, and stuck, before the search began
-    with _removed_unless_started(folder, options):
-        folder.write_with(SPLIT, split.save)
+    try:
+        stop.on_deadline(lambda: _remove_unstarted(folder, stop))  # stopped, and stuck, before the search began
+        with _removed_unless_started(folder, options):
+            folder.write_with(SPLIT, split.save)
 
-        def prepare() -> run_data.SplitData:  # the costly part of the data's preparation
-            return run_data.with_space_rates(run_data.with_features(split, dataset), options)
+            def prepare() -> run_data.SplitData:  # the costly part of the data's preparation
+                return run_data.with_space_rates(run_data.with_features(split, dataset), options)
 
-        if ray_session is None:  # a local Ray starts while the features and the other rates are made
-            dashboard, ray_start_s, split = _start_ray(options, stop, folder.path.name, prepare)
-        else:
-            (dashboard, ray_start_s), split = ray_session, prepare()
-        record = RunRecord(
-            status="running", space=options.space, seed=options.seed, args=options.to_dict(),
-            started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(),
-            git=runinfo.git_commit(), data=_data_record(dataset, split, source, spec.to_dict(), options),
-            location=str(folder.path.resolve()), experiment_path=_experiment_entry(folder, options),
-            study=STUDY_FILE, study_name=folder.path.name,
-            hardware=runinfo.hardware(), dashboard=dashboard, ray_start_s=round(ray_start_s, 2))
-        folder.save(record)
-        search_tuner = tuning.make_tuner(options, folder, split.trial_data, callbacks=_callbacks(), starts=starts)
-        integrity.record(folder.path, folder.experiment_dir(options.storage_path))  # tuner.pkl, written just now
-    print(f"run folder: {shown(folder.path)}")
-    print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), folder.experiment_dir(options.storage_path),
-                                         joined=options.address is not None)))
-    return _search_and_export(search_tuner, options, folder, split, started, stop)
+            if ray_session is None:  # a local Ray starts while the features and the other rates are made
+                dashboard, ray_start_s, split = _start_ray(options, stop, folder.path.name, prepare)
+            else:
+                (dashboard, ray_start_s), split = ray_session, prepare()
+            record = RunRecord(
+                status="running", space=options.space, seed=options.seed, args=options.to_dict(),
+                started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), versions=runinfo.versions(),
+                git=runinfo.git_commit(), data=_data_record(dataset, split, source, spec.to_dict(), options),
+                location=str(folder.path.resolve()), experiment_path=_experiment_entry(folder, options),
+                study=STUDY_FILE, study_name=folder.path.name,
+                hardware=runinfo.hardware(), dashboard=dashboard, ray_start_s=round(ray_start_s, 2))
+            folder.save(record)
+            search_tuner = tuning.make_tuner(options, folder, split.trial_data, callbacks=_callbacks(), starts=starts)
+            integrity.record(folder.path, folder.experiment_dir(options.storage_path))  # tuner.pkl, written just now
+        print(f"run folder: {shown(folder.path)}")
+        print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), folder.experiment_dir(options.storage_path),
+                                             joined=options.address is not None)))
+        return _search_and_export(search_tuner, options, folder, split, started, stop)
+    finally:
+        folder.unlock()  # .lock names a holder only while one holds it
 
 
 def _data_record(dataset: Any, split: run_data.SplitData, source: str, spec: dict[str, Any],
@@ -207,6 +219,14 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
               f"its results are in {folder.path}")
         return folder.path
     folder.lock()  # a search still running in the folder (or another --resume) is refused here, in one line
+    try:
+        return _resume_holding_the_lock(folder, requested, stop)
+    finally:
+        folder.unlock()  # .lock names a holder only while one holds it
+
+
+def _resume_holding_the_lock(folder: RunFolder, requested: SearchOptions, stop: StopSignals) -> Path:
+    record = folder.record
     previous = folder.status()  # after the lock: a run recorded `running` is now known to have ended silently
     if previous == ENDED_SILENTLY:
         print(f"{folder.path}: the last search in this folder was {ENDED_SILENTLY}")
@@ -285,7 +305,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
     failure: str | None = None
     interrupted = False
     try:
-        with integrity.recording(folder.path, experiment):
+        with stop.tune_fit(), integrity.recording(folder.path, experiment):
             search_tuner.fit()
     except ValueError as err:
         if "dynamic value space" not in str(err) and "different distribution" not in str(err):
@@ -296,16 +316,12 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
             from err
     except cluster.TrialUnplaceable as err:
         failure = str(err)
-    except KeyboardInterrupt:  # a second Ctrl-C (or SIGTERM) while Ray Tune was stopping: its last snapshot stands
+    except KeyboardInterrupt:  # a second stop signal while Ray Tune was stopping: its last snapshot stands
         interrupted = True
     except OSError as err:  # the driver's own writes (Ray's experiment snapshot, our digests)
         if not trial_failures.is_disk_full(err):
             raise
         failure = f"the disk is full ({err})"
-    finally:
-        # Ray Tune leaves its own SIGINT handler in place after the search, which would take a later Ctrl-C (or a
-        # forwarded SIGTERM) as a request nobody reads: from here a signal interrupts as it does anywhere else.
-        stop.restore_sigint()
     record.fit_time_s = round(time.time() - fit_started, 2)
     found = outcome.collect()
     disk_full = [r for r in found.table.records if r.error and trial_failures.DISK_FULL in r.error]
@@ -325,7 +341,9 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
         else:
             failure = f"could not write {', '.join(f'{n} ({why})' for n, why in unwritten.items())}"
     outcome.write_stopped(found, failure)
-    if stop.received is None or failure is not None:  # Ctrl-C: the user waits for the report; a scheduler does not
+    if failure is None:
+        outcome.announce()  # now, not after the report: the deadline may end the process before that
+    if stop.received in (None, signal.SIGINT) or failure is not None:  # Ctrl-C: the user waits for the report
         write_report_safely(folder)
     else:
         print(f"report not rebuilt after {stop.name()} (python -m search.report {shlex.quote(str(folder.path))} "
@@ -333,7 +351,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
     cluster.stop()
     if failure is not None:
         raise SearchFailed(folder.path, failure)
-    raise SearchInterrupted(folder.path, stop.name(), stop.exit_code())
+    raise SearchInterrupted(folder.path, stop.name(), stop.exit_code(), announced=True)
 
 
 @dataclass
@@ -354,7 +372,7 @@ class _Outcome:
                  started: float) -> None:
         self.options, self.folder, self.experiment, self.stop, self.started = options, folder, experiment, stop, started
         self._lock = threading.Lock()
-        self._stopped_written = False
+        self._stopped_written = self._announced = False
 
     def collect(self) -> _Found:
         options, folder = self.options, self.folder
@@ -420,13 +438,19 @@ class _Outcome:
         if not self._lock.acquire(timeout=self.stop.deadline_s / 2):
             return  # the main thread is writing it: the process ends once it has (or at the timeout)
         self._lock.release()
-        if self._stopped_written:
-            return
-        print(f"\nRay did not stop within {self.stop.deadline_s:g} s of {self.stop.name()}: writing what finished "
-              "from the files on disk", flush=True)
-        self.write_stopped(self.collect(), None)
-        print(f"\nSearch interrupted ({self.stop.name()}); what finished is in {shown(self.folder.path)}.\nResume with:\n  "
-              f"{resume_command(self.folder.path)}", flush=True)
+        if not self._stopped_written:
+            print(f"\nRay did not stop within {self.stop.deadline_s:g} s of {self.stop.name()}: writing what finished "
+                  "from the files on disk", flush=True)
+            self.write_stopped(self.collect(), None)
+        self.announce()
+
+    def announce(self) -> None:
+        """Where what finished is, and the command that resumes it; printed once, by whichever thread comes first."""
+        with self._lock:
+            if self._announced:
+                return
+            self._announced = True
+        print(interrupted_message(self.stop.name(), self.folder.path), flush=True)
 
 
 def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_data.SplitData, found: _Found,

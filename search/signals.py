@@ -1,19 +1,19 @@
-"""SIGTERM and SIGHUP stop a search the way Ctrl-C does.
+"""Ctrl-C, SIGTERM and SIGHUP stop a search the same way, within a deadline.
 
 Schedulers (SLURM, Kubernetes, `docker stop`, `timeout`) stop a job with SIGTERM, and a closing terminal
 sends SIGHUP. Once Ray is up, its core worker's handler would abort the driver on either (exit 134, a native
-stack dump), leaving no CSVs and run.json `running`. `StopSignals` turns each into SIGINT instead: inside
-`Tuner.fit` Ray Tune's own SIGINT handler then ends the search gracefully (a last experiment snapshot, the
-trials stopped), and anywhere else Python raises KeyboardInterrupt. The runner writes what finished either
-way; the signal received decides the exit code (128 + its number: 130 for SIGINT, 143 for SIGTERM, 129 for
-SIGHUP), as a shell reports a process a signal ended.
+stack dump), leaving no CSVs and run.json `running`. `StopSignals` takes all three: while Ray Tune runs the
+search (`tune_fit`) the first one asks Ray Tune for its graceful stop (a last experiment snapshot, the trials
+stopped) through SIGUSR1, the signal Ray Tune always listens on, with its own SIGINT handler turned off
+(`TUNE_DISABLE_SIGINT_HANDLER`); anywhere else, or a second time, Python raises KeyboardInterrupt. The runner
+writes what finished either way; the signal received decides the exit code (128 + its number: 130 for SIGINT,
+143 for SIGTERM, 129 for SIGHUP), as a shell reports a process a signal ended.
 
-A scheduler that signals every process of the job (SLURM does; so does a signal to the process group) also
-stops Ray's own processes, and Ray Tune's graceful stop can then wait on them without end. So a forwarded
-signal also sets a deadline: `deadline_s` later, if the process is still alive, the action registered with
-`on_deadline` (the runner's: write what finished from the files on disk) runs in a watchdog thread and the
-process exits with the signal's code. A scheduler's own kill (`SIGKILL` after a grace period, often 10 s or
-more) comes after that.
+Ray Tune's graceful stop can wait on Ray's processes without end (a scheduler that signals the whole job stops
+them too; a loaded machine is slow to answer). So the first signal also sets a deadline: `deadline_s` later, if
+the process is still alive, the action registered with `on_deadline` (the runner's: write what finished from
+the files on disk, if the main thread has not) runs in a watchdog thread and the process exits with the
+signal's code. A scheduler's own kill (`SIGKILL` after a grace period, often 10 s or more) comes after that.
 """
 from __future__ import annotations
 
@@ -26,12 +26,13 @@ import time
 from types import FrameType
 from typing import Any, Callable, Iterator
 
-FORWARDED = (signal.SIGTERM, signal.SIGHUP)
+HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+TUNE_STOP = signal.SIGUSR1  # Ray Tune's graceful stop (ray.tune.tune._setup_signal_catching, pinned in the tests)
 DEADLINE_S = 6.0
 
 
 class StopSignals:
-    """While active, SIGTERM and SIGHUP are forwarded as SIGINT and remembered (`received`).
+    """While active, SIGINT, SIGTERM and SIGHUP stop the search and are remembered (`received`).
 
     `install()` must run again after Ray starts in this process: Ray installs its own SIGTERM handler then.
     Handlers can only be set from the main thread; elsewhere this does nothing.
@@ -42,6 +43,7 @@ class StopSignals:
         self.deadline_s = deadline_s
         self._previous: dict[int, Any] = {}
         self._on_deadline: Callable[[], None] | None = None
+        self._in_tune = False
 
     def on_deadline(self, action: Callable[[], None] | None) -> None:
         """What the watchdog does before it ends the process (None: nothing)."""
@@ -50,8 +52,8 @@ class StopSignals:
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in FORWARDED:
-            previous = signal.signal(sig, self._forward)
+        for sig in HANDLED:
+            previous = signal.signal(sig, self._stop)
             self._previous.setdefault(sig, previous)
 
     def restore(self) -> None:
@@ -61,17 +63,37 @@ class StopSignals:
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
         self._previous.clear()
 
-    def restore_sigint(self) -> None:
-        """Python's own SIGINT handler (KeyboardInterrupt) again, after Ray Tune replaced it."""
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    @contextlib.contextmanager
+    def tune_fit(self) -> Iterator[None]:
+        """Around `Tuner.fit`: a stop signal asks Ray Tune to stop gracefully instead of interrupting it.
 
-    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        Until Ray Tune sets its SIGUSR1 handler (early in `fit`), SIGUSR1 interrupts like Ctrl-C, so a stop
+        in that moment is never the default action (which would end the process at once)."""
+        main = threading.current_thread() is threading.main_thread()
+        saved_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT stays ours: it must set the deadline too
+        saved_usr1 = signal.signal(TUNE_STOP, signal.default_int_handler) if main else None
+        self._in_tune = main
+        try:
+            yield
+        finally:
+            self._in_tune = False
+            if main:
+                signal.signal(TUNE_STOP, saved_usr1 if saved_usr1 is not None else signal.SIG_DFL)
+            if saved_env is None:
+                os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+            else:
+                os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = saved_env
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
         first = self.received is None
-        self.received = signum
         if first:
+            self.received = signum
             threading.Thread(target=self._watchdog, name="stop-deadline", daemon=True).start()
-        signal.raise_signal(signal.SIGINT)
+        if first and self._in_tune:
+            signal.raise_signal(TUNE_STOP)
+            return
+        raise KeyboardInterrupt
 
     def _watchdog(self) -> None:
         time.sleep(self.deadline_s)
@@ -97,7 +119,7 @@ class StopSignals:
         self.restore()
 
     def name(self) -> str:
-        """The signal that stopped the search: SIGTERM or SIGHUP when one was forwarded, else SIGINT."""
+        """The signal that stopped the search (SIGINT when none was received)."""
         return signal.Signals(self.received or signal.SIGINT).name
 
     def exit_code(self) -> int:

@@ -128,6 +128,9 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_leaves
     assert RunFolder.open(tmp_path).status() == ENDED_SILENTLY
     again = RunFolder(tmp_path)
     again.lock()
+    assert again.status() == ENDED_SILENTLY  # its next writer (a --resume) sees so too, holding the lock itself
+    again.save(again.record)
+    assert again.status() == "running"  # its own search now
     assert again.holder().pid == os.getpid()
     again.unlock()
 

@@ -117,8 +117,8 @@ def test_two_node_cluster_with_one_logical_gpu_per_node_packs_quarters_and_whole
     import ray
     from ray.cluster_utils import Cluster
 
+    from ecg.run_folder import RunFolder
     from search import SearchOptions, run
-    from search.tuner import experiment_path
 
     cluster = two_nodes_with_a_gpu_each(Cluster)
     found = {}
@@ -133,7 +133,7 @@ def test_two_node_cluster_with_one_logical_gpu_per_node_packs_quarters_and_whole
                                     address=cluster.address)
             run_dir = run(options)
             assert (tmp_path / "shared" / run_dir.name / "tune").is_dir()  # Ray's results on the shared path
-            found[share] = placements(run_dir, experiment_path(options, run_dir))
+            found[share] = placements(run_dir, RunFolder(run_dir).experiment_dir(options.storage_path))
             assert set(pd.read_csv(run_dir / "trials.csv")["status"]) == {"TERMINATED"}
         # Each node's own session folder (not /tmp/ray/session_latest, which another Ray may have moved).
         fallbacks = cpu_fallback_lines({Path(node.get_session_dir_path()) for node in cluster.list_all_nodes()})

@@ -77,6 +77,15 @@ def test_ray_starts_its_processes_and_its_sigterm_handler_where_search_signals_r
         "ray.init no longer sets its SIGTERM handler through utils.set_sigterm_handler: update search/signals.py"
 
 
+def test_ray_tune_stops_gracefully_on_sigusr1_and_can_leave_sigint_alone() -> None:
+    """search/signals.StopSignals.tune_fit: Ray Tune's graceful stop asked by SIGUSR1, its SIGINT handler off."""
+    from ray.tune import tune as tune_module
+
+    catching = _source(tune_module._setup_signal_catching)
+    assert "SIGUSR1" in catching and "TUNE_DISABLE_SIGINT_HANDLER" in catching, \
+        "Ray Tune no longer stops on SIGUSR1 or honours TUNE_DISABLE_SIGINT_HANDLER: update search/signals.py"
+
+
 def test_ray_keeps_the_switches_search_cluster_sets() -> None:
     """search/cluster.py: the loopback-only node address and the first-driver worker prestart."""
     from ray._private import ray_constants

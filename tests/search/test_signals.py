@@ -1,5 +1,5 @@
-"""SIGTERM and SIGHUP stop a search like Ctrl-C (search/signals.py): forwarded as SIGINT, remembered for the exit
-code, bounded by a deadline; Ray's processes in a session of their own (the Ray internals that relies on are pinned
+"""Ctrl-C, SIGTERM and SIGHUP stop a search the same way (search/signals.py): Ray Tune's graceful stop while it
+runs, KeyboardInterrupt elsewhere, remembered for the exit code, bounded by a deadline; Ray's processes in a session of their own (the Ray internals that relies on are pinned
 in test_ray_internals.py). The stops through launch.py with a real search: test_faults.py, fault 5."""
 from __future__ import annotations
 
@@ -17,17 +17,44 @@ from search.signals import StopSignals
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_a_forwarded_signal_interrupts_like_ctrl_c_and_names_itself(sig, code) -> None:
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_outside_the_search_interrupts_and_names_itself(sig, code) -> None:
     with StopSignals(deadline_s=60) as stop:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), sig)
             time.sleep(5)  # the handler runs at the next bytecode: never gets here
         assert stop.received == sig and stop.name() == signal.Signals(sig).name and stop.exit_code() == code
-    assert signal.getsignal(sig) in (signal.SIG_DFL, signal.Handlers.SIG_DFL)  # put back as it was
+    assert signal.getsignal(sig) in (signal.SIG_DFL, signal.Handlers.SIG_DFL, signal.default_int_handler)  # as it was
 
 
-def test_ctrl_c_itself_is_130() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_while_ray_tune_runs_the_first_signal_asks_its_graceful_stop_and_a_second_interrupts(sig,
+                                                                                          monkeypatch) -> None:
+    monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
+    asked: list[int] = []
+    with StopSignals(deadline_s=60) as stop, stop.tune_fit():
+        assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"  # Ray Tune leaves SIGINT to us
+        signal.signal(signal.SIGUSR1, lambda signum, frame: asked.append(signum))  # what Ray Tune sets in fit
+        os.kill(os.getpid(), sig)
+        time.sleep(0.2)
+        assert asked == [signal.SIGUSR1] and stop.received == sig
+        with pytest.raises(KeyboardInterrupt):  # Ray Tune's "press Ctrl-C again to skip"
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert stop.received == sig  # the first one names the stop
+    assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+    assert signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.Handlers.SIG_DFL)
+
+
+def test_a_stop_before_ray_tune_listens_interrupts_instead_of_ending_the_process() -> None:
+    with StopSignals(deadline_s=60) as stop, stop.tune_fit():
+        with pytest.raises(KeyboardInterrupt):  # SIGUSR1's default action would end the process at once
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        assert stop.received == signal.SIGTERM
+
+
+def test_nothing_received_is_ctrl_c_130() -> None:
     stop = StopSignals()
     assert (stop.name(), stop.exit_code()) == ("SIGINT", 130)
 
@@ -39,20 +66,22 @@ from search.signals import StopSignals
 stop = StopSignals(deadline_s=1.0)
 stop.install()
 stop.on_deadline(lambda: Path(sys.argv[1]).write_text("written at the deadline"))
-signal.signal(signal.SIGINT, lambda *args: None)  # a stop that hangs: Ray Tune's handler takes it, nothing ends
-print("ready", flush=True)
-while True:
-    time.sleep(0.1)
+with stop.tune_fit():
+    signal.signal(signal.SIGUSR1, lambda *args: None)  # a stop that hangs: Ray Tune takes it, nothing ends
+    print("ready", flush=True)
+    while True:
+        time.sleep(0.1)
 """
 
 
-def test_a_stop_that_hangs_ends_at_the_deadline_after_writing_what_finished(tmp_path) -> None:
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_that_hangs_ends_at_the_deadline_after_writing_what_finished(sig, code, tmp_path) -> None:
     marker = tmp_path / "marker"
     proc = subprocess.Popen([sys.executable, "-c", STUCK, str(marker)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     signalled = time.time()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 143
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == code
     assert 0.9 < time.time() - signalled < 20  # the deadline, not the test's timeout
     assert marker.read_text() == "written at the deadline"
 
