@@ -100,7 +100,10 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
 
     options = search_options(args)
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=split_csv, source=source)
+    split = run_data.split(dataset, seed=options.seed, source=source, existing=split_csv,
+                           spec=run_data.data_spec(options))
+    if not split_csv.exists():
+        split.save(split_csv)
     return run_data.with_space_rates(split, options)
 
 
@@ -309,6 +312,7 @@ def this_system_events(work: Path, space: str, started: float) -> tuple[pd.DataF
     """this_system's reported epochs (time = the trial's RUNNING time + Ray's time_total_s at the report),
     each trial's flat config, and run.json's ray_start_s."""
     from bench_search import read_run
+    from ecg.run_folder import EXPERIMENT, TRIALS, RunFolder
     from search.exports import read_trials
 
     runs = sorted((work / "ray").glob(f"{space}-*"))
@@ -316,11 +320,12 @@ def this_system_events(work: Path, space: str, started: float) -> tuple[pd.DataF
         return pd.DataFrame(columns=EVENT_COLUMNS), {}, {}
     run = runs[-1]
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    experiment = run.resolve() / "tune"
+    experiment = RunFolder.open(run).experiment_dir(info.get("args", {}).get("storage_path")) \
+        if (run / "run.json").exists() else run / EXPERIMENT
     configs = {r.trial_id: r.config for r in read_trials(experiment).records} if experiment.exists() else {}
-    if not (run / "trials.csv").exists():  # stopped before its search began: no trial
+    if not (run / TRIALS).exists():  # stopped before its search began: no trial
         return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
-    trials, events = read_run(run, experiment)
+    _, events = read_run(run)
     if not len(events):
         return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
     frame = pd.DataFrame({"t": events["at"] - started, "trial": events["trial_id"].astype(str),
@@ -373,6 +378,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
     order = list(args.methods[rotation:]) + list(args.methods[:rotation])
     print(f"piece seed {seed}, {space}, {budget_min:g} min: {len(split.train)}/{len(split.val)}/{len(split.test)} "
           f"records, launch order {', '.join(order)}; work folder {work}", flush=True)
+    version = code_version()
     shares = CpuShares(args.methods)
     try:
         with LoadSampler() as load:
@@ -414,7 +420,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
                      "ray_start_s": infos.get(method, {}).get("ray_start_s", math.nan),
                      "median_epoch_s": float(within["epoch_time_s"].median()) if len(within) else math.nan,
                      "cpu_s": round(by_method[method].cpu_s, 1),
-                     "throttled_s": round(by_method[method].throttled_s, 1)})
+                     "throttled_s": round(by_method[method].throttled_s, 1), "code": version})
         print(f"  {method}: {rows[-1]['trials']} trials, {rows[-1]['trial_epochs']} trial-epochs, first epoch at "
               f"{rows[-1]['first_epoch_s']:.0f} s, best val {rows[-1]['best_val']:.4f}, retrained test "
               f"{rows[-1]['test_micro_f1']:.4f}", flush=True)
@@ -425,6 +431,15 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
 
         shutil.rmtree(work, ignore_errors=True)
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def code_version() -> str:
+    """The checkout's commit (short), "+" when its code (anything outside bench/results) had changes: which
+    system a piece measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30).stdout
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results").strip()
+    return git("rev-parse", "--short", "HEAD").strip() + ("+" if dirty else "")
 
 
 def append_csv(frame: pd.DataFrame, path: Path) -> None:
