@@ -4,6 +4,8 @@
     python bench/bench_peer.py --seeds 5 --pieces 1       # one piece (seed x space x budget), then exit
     python bench/bench_peer.py --summarize                # the summary, tables and plot from seeds.csv alone
     python bench/bench_peer.py --startup 5                # launch.py to its first reported epoch (startup.csv)
+    python bench/bench_peer.py --ray-cost 3 --variant no_dashboard=--no-dashboard
+                                                          # Ray's own CPU inside one method's share (ray_cost.csv)
     python bench/bench_peer.py --smoke                    # toy sizes for CI; figures are noise
 
 The protocol: seeds 0..N-1 (each seed its own synthetic data draw, split, sampler and training seeds), spaces
@@ -26,10 +28,14 @@ trial, the same space function, data, split, epoch budget per trial (launch.py's
 Equal conditions: the five run AT THE SAME TIME over the same window (the machine is shared, and its load
 changes by the minute: one after another, each would meet different conditions), in a launch order that rotates
 with the piece. Each method's processes (for this system: launch.py and every Ray process it starts) run in a
-cgroup of their own with the same CPU weight, meant to give each method the same share of the CPUs however many
-processes it has (`cpu_share` says "cgroup-v1"/"cgroup-v2", or "none" where cgroups cannot be written: then
-Linux shares per thread). `cpu_s` records what each method really used: in the first pieces this system's group
-got over twice a peer's CPU despite the equal weights (bench/results/peer/NOTES.md), so check it. Each method's clock starts at its own launch; its imports, data load
+cgroup of their own with a HARD CAP of CPUS / METHODS (2/5 of the two CPUs when five run side by side: cgroup v1's
+cpu.cfs_quota_us, v2's cpu.max), so each method gets the same CPU time however many processes and threads it has
+(equal cgroup weights alone did not: this system's group got over twice a peer's CPU, NOTES.md). The bench's own
+parent group weighs one default weight per method against the machine's other work, so the caps, not other
+engineers' jobs, are what binds. `cpu_share` says "cgroup-v1-cap"/"cgroup-v2-cap", or "none" where cgroups
+cannot be written (then Linux shares per thread); `cpu_s` records what each method really used (the check that
+the shares were equal) and `throttled_s` how long its cap held it back. The retraining runs without caps (a
+fixed number of epochs: speed does not change its result). Each method's clock starts at its own launch; its imports, data load
 and (this system's) Ray start count against its budget. The load average is sampled every 10 s; each row holds
 its mean over the window.
 
@@ -37,7 +43,8 @@ Per row of seeds.csv: `best_val` (best validation micro-F1 of any epoch reported
 winner retrained once with `ecg.train.fit` for the same epochs on the same split and scored on the test split
 (`test_micro_f1`, labels at 0.5, the epoch chosen on validation; the five retrainings run side by side too),
 `first_epoch_s` (launch to the first reported epoch), trials and trial-epochs within the budget, `cpu_s` (the CPU
-seconds the method's processes used in the window, from its cgroup: the check that the shares were equal) and,
+seconds the method's processes had used by its deadline, from its cgroup: the check that the shares were equal;
+`throttled_s`, how long its cap held it back) and,
 for this system, run.json's `ray_start_s`.
 """
 from __future__ import annotations
@@ -93,7 +100,10 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
 
     options = search_options(args)
     dataset, source = run_data.load(options)
-    split = run_data.split(dataset, seed=options.seed, split_csv=split_csv, source=source)
+    split = run_data.split(dataset, seed=options.seed, source=source, existing=split_csv,
+                           spec=run_data.data_spec(options))
+    if not split_csv.exists():
+        split.save(split_csv)
     return run_data.with_space_rates(split, options)
 
 
@@ -102,34 +112,54 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
 # ----------------------------------------------------------------------------------------------------------
 
 class CpuShares:
-    """One cgroup per method under a group of this bench's own, every one with the default (equal) CPU weight:
-    when all methods are busy, each gets the same share of the CPUs whatever its number of processes. Where
-    cgroups cannot be written, `kind` is "none" and the processes share the CPUs as Linux shares threads.
-    `cpu_s` reads the CPU seconds each method's processes used (cgroup v1's cpuacct, v2's cpu.stat)."""
+    """One cgroup per method under a group of this bench's own, each method's capped at `cpus / len(methods)`
+    CPUs (a hard quota per 100 ms period): the methods get the same CPU time whatever their number of processes.
+    Where cgroups cannot be written, `kind` is "none" and the processes share the CPUs as Linux shares threads.
+    `cpu_s` reads the CPU seconds each method's processes used, `throttled_s` the time its cap held it back."""
 
-    def __init__(self, methods: Sequence[str]) -> None:
-        self.kind, self.groups = "none", []
+    PERIOD_US = 100_000
+
+    def __init__(self, methods: Sequence[str], cpus: float | None = None) -> None:
+        self.kind, self.groups, self.methods = "none", [], list(methods)
+        self.quota_us = int(round((cpus or os.cpu_count() or 1) / len(self.methods) * self.PERIOD_US))
         name = f"bench-peer-{os.getpid()}"
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         try:
-            if (v1 / "cpu.shares").exists():
-                self.kind, self.groups = "cgroup-v1", [v1 / name]
+            if (v1 / "cpu.cfs_quota_us").exists():
+                self.kind, self.groups = "cgroup-v1-cap", [v1 / name]
                 if (v2 / "cpuacct" / "cpuacct.usage").exists():
                     self.groups.append(v2 / "cpuacct" / name)
             elif "cpu" in (v2 / "cgroup.controllers").read_text().split():
-                self.kind, self.groups = "cgroup-v2", [v2 / name]
+                self.kind, self.groups = "cgroup-v2-cap", [v2 / name]
                 (v2 / "cgroup.subtree_control").write_text("+cpu")
             else:
                 return
             for group in self.groups:
                 group.mkdir()
-                if self.kind == "cgroup-v2":
-                    (group / "cgroup.subtree_control").write_text("+cpu")
-                for method in methods:
+                for method in self.methods:
                     (group / method).mkdir()
+            cpu = self.groups[0]
+            if self.kind == "cgroup-v2-cap":
+                (cpu / "cgroup.subtree_control").write_text("+cpu")
+                (cpu / "cpu.weight").write_text(str(100 * len(self.methods)))
+            else:
+                (cpu / "cpu.shares").write_text(str(1024 * len(self.methods)))
+            self.cap(True)
         except OSError:
             self.close()
             self.kind, self.groups = "none", []
+
+    def cap(self, on: bool) -> None:
+        """Set (or lift) every method's hard cap."""
+        if self.kind == "none":
+            return
+        cpu = self.groups[0]
+        for method in self.methods:
+            if self.kind == "cgroup-v2-cap":
+                (cpu / method / "cpu.max").write_text(f"{self.quota_us if on else 'max'} {self.PERIOD_US}")
+            else:
+                (cpu / method / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (cpu / method / "cpu.cfs_quota_us").write_text(str(self.quota_us if on else -1))
 
     def join(self, method: str, pid: int) -> None:
         """Put process `pid` (and so the processes it starts afterwards) into `method`'s cgroups."""
@@ -141,10 +171,20 @@ class CpuShares:
         for group in self.groups:
             if (group / method / "cpuacct.usage").exists():
                 return int((group / method / "cpuacct.usage").read_text()) / 1e9
-            if self.kind == "cgroup-v2":
-                stat = dict(line.split() for line in (group / method / "cpu.stat").read_text().splitlines())
-                return int(stat["usage_usec"]) / 1e6
+            if self.kind == "cgroup-v2-cap":
+                return self._stat(method)["usage_usec"] / 1e6
         return math.nan
+
+    def throttled_s(self, method: str) -> float:
+        """Seconds `method`'s cap has held its processes back so far (NaN without cgroups)."""
+        if self.kind == "none":
+            return math.nan
+        stat = self._stat(method)
+        return stat["throttled_usec"] / 1e6 if "throttled_usec" in stat else stat["throttled_time"] / 1e9
+
+    def _stat(self, method: str) -> dict[str, int]:
+        lines = (self.groups[0] / method / "cpu.stat").read_text().splitlines()
+        return {key: int(value) for key, value in (line.split() for line in lines)}
 
     def close(self) -> None:
         """Remove the cgroups (each once its processes have gone; a leftover one is left, empty of use)."""
@@ -193,6 +233,8 @@ class Launched:
     started: float
     deadline: float
     logs: list[Any] = field(default_factory=list)
+    cpu_s: float = math.nan  # CPU seconds its processes had used at its deadline
+    throttled_s: float = math.nan  # seconds its cap had held it back by its deadline
 
 
 def _self_command(args: argparse.Namespace, *extra: str) -> list[str]:
@@ -243,11 +285,13 @@ def launch(method: str, args: argparse.Namespace, budget_s: float, shares: CpuSh
     return Launched(method, procs, started, deadline)
 
 
-def stop_at_deadlines(launched: list[Launched]) -> None:
-    """At each method's deadline: Ctrl-C (SIGINT) to launch.py, which stops its trials and exports what
-    finished; the other methods stop themselves at their next epoch (terminated if they overrun)."""
+def stop_at_deadlines(launched: list[Launched], shares: CpuShares) -> None:
+    """At each method's deadline: its CPU seconds read, then Ctrl-C (SIGINT) to launch.py, which stops its
+    trials and exports what finished; the other methods stop themselves at their next epoch (terminated if
+    they overrun)."""
     for item in sorted(launched, key=lambda x: x.deadline):
         time.sleep(max(0.0, item.deadline - time.time()))
+        item.cpu_s, item.throttled_s = shares.cpu_s(item.method), shares.throttled_s(item.method)
         if item.method == THIS and item.processes[0].poll() is None:
             item.processes[0].send_signal(signal.SIGINT)
     grace = time.time() + 180  # an epoch in flight, and launch.py's exports
@@ -268,6 +312,7 @@ def this_system_events(work: Path, space: str, started: float) -> tuple[pd.DataF
     """this_system's reported epochs (time = the trial's RUNNING time + Ray's time_total_s at the report),
     each trial's flat config, and run.json's ray_start_s."""
     from bench_search import read_run
+    from ecg.run_folder import EXPERIMENT, TRIALS, RunFolder
     from search.exports import read_trials
 
     runs = sorted((work / "ray").glob(f"{space}-*"))
@@ -275,11 +320,12 @@ def this_system_events(work: Path, space: str, started: float) -> tuple[pd.DataF
         return pd.DataFrame(columns=EVENT_COLUMNS), {}, {}
     run = runs[-1]
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    experiment = run.resolve() / "tune"
+    experiment = RunFolder.open(run).experiment_dir(info.get("args", {}).get("storage_path")) \
+        if (run / "run.json").exists() else run / EXPERIMENT
     configs = {r.trial_id: r.config for r in read_trials(experiment).records} if experiment.exists() else {}
-    if not (run / "trials.csv").exists():  # stopped before its search began: no trial
+    if not (run / TRIALS).exists():  # stopped before its search began: no trial
         return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
-    trials, events = read_run(run, experiment)
+    _, events = read_run(run)
     if not len(events):
         return pd.DataFrame(columns=EVENT_COLUMNS), configs, info
     frame = pd.DataFrame({"t": events["at"] - started, "trial": events["trial_id"].astype(str),
@@ -332,12 +378,13 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
     order = list(args.methods[rotation:]) + list(args.methods[:rotation])
     print(f"piece seed {seed}, {space}, {budget_min:g} min: {len(split.train)}/{len(split.val)}/{len(split.test)} "
           f"records, launch order {', '.join(order)}; work folder {work}", flush=True)
+    version = code_version()
     shares = CpuShares(args.methods)
     try:
         with LoadSampler() as load:
             launched = [launch(method, args, budget, shares) for method in order]
-            stop_at_deadlines(launched)
-        cpu_s = {method: shares.cpu_s(method) for method in args.methods}  # the window's, before the retraining
+            stop_at_deadlines(launched, shares)
+        shares.cap(False)  # the retraining runs uncapped: a fixed number of epochs, speed does not change it
         by_method = {item.method: item for item in launched}
         events, configs, infos = {}, {}, {}
         for method in args.methods:
@@ -372,7 +419,8 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
                      "epochs": args.epochs, "finished_utc": finished,
                      "ray_start_s": infos.get(method, {}).get("ray_start_s", math.nan),
                      "median_epoch_s": float(within["epoch_time_s"].median()) if len(within) else math.nan,
-                     "cpu_s": round(cpu_s[method], 1)})
+                     "cpu_s": round(by_method[method].cpu_s, 1),
+                     "throttled_s": round(by_method[method].throttled_s, 1), "code": version})
         print(f"  {method}: {rows[-1]['trials']} trials, {rows[-1]['trial_epochs']} trial-epochs, first epoch at "
               f"{rows[-1]['first_epoch_s']:.0f} s, best val {rows[-1]['best_val']:.4f}, retrained test "
               f"{rows[-1]['test_micro_f1']:.4f}", flush=True)
@@ -383,6 +431,15 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
 
         shutil.rmtree(work, ignore_errors=True)
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def code_version() -> str:
+    """The checkout's commit (short), "+" when its code (anything outside bench/results) had changes: which
+    system a piece measured."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=30).stdout
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results").strip()
+    return git("rev-parse", "--short", "HEAD").strip() + ("+" if dirty else "")
 
 
 def append_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -505,6 +562,25 @@ def startup(args: argparse.Namespace, argv: Sequence[str]) -> None:
               f"{table['load_avg'].max():.2f}")
 
 
+def ray_cost(args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """--ray-cost: where this system's CPU share goes, per kind of process (bench/peer_raycost.py)."""
+    from peer_raycost import measure
+
+    variants = {"default": []}
+    for spec in args.variant:
+        name, _, extra = spec.partition("=")
+        variants[name] = shlex.split(extra)
+    cpus = (os.cpu_count() or 1) / len(METHODS)  # one method's share in a protocol piece
+    table = measure(variants, args.ray_cost, args.ray_cost_window, cpus, CpuShares)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    table.assign(command="python bench/bench_peer.py " + shlex.join(argv)).to_csv(out / "ray_cost.csv", index=False)
+    shown = table.drop(columns=["repeat", "window_s", "cap_cpus"]).groupby("variant").median(numeric_only=True)
+    print(f"[python bench/bench_peer.py {shlex.join(argv)}] medians over {args.ray_cost} launches of "
+          f"{args.ray_cost_window:g} s capped at {cpus:g} CPUs (CPU seconds):")
+    print(shown.T.to_string())
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from search.options import CPU_DEFAULTS
 
@@ -527,6 +603,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="only time launch.py to its first reported epoch, REPEATS launches (startup.csv)")
     p.add_argument("--compare-root", type=Path, action="append", default=[],
                    help="with --startup: another checkout whose launch.py is timed in turn (startup_ab.csv); repeatable")
+    p.add_argument("--ray-cost", type=int, default=None, metavar="REPEATS",
+                   help="only measure where this system's capped CPU share goes, per process kind (ray_cost.csv)")
+    p.add_argument("--ray-cost-window", type=float, default=120.0, help="with --ray-cost: seconds per launch")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=LAUNCH_OPTIONS",
+                   help="with --ray-cost: another launch.py variant measured in turn; repeatable")
     # Internal: the worker processes a piece starts.
     p.add_argument("--space", default="gru", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
@@ -564,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             peer_methods.optuna_worker(args)
     elif args.startup is not None:
         startup(args, argv)
+    elif args.ray_cost is not None:
+        ray_cost(args, argv)
     elif args.summarize:
         print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv)))
     else:

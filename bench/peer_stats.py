@@ -18,7 +18,8 @@ PIECE = ["seed", "space", "budget_min"]
 TIE = 1e-6  # the peers' values are logged to 6 decimals: closer than this is the same score  # one piece of the protocol: all methods side by side
 SEEDS_COLUMNS = ["method", "seed", "budget_min", "space", "best_val", "test_micro_f1", "first_epoch_s", "trials",
                  "trial_epochs", "load_avg", "retrained_val_micro_f1", "best_at_50pct", "winner", "cpu_share",
-                 "launch_order", "records", "epochs", "finished_utc", "ray_start_s", "median_epoch_s", "cpu_s"]
+                 "launch_order", "records", "epochs", "finished_utc", "ray_start_s", "median_epoch_s", "cpu_s",
+                 "throttled_s", "code"]
 
 
 def best_curve(events: pd.DataFrame) -> pd.DataFrame:

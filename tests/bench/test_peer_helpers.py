@@ -71,3 +71,29 @@ def test_cube_dimensions_of_a_space_are_every_parameter_it_can_draw() -> None:
     # Parameters the space samples in some branch (use_age_sex is also a constant in another: "= True | {...}").
     drawn = {name for name, ranges in describe("gru", ctx) if any(not r.startswith("= ") for r in ranges.split(" | "))}
     assert set(cube_dimensions(build_space("gru", ctx))) == drawn
+
+
+def test_cpu_shares_cap_each_method_at_its_part_of_the_cpus_and_lift_for_the_retraining() -> None:
+    from bench_peer import CpuShares
+
+    shares = CpuShares(["a", "b", "c", "d", "e"], cpus=2)
+    if shares.kind == "none":
+        pytest.skip("cgroups cannot be written here: the bench then shares the CPUs per thread")
+    try:
+        cpu = shares.groups[0]
+        assert shares.quota_us == 40_000  # 2 CPUs / 5 methods of each 100 ms period
+        if shares.kind == "cgroup-v1-cap":
+            assert (cpu / "a" / "cpu.cfs_quota_us").read_text().strip() == "40000"
+            assert (cpu / "e" / "cpu.cfs_period_us").read_text().strip() == "100000"
+            assert (cpu / "cpu.shares").read_text().strip() == str(5 * 1024)  # one default weight per method
+        else:
+            assert (cpu / "a" / "cpu.max").read_text().split() == ["40000", "100000"]
+        assert shares.cpu_s("a") == 0.0 and shares.throttled_s("a") == 0.0  # nothing in it yet
+        shares.cap(False)
+        if shares.kind == "cgroup-v1-cap":
+            assert (cpu / "a" / "cpu.cfs_quota_us").read_text().strip() == "-1"
+        else:
+            assert (cpu / "a" / "cpu.max").read_text().split()[0] == "max"
+    finally:
+        shares.close()
+    assert not any(group.exists() for group in shares.groups)
