@@ -1,7 +1,9 @@
-"""Shared fixtures: where the real records live, and skipping with a reason when they are absent; the order
-the test files run in."""
+"""Shared fixtures: where the real records live, and skipping with a reason when they are absent; the environment
+the commands under test run in; the order the test files run in."""
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,39 @@ def ptbxl_statements() -> Path:
 def ptbxl_dir(tmp_path_factory: pytest.TempPathFactory, ptbxl_statements: Path) -> Path:
     """60 records at 100 and 500 Hz in the PTB-XL layout (written once per test session)."""
     return write_ptbxl(tmp_path_factory.mktemp("ptbxl"), 60)
+
+
+def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of this test session that its processes share: pytest-xdist gives each worker its own base
+    temp folder (popen-gw0, ...) inside it; a serial run (`-n 0`) has only its own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def user_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment a command under test runs in, as a user's shell has it after `pip install -e .`: the
+    installed project and no PYTHONPATH (so a packaging mistake shows), none of the caller's Ray auth or address
+    variables or fault hook, and a HOME, XDG config folder and ECG cache of this test session's own, shared by
+    its workers: Ray's token file (~/.ray/auth_token) and the run-state digest key are written there, never in
+    the real HOME."""
+    home = session_root(tmp_path_factory) / "home"
+    (home / ".config").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if k != "PYTHONPATH" and not k.startswith(("RAY_AUTH", "ECG_")) and k != "RAY_ADDRESS"}
+    return {**env, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+            "ECG_CACHE_DIR": str(home / ".cache" / "ecg-autosearch"), "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_home(user_env: dict[str, str]) -> Iterator[None]:
+    """The tests' own process uses the session's HOME, XDG config folder and ECG cache too (what it runs in-process:
+    the cache, Ray's token file of an in-process cluster, the digest key): nothing of the user's is read or
+    changed."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("HOME", "XDG_CONFIG_HOME", "ECG_CACHE_DIR"):
+            patch.setenv(name, user_env[name])
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

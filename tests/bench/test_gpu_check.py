@@ -102,12 +102,12 @@ def test_the_figures_are_sent_back_as_at_most_eight_files(gpu_dry_run) -> None:
 
 
 @pytest.mark.slow
-def test_summary_is_written_after_every_step(tmp_path) -> None:
+def test_summary_is_written_after_every_step(tmp_path, user_env) -> None:
     """While a later step still runs, summary.md (and OUT) already hold the finished step: a check stopped at
     the lent machine's limit keeps its figures."""
     out, sent = tmp_path / "gpu", tmp_path / "sent"
     process = subprocess.Popen(["bash", str(SCRIPT), "--dry-run", "--steps", "cuda_tests,bench_models", "--out",
-                                str(out)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "OUT": str(sent)},
+                                str(out)], cwd=ROOT, env={**user_env, "OUT": str(sent)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 180
@@ -124,13 +124,13 @@ def test_summary_is_written_after_every_step(tmp_path) -> None:
         process.wait(timeout=60)
 
 
-def test_bench_models_fails_when_a_variant_crashes(tmp_path) -> None:
+def test_bench_models_fails_when_a_variant_crashes(tmp_path, user_env) -> None:
     """A crashed variant is a row saying why and exit code 1, so the GPU check's step fails (GRU v3's 50 x 100
     segmentation cannot cut 7 samples: its worker raises)."""
     rows = tmp_path / "models.csv"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_models.py"), "--smoke", "--variants",
                            "gru_v3_50x100", "--length", "7", "--csv", str(rows)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=user_env)
     assert done.returncode == 1, done.stdout + done.stderr
     [row] = list(csv.DictReader(rows.open()))
     assert row["variant"] == "gru_v3_50x100" and row["status"].startswith("failed: ValueError: segmentation")

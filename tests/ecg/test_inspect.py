@@ -28,9 +28,9 @@ def test_json_on_hefei_round2(hefei_dir, capsys):
     assert report["labels_per_record"] == {"1": 12148, "2": 6255, "3": 1266, "4": 301, "5": 61, "6": 5}
 
 
-def test_text_report_as_a_module(cinc_dir):
-    result = subprocess.run([sys.executable, "-m", "ecg.inspect", str(cinc_dir)], cwd=ROOT, capture_output=True,
-                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
+def test_text_report_as_a_module(cinc_dir, user_env, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ecg.inspect", str(cinc_dir)], cwd=tmp_path, capture_output=True,
+                            text=True, env=user_env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "records: 50  (signal files present: 50)" in result.stdout
     assert "426783006" in result.stdout and "missing age: 0  missing sex: 0" in result.stdout
@@ -118,13 +118,13 @@ def test_labels_csv_rows_naming_no_record_are_counted(tmp_path, capsys):
     assert "labels-CSV rows naming no record: 2 (first: Z9, Z8)" in capsys.readouterr().out
 
 
-def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_records(tmp_path):
+def test_unreadable_headers_exit_2_in_one_line_or_are_listed_with_skip_bad_records(tmp_path, user_env):
     folder = _wfdb_folder(tmp_path / "db")
     (folder / "BAD.hea").write_bytes(bytes(range(256)) * 4)
 
     def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ecg.inspect", str(folder), *extra], cwd=ROOT,
-                              capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
+        return subprocess.run([sys.executable, "-m", "ecg.inspect", str(folder), *extra], cwd=tmp_path,
+                              capture_output=True, text=True, env=user_env, timeout=120)
 
     refused = run()
     assert refused.returncode == 2 and refused.stdout == "" and refused.stderr.count("\n") == 1

@@ -1,9 +1,14 @@
 """Shared by the Ray runs of tests/search: the tiny search settings, launching `launch.py` as a user would (in a
-subprocess with its own Ray), and `ray start --head` clusters for the runs that join one with `--address`."""
+subprocess with its own Ray, in the session's own HOME: `user_env` in tests/conftest.py), `ray start --head`
+clusters for the runs that join one with `--address`, and the one finished search (`finished_run`) that the
+tests which only read a finished run folder share."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -20,6 +25,8 @@ from types import ModuleType
 import optuna
 import pandas as pd
 import pytest
+
+from tests.conftest import session_root
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tiny runs: 120 synthetic records at 250 Hz x 2,500 samples; the small ECGNet trains an epoch in seconds.
@@ -50,16 +57,16 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int,
-             env: dict[str, str] | None = None) -> Iterator[tuple[str, dict[str, str]]]:
-    """`ray start --head --num-cpus N --num-gpus G` as an operator would run it, in its own temp dir and
-    ports, with token auth (its own token, passed by environment, never the user's token file) unless `env`
-    gives the environment it runs in (a user's shell); yields the address and the environment a driver needs
-    to join. Stopped by SIGTERM to `ray start --block`, which takes its processes down with it; anything left
-    in its temp dir is then killed by pid (never `ray stop`, which would stop every Ray on the machine)."""
-    env = env if env is not None else {
-        **os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RAY_USAGE_STATS_ENABLED": "0"}
+def ray_head(temp_dir: Path, *, num_cpus: int, num_gpus: int, env: dict[str, str],
+             own_token: bool = True) -> Iterator[tuple[str, dict[str, str]]]:
+    """`ray start --head --num-cpus N --num-gpus G --include-dashboard=false` as an operator would run it, in
+    the environment `env`, in its own temp dir and ports, with token auth by a token of its own passed in the
+    environment (`own_token`; else as `env` has it: a user's shell and token file); yields the address and the
+    environment a driver needs to join. Stopped by SIGTERM to `ray start --block`, which takes its processes
+    down with it; anything left in its temp dir is then killed by pid (never `ray stop`, which would stop
+    every Ray on the machine)."""
+    if own_token:
+        env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
     temp_dir.mkdir(parents=True, exist_ok=True)
     proc, port, log = None, 0, temp_dir / "ray_start.log"
     try:
@@ -96,9 +103,13 @@ class SearchCLI:
     small = SMALL
     expected_files = EXPECTED_FILES
 
-    @staticmethod
-    def env(**extra: str) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0", **extra}
+    def __init__(self, user_env: dict[str, str]) -> None:
+        self._user_env = user_env
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The session's user environment (tests/conftest.py, `user_env`) with `extra`; Ray's log
+        deduplication off, so that each trial's lines reach its worker log."""
+        return {**self._user_env, "RAY_DEDUP_LOGS": "0", **extra}
 
     def launch(self, *args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=ROOT, env=env or self.env(),
@@ -174,8 +185,8 @@ def launch() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def cli() -> SearchCLI:
-    return SearchCLI()
+def cli(user_env: dict[str, str]) -> SearchCLI:
+    return SearchCLI(user_env)
 
 
 @dataclass(frozen=True)
@@ -187,16 +198,150 @@ class RayCluster:
 
 
 @pytest.fixture(scope="session", name="ray_head")
-def ray_head_fixture():
-    """`ray_head(temp_dir, num_cpus=..., num_gpus=...)`, for tests that start a cluster of their own."""
-    return ray_head
+def ray_head_fixture(cli: SearchCLI):
+    """`ray_head(temp_dir, num_cpus=..., num_gpus=...)` in the session's user environment, for tests that
+    start a cluster of their own."""
+    return functools.partial(ray_head, env=cli.env())
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[RayCluster]:
-    """One `ray start --head` with this machine's CPUs and no GPU, shared by the session's runs that join it
-    with `--address` (a cluster's start is a fixed cost each local run pays again). The runs that must start
-    Ray the way a user does (no `--address`) do not use it."""
+def ray_cluster(cli: SearchCLI) -> Iterator[RayCluster]:
+    """One `ray start --head` with this machine's CPUs and no GPU, shared by the session's runs (of this
+    pytest-xdist worker) that join it with `--address`: a cluster's start is a fixed cost each local run pays
+    again. The runs that must start Ray the way a user does (no `--address`) do not use it."""
     temp_dir = Path(f"/tmp/ecg-shr-{secrets.token_hex(3)}")  # short: Ray's socket paths must fit in 107 bytes
-    with ray_head(temp_dir, num_cpus=len(os.sched_getaffinity(0)), num_gpus=0) as (address, env):
-        yield RayCluster(address, {**env, "RAY_DEDUP_LOGS": "0"})
+    with ray_head(temp_dir, num_cpus=len(os.sched_getaffinity(0)), num_gpus=0, env=cli.env()) as (address, env):
+        yield RayCluster(address, env)
+
+
+# --- The shared finished search -------------------------------------------------------------------------------
+# A tiny ECGNet search through launch.py with a local Ray of its own, as a user starts one: six trials one at a
+# time, so that asynchronous ASHA (grace period 1, reduction factor 3) stops some at epoch 1 in an order the
+# tests can replay; the top two are evaluated. The tests that only read a finished run folder (every export,
+# the console, the study, TensorBoard's events, the worker logs, the sockets Ray listened on, resuming copies
+# of it) read this one run instead of each starting their own.
+FINISHED_ARGS = (*SMALL, "--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "3",
+                 "--top-k", "2", "--max-concurrent", "1")
+LOOPBACK = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """The shared search: its run folder, what launch.py printed, Ray's worker logs (copied from its session
+    folder) and the sockets its processes listened on while trials ran, with those of them that answered a
+    connection to this machine's network address (None: the machine has no such address)."""
+
+    run_dir: Path
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    worker_logs: Path
+    sockets: frozenset[tuple[str, str, int]]
+    answered: frozenset[tuple[str, str, int]]
+    outside_ip: str | None
+
+    def option(self, name: str) -> str:
+        return self.args[self.args.index(name) + 1]
+
+
+def outside_ip() -> str | None:
+    """This machine's address on its network (not loopback), to knock on the ports from "outside"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        try:
+            udp.connect(("192.0.2.1", 9))  # no packet is sent; the kernel picks the outgoing interface
+            ip = udp.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+def answers(ip: str, port: int) -> bool:
+    with socket.socket() as knock:
+        knock.settimeout(1)
+        return knock.connect_ex((ip, port)) == 0
+
+
+def listening(pid: int) -> set[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of `pid` and its descendants."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    found = set()
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return found
+    for process in processes:
+        try:
+            name = process.name()
+            for conn in process.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    found.add((name, conn.laddr.ip, conn.laddr.port))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _run_and_watch(cli: SearchCLI, folder: Path) -> dict:
+    """Run the shared search into `folder`, listing the sockets its Ray listens on while it runs; what the
+    tests read back, as JSON-ready values."""
+    ray_tmp = Path(f"/tmp/ecg-fin-{secrets.token_hex(3)}")  # short: Ray's socket paths must fit in 107 bytes
+    results, logs = folder / "results", (folder / "stdout.txt", folder / "stderr.txt")
+    ip = outside_ip()
+    sockets: set[tuple[str, str, int]] = set()
+    answered: set[tuple[str, str, int]] = set()
+    try:
+        with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
+            driver = cli.start(*FINISHED_ARGS, "--results-dir", str(results), env=cli.env(RAY_TMPDIR=str(ray_tmp)),
+                               stdout=stdout, stderr=stderr)
+        try:
+            deadline = time.time() + 600
+            while driver.poll() is None and time.time() < deadline:
+                new = listening(driver.pid) - sockets
+                sockets |= new
+                answered |= {s for s in new if ip is not None and answers(ip, s[2])}
+                time.sleep(0.5)
+            driver.wait(timeout=max(1.0, deadline - time.time()))
+        finally:
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
+                driver.wait()
+        # The trials' worker logs (what the dashboard shows of each trial actor), kept beside the run.
+        worker_logs = folder / "worker_logs"
+        worker_logs.mkdir()
+        for session in {p.resolve() for p in ray_tmp.glob("ray/session_*") if (p / "logs").is_dir()}:
+            for log in session.glob("logs/worker-*"):
+                shutil.copy(log, worker_logs / f"{session.name}-{log.name}")
+    finally:
+        for pid in _processes_mentioning(str(ray_tmp)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    runs = list(results.iterdir()) if results.is_dir() else []
+    return {"run_dir": str(runs[0]) if len(runs) == 1 else str(results), "args": list(FINISHED_ARGS),
+            "returncode": driver.returncode, "stdout": logs[0].read_text(), "stderr": logs[1].read_text(),
+            "worker_logs": str(worker_logs), "sockets": sorted(sockets), "answered": sorted(answered),
+            "outside_ip": ip}
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, cli: SearchCLI) -> FinishedRun:
+    """The shared finished search (FINISHED_ARGS), run once per test session: the first pytest-xdist worker
+    that asks runs it while holding a lock; another that asks meanwhile waits for it and reads what it wrote.
+    Tests read the folder and never change it (those that resume work on copies)."""
+    folder = session_root(tmp_path_factory) / "finished-run"
+    folder.mkdir(exist_ok=True)
+    record = folder / "finished.json"
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not record.exists():
+            record.write_text(json.dumps(_run_and_watch(cli, folder)))
+    saved = json.loads(record.read_text())
+    run = FinishedRun(run_dir=Path(saved["run_dir"]), args=tuple(saved["args"]), returncode=saved["returncode"],
+                      stdout=saved["stdout"], stderr=saved["stderr"], worker_logs=Path(saved["worker_logs"]),
+                      sockets=frozenset(map(tuple, saved["sockets"])),
+                      answered=frozenset(map(tuple, saved["answered"])), outside_ip=saved["outside_ip"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run

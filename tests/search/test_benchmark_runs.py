@@ -13,6 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ecg.challenge import scored_columns
+from ecg.data.cinc2021 import scoring
+from ecg import evaluation
+from tests.ecg.test_challenge import reference_metric
+
 TINY = ("--space", "ecgnet", "--num-samples", "2", "--max-epochs", "1", "--top-k", "2", "--cpus-per-trial", "1",
         "--seed", "0")
 # The README's commands, and what each becomes here (the downloads stood in for by the fixtures' folders).
@@ -33,9 +38,13 @@ def _official(record_ids: pd.Series) -> list[str]:
     return ["train" if f <= 8 else "val" if f == 9 else "test" for f in folds]
 
 
-def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli):
+def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli, tmp_path, capsys):
+    """`python -m ecg.inspect DIR --task superdiagnostic` as a user runs it; the other tasks and a task of another
+    benchmark through its `main` (the same code, without a process start each)."""
+    from ecg.inspect import main
+
     proc = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", "superdiagnostic"],
-                          cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
+                          cwd=tmp_path, env=cli.env(), text=True, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "records: 50  (signal files present: 50)"
@@ -47,13 +56,12 @@ def test_inspect_shows_each_task_with_the_official_split(ptbxl_dir, cli):
                      "STTC": [10, 8, 2, 0]}
     assert "split: train 40 (80.0%), val 6 (12.0%), test 4 (8.0%)" in lines
     for task, n_classes in (("all", 71), ("diagnostic", 44), ("subdiagnostic", 23), ("form", 19), ("rhythm", 12)):
-        proc = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", task, "--json"],
-                              cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
-        report = json.loads(proc.stdout)
+        assert main([str(ptbxl_dir), "--task", task, "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
         assert len(report["classes"]) == n_classes and report["convention"]["split"] == "official", task
-    bad = subprocess.run([sys.executable, "-m", "ecg.inspect", str(ptbxl_dir), "--task", "cinc2021"],
-                         cwd=cli.root, env=cli.env(), text=True, capture_output=True, timeout=300)
-    assert bad.returncode == 2 and bad.stderr.strip().endswith("this is ptbxl data")
+    assert main([str(ptbxl_dir), "--task", "cinc2021"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.strip().endswith("this is ptbxl data"), err
 
 
 @pytest.mark.slow
@@ -101,7 +109,18 @@ def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_pa
     assert study == pytest.approx(sorted(trials["best_val_challenge_score"]))  # Optuna's value is the score
     results = cli.read_csv(run_dir / "test_results.csv")
     assert {"val_challenge_score", "test_challenge_score"} <= set(results.columns)
-    assert results["test_challenge_score"].between(-5, 1).all()
+    # Each model's score under each threshold rule is the Challenge's metric (its evaluate_model.py loops,
+    # tests/ecg/test_challenge.py) of the test probabilities it kept, binarised at that rule's thresholds.
+    kept = evaluation.TestProbabilities.from_frame(pd.read_csv(run_dir / "test_probabilities.csv", dtype={"record_id": str}))
+    per_class = pd.read_csv(run_dir / "per_class.csv", dtype={"thresholds": str})
+    score = scoring()
+    columns = scored_columns(kept.class_names, score)
+    for row in results.itertuples():
+        rule = per_class[(per_class["model"] == row.model) & (per_class["thresholds"] == str(row.thresholds))]
+        thresholds = rule.set_index("class").loc[kept.class_names, "threshold"].to_numpy(float)
+        outputs = (kept.probabilities[row.model] >= thresholds).astype(int)[:, columns]
+        expected = reference_metric(score.weights, kept.labels[:, columns], outputs, score.normal_index)
+        assert row.test_challenge_score == pytest.approx(expected, abs=1e-9), (row.model, row.thresholds)
     sources = pd.read_csv(run_dir / "per_source.csv")
     split = pd.read_csv(run_dir / "split.csv", dtype=str)
     test_ids = split.loc[split["split"] == "test", "record_id"]
@@ -109,4 +128,10 @@ def test_cinc_sample_search_selects_on_the_challenge_score(cinc_dir, cli, tmp_pa
     one = sources[(sources["model"] == "rank1") & (sources["thresholds"] == "0.5")]
     assert dict(zip(one["source"], one["records"])) == expected.to_dict()
     assert set(one["database"]) <= {"Georgia", "PTB-XL", "Chapman-Shaoxing/Ningbo"}
-    assert np.isfinite(one["challenge_score"]).all()
+    # ... and so is each source's score, on that source's test records alone.
+    prefixes = np.array([record.rstrip("0123456789") for record in kept.record_ids])
+    outputs = (kept.probabilities["rank1"] >= 0.5).astype(int)[:, columns]
+    for source, value in zip(one["source"], one["challenge_score"]):
+        mine = prefixes == source
+        assert value == pytest.approx(reference_metric(score.weights, kept.labels[mine][:, columns], outputs[mine],
+                                                       score.normal_index), abs=1e-9), source

@@ -31,9 +31,15 @@ def test_trials_sample_features_winners_use_them_and_ecg_train_retrains_one(tmp_
     # The features were computed once, into the cache, for the run's 120 records.
     assert len(list((tmp_path / "cache").glob("features-*.npz"))) == 1
 
+    # The winners' evaluation rebuilt each trial's inputs, its features included: scored on the validation records
+    # at 0.5, each winner's best checkpoint gives its trial's best validation micro-F1 again.
     results = cli.read_csv(run_dir / "test_results.csv")
-    ranks = results[results["model"].str.startswith("rank")]
-    assert featured in set(ranks["trial_id"]) and results["test_micro_f1"].between(0, 1).all()
+    at_half = results[results["model"].str.startswith("rank") & (results["thresholds"].astype(str) == "0.5")]
+    best_val = trials.set_index("trial_id")["best_val_micro_f1"]
+    assert sorted(at_half["trial_id"]) == sorted(trials["trial_id"])
+    assert best_val[featured] > 0, "the featured trial predicts nothing at 0.5: the comparison below shows nothing"
+    for row in at_half.itertuples():
+        assert row.val_micro_f1 == pytest.approx(best_val[row.trial_id], abs=1e-6), row.model
     best = cli.read_csv(run_dir / "best_configs.csv")
     row = best.index[best["trial_id"] == featured].item()
 

@@ -127,18 +127,18 @@ def test_a_study_of_few_trials_gets_no_importances_and_says_why(run_dir: Path, t
     assert "Not rated: the study has 9 complete trials and an importance needs at least 10" in text
 
 
-def test_search_report_rebuilds_a_moved_folder(run_dir: Path, tmp_path: Path) -> None:
+def test_search_report_rebuilds_a_moved_folder(run_dir: Path, tmp_path: Path, user_env) -> None:
     moved = tmp_path / "elsewhere" / run_dir.name
     shutil.copytree(run_dir, moved)
     proc = subprocess.run([sys.executable, "-m", "search.report", str(moved)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          text=True, timeout=300, env=user_env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = moved / "report.html"
     assert proc.stdout.strip().endswith(str(report))
     assert len(_figures(report.read_text())) == 9
     assert not list(moved.glob(".report.html.*"))  # written atomically, no temporary left
     proc = subprocess.run([sys.executable, "-m", "search.report", str(tmp_path)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+                          text=True, timeout=300, env=user_env)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
 
 

@@ -1,6 +1,7 @@
-"""What happens to a run folder where real searches live: the driver SIGKILLed and resumed, the folder copied or
-moved and resumed there, two resumes at once, and real data too small or barely large enough. Each goes through
-`launch.py` with a real Ray run. (Stop signals and a second writer during a run: test_faults.py, fault 5.)"""
+"""What happens to a run folder where real searches live: the driver SIGKILLed and resumed (a second resume at the
+same time refused), the folder copied and moved and resumed there, and real data too small or barely large
+enough. Each goes through `launch.py` with a real Ray run. (Stop signals and a second writer during a run:
+test_faults.py, fault 5.)"""
 from __future__ import annotations
 
 import hashlib
@@ -73,59 +74,50 @@ def assert_complete_in(run_dir: Path, cli, finished: set[str]) -> dict:
     return info
 
 
-def test_a_copy_resumes_in_place_and_the_original_stays_byte_identical(killed_run, cli, tmp_path) -> None:
+def test_a_copied_and_moved_folder_resumes_in_place_and_the_original_stays_byte_identical(killed_run, cli,
+                                                                                          tmp_path) -> None:
+    """`cp -a` of the killed run, the copy then moved (`mv`) elsewhere: resumed where it is now, it completes
+    there, writes nothing at the place it was copied to (gone) nor in the original, and records the move."""
     original, finished = killed_run
     before = tree(original)
-    copy = copy_of(original, tmp_path / "elsewhere" / "copy")
-    proc = cli.launch("--resume", str(copy))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"resuming run folder: {copy} (moved or copied from {original.resolve()})" in proc.stdout
-    assert tree(original) == before  # not one byte of the original changed, nothing was added to it
-    info = assert_complete_in(copy, cli, finished)
-    assert [(r["from"], r["to"]) for r in info["relocations"]] == [(str(original.resolve()), str(copy.resolve()))]
-
-
-def test_a_moved_folder_resumes_where_it_is_now(killed_run, cli, tmp_path) -> None:
-    original, finished = killed_run
     first = copy_of(original, tmp_path / "first" / "run")
     moved = tmp_path / "second" / "moved-run"
     moved.parent.mkdir()
-    first.rename(moved)  # the place its state names (`first`) no longer exists
+    first.rename(moved)  # the place the copy's state names (`first`) no longer exists
     proc = cli.launch("--resume", str(moved))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"resuming run folder: {moved} (moved or copied from {original.resolve()})" in proc.stdout
+    assert tree(original) == before  # not one byte of the original changed, nothing was added to it
     assert not first.exists()  # nothing was written at the old place
-    assert_complete_in(moved, cli, finished)
+    info = assert_complete_in(moved, cli, finished)
+    assert [(r["from"], r["to"]) for r in info["relocations"]] == [(str(original.resolve()), str(moved.resolve()))]
 
 
-def test_two_resumes_at_once_one_runs_and_the_other_is_refused(killed_run, cli, tmp_path) -> None:
-    original, finished = killed_run
-    copy = copy_of(original, tmp_path / "copy")
-    first, second = (cli.start("--resume", str(copy), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for _ in range(2))
-    outcomes = sorted((proc.communicate(timeout=600), proc.returncode) for proc in (first, second))
-    codes = sorted(code for _, code in outcomes)
-    assert codes == [0, 2], outcomes
-    (refused_err,) = [err for (out, err), code in outcomes if code == 2]
-    lines = refused_err.strip().splitlines()
-    assert len(lines) == 1 and f"{copy} is in use by pid " in lines[0], refused_err[-2000:]
-    info = assert_complete_in(copy, cli, finished)
-    assert len(info["resumes"]) == 1  # the refused one wrote nothing
-
-
-def test_a_killed_run_resumes_in_place_rerunning_no_finished_trial(killed_run, cli) -> None:
-    """Fault 4 of docs/reliability.md: the driver and its local Ray SIGKILLed mid-run; --resume completes."""
+def test_a_killed_run_resumes_in_place_rerunning_no_finished_trial_and_a_second_resume_is_refused(killed_run,
+                                                                                                   cli) -> None:
+    """Fault 4 of docs/reliability.md: the driver and its local Ray SIGKILLed mid-run; `--resume` completes it in
+    place. Two resumes started at once (fault 13): one runs, the other is refused in one line and writes nothing."""
     run_dir, finished = killed_run
     before = {p.parent.name: p.read_text() for p in (run_dir / "tune").glob("train_trial_*/progress.csv")}
     study_before = len(cli.study_trials(run_dir))
     epochs_before = {trial_id: cli.read_csv(next((run_dir / "tune").glob(f"train_trial_{trial_id}_*/progress.csv")))
                      for trial_id in finished}
+    resumes = [cli.start("--resume", str(run_dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outcomes = []
+    for proc in resumes:
+        out, err = proc.communicate(timeout=600)
+        outcomes.append((proc.returncode, out, err))
+    outcomes.sort(key=lambda outcome: outcome[0])
+    assert [code for code, _, _ in outcomes] == [0, 2], outcomes
+    (_, stdout, stderr), (_, _, refused) = outcomes
+    lines = refused.strip().splitlines()
+    assert len(lines) == 1 and f"{run_dir} is in use by pid " in lines[0], refused[-2000:]
     # The killed search left run.json `running`: the resume says how it really ended.
-    proc = cli.launch("--resume", str(run_dir))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "the last search in this folder was interrupted (the process ended without saying so)" in proc.stdout
-    assert "moved or copied" not in proc.stdout
+    assert "the last search in this folder was interrupted (the process ended without saying so)" in stdout
+    assert "moved or copied" not in stdout
     info = assert_complete_in(run_dir, cli, finished)
-    assert len(info["resumes"]) == 1 and "relocations" not in info
+    assert len(info["resumes"]) == 1 and "relocations" not in info  # the refused one wrote nothing
     assert info["resumes"][0]["from_status"] == "interrupted (the process ended without saying so)"
     trials, epochs = cli.read_csv(run_dir / "trials.csv"), cli.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == NUM_SAMPLES * MAX_EPOCHS
@@ -156,11 +148,12 @@ def _wfdb_subset(cinc_dir: Path, folder: Path, n: int) -> Path:
     return folder
 
 
-def test_twelve_real_records_search_and_end_with_every_export(cinc_dir, cli, tmp_path) -> None:
+def test_twelve_real_records_search_and_end_with_every_export(cinc_dir, cli, tmp_path, ray_cluster) -> None:
     data = _wfdb_subset(cinc_dir, tmp_path / "twelve", 12)
     results = tmp_path / "results"
     proc = cli.launch("--data", str(data), "--fs", "100", "--num-samples", "2", "--max-epochs", "1",
-                      "--top-k", "2", "--results-dir", str(results))
+                      "--top-k", "2", "--results-dir", str(results), "--address", ray_cluster.address,
+                      env=ray_cluster.env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_dir = cli.only_run(results)
     assert cli.expected_files <= {p.name for p in run_dir.iterdir()}

@@ -2,28 +2,25 @@
 token-refusing cluster is one line within 30 s, `--resume` unpickles nothing this user's searches did not
 write, and a failed or pointless resume changes nothing. README "Safe by default", docs/reliability.md.
 
-One tiny local search (2 trials x 1 epoch) is shared by the module (`finished_run`): its sockets are listed
-while it runs, and the resume tests work on copies of its folder. The searches get their own HOME (Ray's
-token file) and XDG_CONFIG_HOME (the digest key), so nothing of the user's is read or changed.
+The session's shared search (`finished_run`, tests/search/conftest.py: a local Ray as a user starts it) is read
+here: the sockets its Ray processes listened on while it ran, and the resume tests work on copies of its folder.
+Every command runs in the session's own HOME (Ray's token file) and XDG_CONFIG_HOME (the digest key), so nothing
+of the user's is read or changed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from search import integrity
-
-LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+from tests.search.conftest import LOOPBACK, answers
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -44,86 +41,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def outside_ip() -> str | None:
-    """This machine's address on its network (not loopback), to knock on the ports from "outside"."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        try:
-            udp.connect(("192.0.2.1", 9))  # no packet is sent; the kernel picks the outgoing interface
-            ip = udp.getsockname()[0]
-        except OSError:
-            return None
-    return None if ip.startswith("127.") else ip
-
-
-def listening(pid: int) -> set[tuple[str, str, int]]:
-    """(process name, address, port) of every listening TCP socket of `pid` and its descendants."""
-    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
-    import psutil
-
-    found = set()
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return found
-    for process in processes:
-        try:
-            name = process.name()
-            for conn in process.net_connections(kind="inet"):
-                if conn.status == psutil.CONN_LISTEN:
-                    found.add((name, conn.laddr.ip, conn.laddr.port))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
+@pytest.fixture(scope="module")
+def home(user_env) -> Path:
+    return Path(user_env["HOME"])
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
-@pytest.fixture(scope="module")
-def env(cli, home) -> dict[str, str]:
-    return cli.env(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), ECG_CACHE_DIR=str(home / "cache"))
-
-
-def answers(ip: str, port: int) -> bool:
-    with socket.socket() as knock:
-        knock.settimeout(1)
-        return knock.connect_ex((ip, port)) == 0
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, cli, env):
-    """A complete tiny search, the sockets its Ray processes listened on while trials ran, and those of
-    them that answered a connection to this machine's network address (knocked on while the search ran)."""
-    results = tmp_path_factory.mktemp("results")
-    logs = results.parent / "safety-stdout.txt", results.parent / "safety-stderr.txt"
-    with open(logs[0], "w") as stdout, open(logs[1], "w") as stderr:
-        driver = cli.start(*cli.small, "--num-samples", "2", "--max-epochs", "1", "--scheduler", "fifo",
-                           "--top-k", "1", "--results-dir", str(results), env=env, stdout=stdout, stderr=stderr)
-    sockets: set[tuple[str, str, int]] = set()
-    answered: set[tuple[str, str, int]] = set()
-    ip = outside_ip()
-    try:
-        deadline = time.time() + 600
-        while driver.poll() is None and time.time() < deadline:
-            new = listening(driver.pid) - sockets
-            sockets |= new
-            answered |= {s for s in new if ip is not None and answers(ip, s[2])}
-            time.sleep(0.5)
-        driver.wait(timeout=max(1.0, deadline - time.time()))
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, 9)
-            driver.wait()
-    assert driver.returncode == 0, logs[1].read_text()[-3000:]
-    return cli.only_run(results), sockets, answered
+def env(cli) -> dict[str, str]:
+    return cli.env()
 
 
 @pytest.mark.slow
 def test_10_a_local_search_listens_on_loopback_only(finished_run) -> None:
-    _, sockets, _ = finished_run
+    sockets = finished_run.sockets
     names = {name for name, _, _ in sockets}
     # GCS, raylet, the dashboard and its agents, and the trial workers were all seen while the search ran.
     assert {"gcs_server", "raylet"} <= names and any("DashboardAgent" in n for n in names), names
@@ -134,14 +64,15 @@ def test_10_a_local_search_listens_on_loopback_only(finished_run) -> None:
 
 @pytest.mark.slow
 def test_10_nothing_answers_from_outside_and_the_token_file_is_user_only(finished_run, home) -> None:
-    run_dir, sockets, answered = finished_run
-    if outside_ip() is None:
+    run_dir, sockets, answered, ip = (finished_run.run_dir, finished_run.sockets, finished_run.answered,
+                                      finished_run.outside_ip)
+    if ip is None:
         pytest.skip("this machine has no non-loopback IPv4 address to knock from")
-    assert sockets and not answered, f"answered at {outside_ip()}: {sorted(answered)}"
+    assert sockets and not answered, f"answered at {ip}: {sorted(answered)}"
     with socket.socket() as control:  # the knock does find a port that listens on every interface
         control.bind(("0.0.0.0", 0))
         control.listen()
-        assert answers(outside_ip(), control.getsockname()[1])
+        assert answers(ip, control.getsockname()[1])
     token = home / ".ray" / "auth_token"
     assert token.exists() and (token.stat().st_mode & 0o777) == 0o600
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
@@ -149,7 +80,7 @@ def test_10_nothing_answers_from_outside_and_the_token_file_is_user_only(finishe
 
 @pytest.mark.slow
 def test_9_a_run_records_a_keyed_digest_of_every_state_file_ray_unpickles(finished_run, home, monkeypatch) -> None:
-    run_dir, _, _ = finished_run
+    run_dir = finished_run.run_dir
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     key = home / ".config" / "ecg-autosearch" / integrity.KEY_NAME
     assert (key.stat().st_mode & 0o777) == 0o600 and (key.parent.stat().st_mode & 0o777) == 0o700
@@ -163,7 +94,7 @@ def test_9_a_run_records_a_keyed_digest_of_every_state_file_ray_unpickles(finish
 
 @pytest.mark.slow
 def test_8_resuming_a_complete_run_says_so_and_changes_nothing(finished_run, cli, env) -> None:
-    run_dir, _, _ = finished_run
+    run_dir = finished_run.run_dir
     before = snapshot(run_dir)
     started = time.time()
     proc = cli.launch("--resume", str(run_dir), env=env)
@@ -199,7 +130,7 @@ class Payload:
 @pytest.mark.slow
 def test_9_resume_refuses_a_state_file_it_did_not_write_and_runs_none_of_it(finished_run, cli, env,
                                                                              tmp_path) -> None:
-    copy = resumable_copy(finished_run[0], tmp_path)
+    copy = resumable_copy(finished_run.run_dir, tmp_path)
     marker = tmp_path / "code_ran"
     (copy / "tune" / "tuner.pkl").write_bytes(pickle.dumps(Payload(marker)))
     before = snapshot(copy)
@@ -219,7 +150,7 @@ def test_9_resume_refuses_a_state_file_it_did_not_write_and_runs_none_of_it(fini
 ])
 def test_8_9_a_resume_that_cannot_go_on_is_one_line_and_changes_nothing(damage, message, finished_run, cli, env,
                                                                         tmp_path) -> None:
-    copy = resumable_copy(finished_run[0], tmp_path, **(
+    copy = resumable_copy(finished_run.run_dir, tmp_path, **(
         {"data": str(tmp_path / "gone.npz")} if damage == "missing data file" else {}))
     if damage == "no record":
         (copy / integrity.RECORD_FILE).unlink()
@@ -243,7 +174,7 @@ def test_8_a_resume_that_fails_later_puts_the_status_back(trust, finished_run, h
     from search.options import SearchOptions
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    copy = resumable_copy(finished_run[0], tmp_path)
+    copy = resumable_copy(finished_run.run_dir, tmp_path)
     if trust:  # a folder without a record goes through with --trust-run-folder
         (copy / integrity.RECORD_FILE).unlink()
 
@@ -275,50 +206,18 @@ def test_6_an_unreachable_address_is_one_line_within_30_s(cli, env, tmp_path) ->
     print(f"\nunreachable --address refused in {took:.1f} s")
 
 
-def _stop_cluster(temp_dir: Path) -> None:
-    """End the processes of the cluster this test started (found by its own temp dir), not `ray stop`, which
-    would stop every Ray on the machine."""
-    import ray  # noqa: F401
-    import psutil
-
-    mine: dict[int, psutil.Process] = {}
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(temp_dir) in part for part in process.info["cmdline"] or []):
-            mine[process.pid] = process
-            with_children = process.children(recursive=True) if process.is_running() else []
-            mine.update({child.pid: child for child in with_children})
-    for process in mine.values():
-        try:
-            process.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(list(mine.values()), timeout=10)
-    for process in alive:
-        process.kill()
-
-
 @pytest.mark.slow
-def test_6_a_cluster_refusing_the_token_is_one_line_within_30_s(cli, env, tmp_path) -> None:
-    temp_dir = Path(f"/tmp/ecg-token-{os.getpid()}")  # short: Ray's socket paths must fit in 107 bytes
-    port = free_port()
-    cluster_env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "a" * 64}
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    try:
-        head = subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--temp-dir={temp_dir}",
-                               "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
-                              env=cluster_env, capture_output=True, text=True, timeout=180)
-        assert head.returncode == 0, (head.stdout + head.stderr)[-3000:]
-        started = time.time()
-        proc = cli.launch("--address", f"127.0.0.1:{port}", "--results-dir", str(tmp_path / "results"),
-                          env={**cluster_env, "RAY_AUTH_TOKEN": "b" * 64})
-        took = time.time() - started
-    finally:
-        _stop_cluster(temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+def test_6_a_cluster_refusing_the_token_is_one_line_within_30_s(cli, ray_cluster, tmp_path) -> None:
+    """The session's `ray start --head` cluster (token auth, its own token) asked with another token."""
+    started = time.time()
+    proc = cli.launch("--address", ray_cluster.address, "--results-dir", str(tmp_path / "results"),
+                      env={**ray_cluster.env, "RAY_AUTH_TOKEN": "b" * 64})
+    took = time.time() - started
     assert proc.returncode == 2
     line = one_line(proc.stderr)
-    assert f"--address 127.0.0.1:{port}: the cluster at" in line and "refused this machine's Ray auth token" in line
-    assert "ray get-auth-token" in line and "--address auto" in line
+    assert line.startswith(f"launch.py: error: --address {ray_cluster.address}: the cluster at ")
+    assert "refused this machine's Ray auth token (from RAY_AUTH_TOKEN); set RAY_AUTH_TOKEN to the token" in line
+    assert "ray get-auth-token" in line and "or run on the head node with --address auto" in line
     assert took < 30 and not (tmp_path / "results").exists()
     print(f"\ntoken refused in {took:.1f} s")
 

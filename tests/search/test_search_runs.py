@@ -1,23 +1,40 @@
-"""An end-to-end search with Ray on small generated data: every export and ASHA's early stops. Slow: about a minute
-here. (Resume after the driver is killed, and of a moved or copied run folder: tests/search/test_run_folder_events.py;
-trials on both nodes of a two-node cluster with the results on a shared storage path: tests/search/test_gpu_packing.py.)"""
+"""An end-to-end search with Ray on small generated data: every export and ASHA's early stops. The search is the
+session's shared one (`finished_run`, tests/search/conftest.py: launch.py with a local Ray, six ECGNet trials one
+at a time, ASHA with grace period 1 and reduction factor 3, the top two evaluated). (Resume after the driver is
+killed, and of a moved or copied run folder: tests/search/test_run_folder_events.py; trials on both nodes of a
+two-node cluster with the results on a shared storage path: tests/search/test_gpu_packing.py.)"""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cli) -> None:
+def asha_stops(rung_values: list[float], reduction_factor: int) -> list[bool]:
+    """Which trials asynchronous ASHA stops at a rung, the trials arriving one at a time in this order: a trial is
+    stopped when its value there is below the (1 - 1/reduction factor) percentile of the values recorded at that
+    rung before it (ray.tune.schedulers.AsyncHyperBandScheduler's rule; the first trial is never stopped)."""
+    return [bool(i) and value < np.nanpercentile(rung_values[:i], (1 - 1 / reduction_factor) * 100)
+            for i, value in enumerate(rung_values)]
+
+
+def test_asha_stops_replays_the_percentile_rule_by_hand() -> None:
+    # The 66.7th percentile of [0.5] is 0.5 (0.4 stopped); of [0.5, 0.4] 0.4667 (0.6 goes on); of [0.5, 0.4, 0.6]
+    # 0.5333 (0.52 stopped); of [0.5, 0.4, 0.6, 0.52] 0.52 (0.55 goes on).
+    assert asha_stops([0.5, 0.4, 0.6, 0.52, 0.55], 3) == [False, True, False, True, False]
+
+
+def test_end_to_end_writes_every_export_and_asha_stops_trials_early(finished_run, cli) -> None:
     # One trial at a time: asynchronous ASHA compares a trial at a rung with those that reached it before, so
     # with two at once which trials stop depends on the order they arrive there, and sometimes none does.
-    proc = cli.launch(*cli.small, "--num-samples", "6", "--max-epochs", "3", "--grace-period", "1",
-                      "--reduction-factor", "3", "--top-k", "2", "--max-concurrent", "1", "--results-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_dir = cli.only_run(tmp_path)
+    run_dir, stdout = finished_run.run_dir, finished_run.stdout
+    max_epochs, reduction_factor = int(finished_run.option("--max-epochs")), int(finished_run.option("--reduction-factor"))
+    assert (finished_run.option("--num-samples"), max_epochs, finished_run.option("--grace-period"),
+            finished_run.option("--max-concurrent")) == ("6", 3, "1", "1")
     assert run_dir.name.startswith("ecgnet-")
     assert cli.expected_files <= {p.name for p in run_dir.iterdir()}
 
@@ -35,15 +52,17 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     assert sorted(trials["trial_number"]) == list(range(6))  # the study's numbers: one number per trial
     assert "optuna_trial_number" not in trials.columns
     stopped = trials[trials["stopped_by_asha"]]
-    # Asynchronous ASHA stops a trial whose rung value is below the top third of those recorded before it.
-    assert len(stopped) >= 1
-    assert (stopped["epochs_run"] < 3).all() and (stopped["stopped_at_epoch"] == stopped["epochs_run"]).all()
-    assert (trials.loc[~trials["stopped_by_asha"], "epochs_run"] == 3).any()
+    assert (stopped["epochs_run"] == 1).all() and (stopped["stopped_at_epoch"] == 1).all()  # the one rung: epoch 1
+    assert (trials.loc[~trials["stopped_by_asha"], "epochs_run"] == max_epochs).all()
 
     epochs = cli.read_csv(run_dir / "epochs.csv")
     assert len(epochs) == trials["epochs_run"].sum()
+    # Exactly the trials ASHA's rule stops, replayed on the epoch-1 values in the order the trials ran.
+    in_order = trials.sort_values("trial_number")
     at_rung = epochs[epochs["epoch"] == 1].set_index("trial_id")["val_micro_f1"]
-    assert (at_rung[stopped["trial_id"]] < at_rung.max()).all()  # the best trial at the rung is never stopped
+    expected = asha_stops(at_rung[in_order["trial_id"]].tolist(), reduction_factor)
+    assert any(expected), "no trial fell below the rung's cutoff: this search no longer shows an early stop"
+    assert in_order["stopped_by_asha"].tolist() == expected
     assert {"trial_id", "epoch", "train_loss", "val_loss", "val_micro_f1", "val_macro_f1", "val_macro_auc",
             "lr", "epoch_time_s", "node_id", "best_so_far_val_micro_f1"} <= set(epochs.columns)
     # What ASHA and TPE compare: each trial's running best, which Optuna records as the trial's value.
@@ -91,7 +110,7 @@ def test_end_to_end_writes_every_export_and_asha_stops_trials_early(tmp_path, cl
     assert info["chosen_model"]["model"] in models and info["evaluation_device"] == "cpu"
     report = (run_dir / "report.html").read_text()
     assert report.count("data:image/png;base64,") >= 6 and "Ensemble members and weights" in report
-    assert "Test results" in proc.stdout and "ensemble" in proc.stdout
+    assert "Test results" in stdout and "ensemble" in stdout and stdout.strip().endswith(f"results in {run_dir}")
 
     # Only the best checkpoint of each trial is kept.
     for trial_dir in (run_dir / "tune").glob("train_trial_*"):

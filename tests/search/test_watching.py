@@ -315,109 +315,103 @@ def event_tags(trial_dir: Path) -> tuple[list[str], dict[str, list[tuple[int, fl
 
 
 @pytest.mark.slow
-def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_console(tmp_path, cli) -> None:
-    import shutil
+def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_console(finished_run, cli) -> None:
+    """The session's shared search (tests/search/conftest.py): a local Ray with token auth, as a user starts it."""
+    run_dir, n_trials = finished_run.run_dir, int(finished_run.option("--num-samples"))
+    max_epochs, top_k = int(finished_run.option("--max-epochs")), int(finished_run.option("--top-k"))
+    trials = cli.read_csv(run_dir / "trials.csv")
+    assert len(trials) == n_trials
+    # One number per trial, the study's: trials.csv, the folder, optuna-dashboard, TensorBoard's run name.
+    assert sorted(trials["trial_number"]) == list(range(n_trials)) and "optuna_trial_number" not in trials.columns
 
-    ray_tmp = short_tmp()
-    try:
-        proc = cli.launch(*cli.small, "--num-samples", "2", "--max-epochs", "2", "--grace-period", "1",
-                          "--reduction-factor", "2", "--top-k", "1", "--results-dir", str(tmp_path),
-                          env=cli.env(RAY_TMPDIR=str(ray_tmp), RAY_AUTH_MODE="token"))
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        run_dir = cli.only_run(tmp_path)
-        trials = cli.read_csv(run_dir / "trials.csv")
-        assert len(trials) == 2
-        # One number per trial, the study's: trials.csv, the folder, optuna-dashboard, TensorBoard's run name.
-        assert sorted(trials["trial_number"]) == [0, 1] and "optuna_trial_number" not in trials.columns
+    # The study is named after its run and says what the run is.
+    study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert study.metric_names == ["best_so_far_val_micro_f1"]
+    attrs = study.user_attrs
+    assert (attrs["run"], attrs["metric"], attrs["space"], attrs["seed"]) == (run_dir.name, "val_micro_f1",
+                                                                               "ecgnet", 0)
+    assert attrs["data"].startswith("synthetic") and attrs["max_epochs"] == max_epochs
+    constants = json.loads((run_dir / "run.json").read_text())["search_constants"]
+    assert attrs[SEARCH_CONSTANTS_ATTR] == constants and constants["optim/epochs"] == max_epochs
+    by_ray_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in study.trials}
+    assert set(by_ray_id) == set(trials["trial_id"])
+    epochs = cli.read_csv(run_dir / "epochs.csv")
+    for row in trials.itertuples():
+        study_trial = by_ray_id[row.trial_id]
+        assert study_trial.number == row.trial_number and TRIAL_NUMBER_ATTR not in study_trial.user_attrs
+        # Every epoch the trial ran is an intermediate value, the last one included.
+        assert sorted(study_trial.intermediate_values) == list(range(1, row.epochs_run + 1))
+        assert study_trial.state.name == ("PRUNED" if row.stopped_by_asha else "COMPLETE")
 
-        # The study is named after its run and says what the run is.
-        study = optuna.load_study(study_name=run_dir.name, storage=f"sqlite:///{run_dir / 'optuna.db'}")
-        assert study.metric_names == ["best_so_far_val_micro_f1"]
-        attrs = study.user_attrs
-        assert (attrs["run"], attrs["metric"], attrs["space"], attrs["seed"]) == (run_dir.name, "val_micro_f1",
-                                                                                   "ecgnet", 0)
-        assert attrs["data"].startswith("synthetic") and attrs["max_epochs"] == 2
-        constants = json.loads((run_dir / "run.json").read_text())["search_constants"]
-        assert attrs[SEARCH_CONSTANTS_ATTR] == constants and constants["optim/epochs"] == 2
-        by_ray_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in study.trials}
-        assert set(by_ray_id) == set(trials["trial_id"])
-        epochs = cli.read_csv(run_dir / "epochs.csv")
-        for row in trials.itertuples():
-            study_trial = by_ray_id[row.trial_id]
-            assert study_trial.number == row.trial_number and TRIAL_NUMBER_ATTR not in study_trial.user_attrs
-            # Every epoch the trial ran is an intermediate value, the last one included.
-            assert sorted(study_trial.intermediate_values) == list(range(1, row.epochs_run + 1))
-            assert study_trial.state.name == ("PRUNED" if row.stopped_by_asha else "COMPLETE")
+        # Its folder (TensorBoard's run) has its number; TensorBoard shows the epoch's metrics, the search
+        # metric first, and no Ray bookkeeping or per-trial constant; HPARAMS the sampled values and model size.
+        trial_dir = run_dir / "tune" / f"train_trial_{row.trial_id}_{row.trial_number}_ecgnet"
+        tags, points, hparams = event_tags(trial_dir)
+        assert tags[:2] == ["search/val_micro_f1", "search/val_micro_f1_best_so_far"]
+        assert set(tags) == {*tags[:2], "training/train_loss", "training/lr", "training/epoch_time_s",
+                             "training/peak_mem_mb", "validation/val_loss", "validation/val_macro_f1",
+                             "validation/val_macro_auc", "validation/val_micro_precision",
+                             "validation/val_micro_recall", "validation/val_exact_match"}
+        mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
+        assert [step for step, _ in points["search/val_micro_f1"]] == mine["epoch"].tolist()
+        assert [v for _, v in points["validation/val_loss"]] == pytest.approx(mine["val_loss"].tolist(), rel=1e-6)
+        sampled = set(study_trial.params)  # the ecgnet space: its parameters are the config's names
+        assert set(hparams) == sampled | {"params", "macs", "latency_ms_b1", "input_length"}
+        built = trials.set_index("trial_id").loc[row.trial_id]  # trials.csv: the values as built
+        for name in sampled:
+            assert hparams[name] == (pytest.approx(float(built[name])) if isinstance(hparams[name], float)
+                                     else built[name]), name
+        assert hparams["params"] == row.params
+    names = sorted(p.name for p in (run_dir / "tune").glob("train_trial_*"))
+    assert names == sorted(f"train_trial_{r.trial_id}_{r.trial_number}_ecgnet" for r in trials.itertuples())
 
-            # Its folder (TensorBoard's run) has its number; TensorBoard shows the epoch's metrics, the search
-            # metric first, and no Ray bookkeeping or per-trial constant; HPARAMS the sampled values and model size.
-            trial_dir = run_dir / "tune" / f"train_trial_{row.trial_id}_{row.trial_number}_ecgnet"
-            tags, points, hparams = event_tags(trial_dir)
-            assert tags[:2] == ["search/val_micro_f1", "search/val_micro_f1_best_so_far"]
-            assert set(tags) == {*tags[:2], "training/train_loss", "training/lr", "training/epoch_time_s",
-                                 "training/peak_mem_mb", "validation/val_loss", "validation/val_macro_f1",
-                                 "validation/val_macro_auc", "validation/val_micro_precision",
-                                 "validation/val_micro_recall", "validation/val_exact_match"}
-            mine = epochs[epochs["trial_id"] == row.trial_id].sort_values("epoch")
-            assert [step for step, _ in points["search/val_micro_f1"]] == mine["epoch"].tolist()
-            assert [v for _, v in points["validation/val_loss"]] == pytest.approx(mine["val_loss"].tolist(), rel=1e-6)
-            sampled = set(study_trial.params)  # the ecgnet space: its parameters are the config's names
-            assert set(hparams) == sampled | {"params", "macs", "latency_ms_b1", "input_length"}
-            built = trials.set_index("trial_id").loc[row.trial_id]  # trials.csv: the values as built
-            for name in sampled:
-                assert hparams[name] == (pytest.approx(float(built[name])) if isinstance(hparams[name], float)
-                                         else built[name]), name
-            assert hparams["params"] == row.params
-        names = sorted(p.name for p in (run_dir / "tune").glob("train_trial_*"))
-        assert names == sorted(f"train_trial_{r.trial_id}_{r.trial_number}_ecgnet" for r in trials.itertuples())
+    # The worker logs: a line when each trial starts and ends and one per epoch, each naming the trial by
+    # id and number; STDERR holds no per-epoch line (Ray's checkpoint logging is silenced).
+    logs = "".join(p.read_text(errors="replace") for p in finished_run.worker_logs.glob("*worker-*.out"))
+    errors = "".join(p.read_text(errors="replace") for p in finished_run.worker_logs.glob("*worker-*.err"))
+    for row in trials.itertuples():
+        label = re.escape(f"trial {row.trial_id} (number {row.trial_number})")
+        assert re.search(rf"^{label} started: ecgnet at 250 Hz, {max_epochs} epochs, from epoch 1, on cpu \(folder "
+                         rf"train_trial_{row.trial_id}_{row.trial_number}_ecgnet\)$", logs, re.M), logs
+        for epoch in range(1, row.epochs_run + 1):
+            assert re.search(rf"^{label} epoch {epoch}/{max_epochs}: val_micro_f1 \d\.\d{{4}} .*"
+                             rf"\| best val_micro_f1 so far \d\.\d{{4}}$", logs, re.M), (row.trial_id, epoch)
+        ended = "stopped by Ray Tune (ASHA, or the search's end)" if row.stopped_by_asha else "ended"
+        assert re.search(rf"^{label} {re.escape(ended)} after epoch {row.epochs_run}/{max_epochs}: best val_micro_f1 "
+                         rf"{row.best_val_micro_f1:.4f}$", logs, re.M), logs
+    assert "Checkpoint successfully created" not in errors and "train_trial_" not in errors, errors
 
-        # The worker logs: a line when each trial starts and ends and one per epoch, each naming the trial by
-        # id and number; STDERR holds no per-epoch line (Ray's checkpoint logging is silenced).
-        logs = "".join(p.read_text(errors="replace") for p in ray_tmp.glob("ray/session_*/logs/worker-*.out"))
-        errors = "".join(p.read_text(errors="replace") for p in ray_tmp.glob("ray/session_*/logs/worker-*.err"))
-        for row in trials.itertuples():
-            label = re.escape(f"trial {row.trial_id} (number {row.trial_number})")
-            assert re.search(rf"^{label} started: ecgnet at 250 Hz, 2 epochs, from epoch 1, on cpu \(folder "
-                             rf"train_trial_{row.trial_id}_{row.trial_number}_ecgnet\)$", logs, re.M), logs
-            for epoch in range(1, row.epochs_run + 1):
-                assert re.search(rf"^{label} epoch {epoch}/2: val_micro_f1 \d\.\d{{4}} .*"
-                                 rf"\| best val_micro_f1 so far \d\.\d{{4}}$", logs, re.M), (row.trial_id, epoch)
-            ended = "stopped by Ray Tune (ASHA, or the search's end)" if row.stopped_by_asha else "ended"
-            assert re.search(rf"^{label} {re.escape(ended)} after epoch {row.epochs_run}/2: best val_micro_f1 "
-                             rf"{row.best_val_micro_f1:.4f}$", logs, re.M), logs
-        assert "Checkpoint successfully created" not in errors and "train_trial_" not in errors, errors
+    out = finished_run.stdout + finished_run.stderr
+    assert not ANSI.search(out)  # not a terminal: no ANSI codes
+    lines = out.splitlines()
+    assert f"Optuna study:  optuna-dashboard sqlite:///{run_dir / 'optuna.db'}" in lines
+    assert f"TensorBoard:   tensorboard --logdir {run_dir / 'tune'}" in lines
+    assert any("`ray get-auth-token`" in line for line in lines)
+    for row in trials.itertuples():
+        ended = f"stopped by ASHA at epoch {row.epochs_run}" if row.stopped_by_asha else "complete"
+        assert sum(line.startswith(f"trial {row.trial_id} (number {row.trial_number}) ecgnet: {row.epochs_run} "
+                                   "epoch") and line.endswith(ended) for line in lines) == 1
+    # The test table: each model under its chosen rule only, then what cv_score is.
+    table = lines[lines.index("Test results (every choice made on validation only):") + 1:]
+    test = cli.read_csv(run_dir / "test_results.csv")
+    models = test.loc[test["chosen"], ["model", "thresholds"]].astype(str).values.tolist()
+    # rank1..rank<top_k>, their mean and the greedy ensemble
+    assert [line.split()[:2] for line in table[1:len(models) + 1]] == models and len(models) == top_k + 2
+    assert table[len(models) + 1].startswith("cv_score: what chose each model's rule")
+    assert re.search(rf"^search finished in \d\d:\d\d: {n_trials} trials \(", out, re.M)
+    assert re.search(r"^chosen model: \S+ with \S+ thresholds", out, re.M)
+    assert not any(line.startswith("  ") and "make_split" in line for line in lines)  # no echoed source
+    # Header (7), a status or two, a line per trial, the test table (a line per model and 2), the summary (3):
+    # not Ray's ~65 a trial.
+    assert len(lines) <= 7 + 2 + n_trials + len(models) + 2 + 3, out
 
-        out = proc.stdout + proc.stderr
-        assert not ANSI.search(out)  # not a terminal: no ANSI codes
-        lines = out.splitlines()
-        assert f"Optuna study:  optuna-dashboard sqlite:///{run_dir / 'optuna.db'}" in lines
-        assert f"TensorBoard:   tensorboard --logdir {run_dir / 'tune'}" in lines
-        assert any("`ray get-auth-token`" in line for line in lines)
-        for row in trials.itertuples():
-            ended = f"stopped by ASHA at epoch {row.epochs_run}" if row.stopped_by_asha else "complete"
-            assert sum(line.startswith(f"trial {row.trial_id} (number {row.trial_number}) ecgnet: {row.epochs_run} "
-                                       "epoch") and line.endswith(ended) for line in lines) == 1
-        # The test table: each model under its chosen rule only, then what cv_score is.
-        table = lines[lines.index("Test results (every choice made on validation only):") + 1:]
-        test = cli.read_csv(run_dir / "test_results.csv")
-        models = test.loc[test["chosen"], ["model", "thresholds"]].astype(str).values.tolist()
-        assert [line.split()[:2] for line in table[1:len(models) + 1]] == models and len(models) == 2
-        assert table[len(models) + 1].startswith("cv_score: what chose each model's rule")
-        assert re.search(r"^search finished in \d\d:\d\d: 2 trials \(", out, re.M)
-        assert re.search(r"^chosen model: \S+ with \S+ thresholds", out, re.M)
-        assert not any(line.startswith("  ") and "make_split" in line for line in lines)  # no echoed source
-        # Header (7), a status or two, 2 trial lines, the test table (4), summary (3): not Ray's ~65 a trial.
-        assert len(lines) <= 40, out
-
-        # The report leads with the chosen model's test figures and their intervals, from the probabilities kept.
-        report = (run_dir / "report.html").read_text()
-        chosen = test[test["chosen"]].set_index("model").loc[json.loads((run_dir / "run.json").read_text())
-                                                             ["chosen_model"]["model"]]
-        assert re.search(rf"Chosen model on test: micro-F1 {chosen['test_micro_f1']:.3f} \[0\.\d{{3}}, 0\.\d{{3}}\], "
-                         rf"macro-F1 {chosen['test_macro_f1']:.3f} \[", report), report[:3000]
-        assert "The winners&#x27; hyperparameters" in report or "The winners' hyperparameters" in report
-    finally:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+    # The report leads with the chosen model's test figures and their intervals, from the probabilities kept.
+    report = (run_dir / "report.html").read_text()
+    chosen = test[test["chosen"]].set_index("model").loc[json.loads((run_dir / "run.json").read_text())
+                                                         ["chosen_model"]["model"]]
+    assert re.search(rf"Chosen model on test: micro-F1 {chosen['test_micro_f1']:.3f} \[0\.\d{{3}}, 0\.\d{{3}}\], "
+                     rf"macro-F1 {chosen['test_macro_f1']:.3f} \[", report), report[:3000]
+    assert "The winners&#x27; hyperparameters" in report or "The winners' hyperparameters" in report
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 
 from ecg.data import load_dataset
 from ecg.data.dataset import ALL_12_LEADS
@@ -44,8 +45,36 @@ def test_cli_writes_the_hefei_layout_that_the_reader_reads_back(tmp_path):
     assert np.array_equal(back.labels[order][:, [back.class_names.index(c) for c in made.class_names]], made.labels)
 
 
-def test_plot_writes_a_png_with_one_panel_per_diagnosis(tmp_path):
+def test_plot_writes_a_png_with_one_panel_per_diagnosis(tmp_path, monkeypatch):
+    """One panel per diagnosis, in the class order, titled with it, drawing the eight leads of a record that
+    carries it (and its other labels after a "+"); the rest of the grid empty; the PNG decodes at the figure's
+    size."""
+    import matplotlib.figure
+    from PIL import Image
+
+    from ecg.synthetic.diagnoses import SYNTHETIC_CLASSES
+
+    saved = []
+    real_savefig = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *args, **kwargs: (saved.append(fig), real_savefig(fig, *args, **kwargs))[1])
     out = tmp_path / "fig.png"
     plot_main(["--out", str(out), "--n", "400", "--seconds", "2"])
-    data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    (figure,) = saved
+    panels = [ax for ax in figure.axes if ax.axison]
+    assert len(panels) == len(SYNTHETIC_CLASSES) and len(figure.axes) == 4 * -(-len(SYNTHETIC_CLASSES) // 4)
+    dataset = generate(400, 0, balanced=True, noise=0.5)  # what the command drew from (its defaults)
+    for ax, name in zip(panels, SYNTHETIC_CLASSES):
+        title, others = ax.get_title().split("\n")
+        assert title == name
+        traces = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]  # not the paper's grid lines
+        assert [len(line.get_xdata()) for line in traces] == [2 * dataset.fs] * 8  # the 8 leads, 2 s each
+        assert [text.get_text() for text in ax.texts] == list(dataset.lead_names)
+        # A record with that diagnosis and exactly the other labels the title lists.
+        labels = {frozenset(dataset.class_names[c] for c in np.flatnonzero(row)) for row in dataset.labels}
+        listed = {name, *(others.removeprefix("+ ").split(", ") if others else [])}
+        assert frozenset(listed) in labels
+    image = Image.open(out)
+    image.load()  # every pixel decodes: a truncated file raises here
+    width, height = figure.get_size_inches() * figure.dpi
+    assert image.format == "PNG" and image.size == pytest.approx((width, height), abs=1)
