@@ -351,10 +351,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, in a fresh process
     p.add_argument("--data-only", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.smoke:
-        args.sizes = "300"
-    if args.out is None:
-        args.out = ROOT / "bench" / ("out/scale-smoke" if args.smoke else "results/scale")
+    args.sizes = "300" if args.smoke else args.sizes
+    args.out = args.out or ROOT / "bench" / ("out/scale-smoke" if args.smoke else "results/scale")
     return args
 
 

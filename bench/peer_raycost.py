@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+from peer_startup import stop_launch
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -78,12 +78,7 @@ def launch_once(extra: Sequence[str], window_s: float, cpus: float, shares_cls: 
                     seen[pid] = (read[0], kind)
             time.sleep(1.0)
         total = shares.cpu_s("this_system")
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_launch(proc)
         row: dict[str, float] = {"window_s": window_s, "cap_cpus": cpus, "load_avg": round(load, 2),
                                  "cgroup_cpu_s": round(total, 1)}
         for cpu, kind in seen.values():

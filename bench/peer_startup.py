@@ -33,6 +33,18 @@ def first_result(results_dir: Path) -> bool:
     return any(path.stat().st_size > 0 for path in results_dir.glob("*/tune/*/result.json"))
 
 
+def stop_launch(proc: subprocess.Popen) -> None:
+    """Stop a launch.py started in a session of its own as Ctrl-C would, its whole group killed if it has not
+    ended 120 s later."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def launch_once(root: Path, space: str = "gru", timeout_s: float = 300.0,
                 extra: tuple[str, ...] = ()) -> dict[str, float]:
     """Launch `root`'s launch.py once; seconds to its first reported epoch and run.json's ray_start_s."""
@@ -51,13 +63,7 @@ def launch_once(root: Path, space: str = "gru", timeout_s: float = 300.0,
                 break
             time.sleep(0.05)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_launch(proc)
     runs = list(work.glob("*/run.json"))
     ray_start = json.loads(runs[0].read_text()).get("ray_start_s", float("nan")) if runs else float("nan")
     shutil.rmtree(work, ignore_errors=True)

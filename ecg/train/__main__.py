@@ -32,6 +32,7 @@ from ecg.data.source import DataSpec, load as load_records, split as split_recor
 from ecg.synthetic.cache import DEFAULT_RECORDS
 from ecg.data.weights import class_weights
 from ecg.evaluation import evaluate_on_test
+from ecg.models.registry import resolve_options
 from ecg.run_folder import RUN_FILE, SPLIT, RunFolder
 from ecg.train.checkpoint import load_checkpoint, save_checkpoint
 from ecg.train.config import TrainConfig, TrialConfig
@@ -186,6 +187,7 @@ def run(args: argparse.Namespace) -> Path:
 
         check_target(args.export)  # refused before any training
     trial = trial_from_args(args)
+    resolve_options(trial.family, trial.model)  # an unknown or ill-typed model option: refused before the data load
     choice = choose_data(args)
     if args.optim_threads is None and choice.threads is not None:
         trial.optim = dataclasses.replace(trial.optim, threads=choice.threads)

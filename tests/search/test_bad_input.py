@@ -290,34 +290,36 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_run_folder(case, tmp_path, c
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
 
 
-@pytest.mark.parametrize("case", ["garbage .npz", "text in a Hefei record", "empty folder"])
-def test_ecg_train_refuses_bad_data_in_one_line_before_writing(case, tmp_path, capsys, monkeypatch) -> None:
+def refused_by_ecg_train(argv: list[str], message: str, tmp_path: Path, capsys) -> None:
+    """`python -m ecg.train ARGV --out OUT` (in this process) ends with one line naming `message`, exit 2, and
+    writes neither OUT nor a cache entry (ECG_CACHE_DIR is tmp_path/cache)."""
     from ecg.train.__main__ import main as train_main
 
-    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
-    argv, message = CASES[case](tmp_path)
     out = tmp_path / "train-out"
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
-        train_main([*argv, "--family", "ecgnet", "--out", str(out)])
+        train_main([*argv, "--out", str(out)])
     err = capsys.readouterr().err
     assert stop.value.code == 2
     assert err.count("\n") == 1 and err.startswith("python -m ecg.train: error: ") and message in err, err
-    assert not out.exists()
+    assert not out.exists() and not (tmp_path / "cache").exists()
 
 
-def test_ecg_train_refuses_an_unknown_model_option_in_one_line_before_writing(tmp_path, capsys, monkeypatch) -> None:
-    from ecg.train.__main__ import main as train_main
-
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
-    out = tmp_path / "train-out"
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        train_main(["--family", "ecgnet", "--model", "no_such_option=3", "--n-records", "40", "--fs", "100", "--length", "1000",
-                    "--out", str(out)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.count("\n") == 1 and "no_such_option" in err, err
-    assert not out.exists()
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("case", ["garbage .npz", "text in a Hefei record", "empty folder"])
+def test_ecg_train_refuses_bad_data_in_one_line_before_writing(case, tmp_path, capsys, own_cache) -> None:
+    argv, message = CASES[case](tmp_path)
+    refused_by_ecg_train([*argv, "--family", "ecgnet"], message, tmp_path, capsys)
+
+
+def test_ecg_train_refuses_an_unknown_model_option_in_one_line_before_writing(tmp_path, capsys, own_cache) -> None:
+    refused_by_ecg_train(["--family", "ecgnet", "--model", "no_such_option=3", "--n-records", "40", "--fs", "100",
+                          "--length", "1000"], "no_such_option", tmp_path, capsys)
 
 
 # ---- issue 24: python -m ecg.train's values, and what a load must not trip over -------------------------------------
@@ -370,19 +372,9 @@ TRAIN_CASES = {
 
 
 @pytest.mark.parametrize("case", TRAIN_CASES, ids=list(TRAIN_CASES))
-def test_ecg_train_refuses_bad_values_in_one_line_before_writing(case, tmp_path, capsys, monkeypatch) -> None:
-    from ecg.train.__main__ import main as train_main
-
-    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+def test_ecg_train_refuses_bad_values_in_one_line_before_writing(case, tmp_path, capsys, own_cache) -> None:
     argv, message = TRAIN_CASES[case](tmp_path)
-    out = tmp_path / "train-out"
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        train_main([*SMALL_TRAIN, *argv, "--out", str(out)])
-    err = capsys.readouterr().err
-    assert stop.value.code == 2
-    assert err.count("\n") == 1 and err.startswith("python -m ecg.train: error: ") and message in err, err
-    assert not out.exists() and not (tmp_path / "cache").exists()
+    refused_by_ecg_train([*SMALL_TRAIN, *argv], message, tmp_path, capsys)
 
 
 def test_links_no_label_names_do_not_stop_a_load(tmp_path, capsys, monkeypatch) -> None:

@@ -131,10 +131,15 @@ def test_a_cluster_without_auth_is_joined_without_turning_token_mode_on(gcs, tmp
     assert gcs["calls"] == [None] and "RAY_AUTH_MODE" not in os.environ
 
 
-def test_no_token_on_this_machine_names_the_fix(gcs, tmp_path):
+def refusal(where: str) -> str:
+    """The one line `address.probe(where)` refuses with."""
     with pytest.raises(OptionError) as refused:
-        address.probe("auto")
-    assert str(refused.value) == (
+        address.probe(where)
+    return str(refused.value)
+
+
+def test_no_token_on_this_machine_names_the_fix(gcs, tmp_path):
+    assert refusal("auto") == (
         "--address auto: the cluster at 10.0.0.1:6379 requires Ray's auth token and this machine has none "
         f"(RAY_AUTH_TOKEN is unset and {tmp_path}/.ray/auth_token does not exist); set RAY_AUTH_TOKEN to the "
         f"token `ray get-auth-token` prints on the head node, or save it as {tmp_path}/.ray/auth_token")
@@ -143,9 +148,7 @@ def test_no_token_on_this_machine_names_the_fix(gcs, tmp_path):
 
 def test_another_clusters_token_is_refused_and_token_mode_is_undone(gcs, tmp_path):
     _token_file(tmp_path, "x" * 64)
-    with pytest.raises(OptionError) as refused:
-        address.probe("10.0.0.1:6379")
-    assert str(refused.value) == (
+    assert refusal("10.0.0.1:6379") == (
         "--address 10.0.0.1:6379: the cluster at 10.0.0.1:6379 refused this machine's Ray auth token (from "
         f"{tmp_path}/.ray/auth_token); set RAY_AUTH_TOKEN to the token `ray get-auth-token` prints on the head "
         f"node, or write it into {tmp_path}/.ray/auth_token; or run on the head node with --address auto")

@@ -98,11 +98,18 @@ def test_1_a_trial_that_raises_is_retried_from_its_checkpoint(faulty_run, cli) -
     report("fault 1 (raise, retried)", trials, NUM_SAMPLES)
 
 
+def errored(faulty_run, number: int) -> tuple[Path, pd.Series]:
+    """The shared faulty search's folder and trials.csv's row of trial `number`, which must have ended ERROR."""
+    _, run_dir, trials = faulty_run
+    row = trials.loc[number]
+    assert row["status"] == "ERROR", row
+    return run_dir, row
+
+
 @pytest.mark.slow
 def test_1_a_trial_that_keeps_failing_ends_errored_and_the_others_finish(faulty_run, cli) -> None:
-    proc, run_dir, trials = faulty_run
-    row = trials.loc[KEEPS_FAILING]
-    assert row["status"] == "ERROR"
+    run_dir, row = errored(faulty_run, KEEPS_FAILING)
+    trials = faulty_run[2]
     assert (row["failures"], row["retries"]) == (MAX_FAILURES + 1, MAX_FAILURES)
     assert f"at epoch 1 (attempt {MAX_FAILURES + 1})" in row["error"]
     assert len(trials) == NUM_SAMPLES  # every trial ran; none lost
@@ -112,9 +119,9 @@ def test_1_a_trial_that_keeps_failing_ends_errored_and_the_others_finish(faulty_
 
 @pytest.mark.slow
 def test_2_a_nan_loss_fails_the_trial_with_its_reason_and_optuna_records_fail(faulty_run, cli) -> None:
-    _, run_dir, trials = faulty_run
-    row = trials.loc[NAN]
-    assert row["status"] == "ERROR" and row["error"].startswith("non-finite loss: loss is nan")
+    run_dir, row = errored(faulty_run, NAN)
+    trials = faulty_run[2]
+    assert row["error"].startswith("non-finite loss: loss is nan")
     # Retries stop at once (the fatal marker): no attempt trained a second epoch 1.
     assert raw_epochs(cli, run_dir, row["trial_id"]) == []
     study_trial = study_trial_of(cli, run_dir, row)
@@ -126,9 +133,8 @@ def test_2_a_nan_loss_fails_the_trial_with_its_reason_and_optuna_records_fail(fa
 
 @pytest.mark.slow
 def test_3_out_of_memory_fails_the_trial_and_suggests_a_fix(faulty_run, cli) -> None:
-    _, run_dir, trials = faulty_run
-    row = trials.loc[OOM]
-    assert row["status"] == "ERROR"
+    run_dir, row = errored(faulty_run, OOM)
+    trials = faulty_run[2]
     assert row["error"].startswith(f"out of memory at batch size {int(row['optim/batch_size'])}: use a smaller "
                                    "optim/batch_size or give each trial a larger GPU share (--gpus-per-trial")
     assert "CUDA out of memory" in row["error"]
