@@ -527,6 +527,14 @@ def summarize(out: Path, command: str) -> str:
 
 def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Every piece not yet in seeds.csv (at most --pieces of them), 7-minute budget first."""
+    import peer_methods
+
+    missing = peer_methods.missing_requirements(args.methods)
+    if missing:  # refused before any piece: a method that cannot start would leave an empty row
+        print("bench_peer.py: error: " + "; ".join(f"{method} needs its package: {install} (or leave it out: --methods "
+                                                   f"{' '.join(m for m in args.methods if m not in missing)})"
+                                                   for method, install in missing.items()), file=sys.stderr)
+        sys.exit(2)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     done = done_pieces(read_seeds(out))
@@ -591,7 +599,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--spaces", nargs="+", default=list(SPACES), help="search spaces")
     p.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS_MIN), help="wall-clock minutes per method")
     p.add_argument("--pieces", type=int, default=None, help="run at most this many pieces, then exit")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help=argparse.SUPPRESS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS,
+                   help="the methods side by side (default: all five)")
     p.add_argument("--records", type=int, default=CPU_DEFAULTS.n_records, help="synthetic records (launch.py's default)")
     p.add_argument("--epochs", type=int, default=CPU_DEFAULTS.max_epochs, help="epochs per trial (launch.py's default)")
     p.add_argument("--grace-period", type=int, default=CPU_DEFAULTS.grace_period, help=argparse.SUPPRESS)

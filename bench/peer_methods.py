@@ -42,6 +42,20 @@ STUDY = "peer"
 PEERS = ("optuna_hyperband", "random", "dehb", "one_epoch_topk")
 
 
+# What a peer needs beyond the project's own dependencies, and how to install it. `dehb` pins numpy<2, which this
+# project cannot take; its ask/tell loop runs on numpy 2 (checked), so it installs without its pins.
+REQUIREMENTS = {"dehb": ("dehb", "pip install ConfigSpace loguru dask distributed more-itertools && "
+                                 "pip install --no-deps dehb==0.1.2")}
+
+
+def missing_requirements(methods: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The methods among `methods` whose package is not installed, each with the command that installs it."""
+    import importlib.util
+
+    return {method: install for method, (module, install) in REQUIREMENTS.items()
+            if method in methods and importlib.util.find_spec(module) is None}
+
+
 class Deadline(Exception):
     """The budget is spent: the worker stops mid-trial (what it logged so far stays)."""
 

@@ -8,6 +8,7 @@ its own, so that a bench's first parse or generation is one.
 """
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -112,10 +113,21 @@ def test_bench_thresholds_smoke_compares_rules_on_one_tiny_search(tmp_path, env)
 
 @pytest.mark.slow
 def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path, env) -> None:
+    """All five where the `dehb` package is installed (it cannot be a dependency: it pins numpy<2); else the bench
+    refuses in one line with the command that installs it, before anything is written, and the other four run."""
     out_dir = tmp_path / "peer"
-    out = run_bench(env, "bench_peer.py", "--out", str(out_dir), timeout=900)
-    seeds = pd.read_csv(out_dir / "seeds.csv")
     methods = ["this_system", "optuna_hyperband", "random", "dehb", "one_epoch_topk"]
+    chosen: list[str] = []
+    if importlib.util.find_spec("dehb") is None:
+        refused = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_peer.py"), "--smoke", "--out",
+                                  str(out_dir)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr[-2000:]
+        assert "dehb needs its package: " in refused.stderr and "pip install --no-deps dehb" in refused.stderr
+        assert not out_dir.exists()
+        methods.remove("dehb")
+        chosen = ["--methods", *methods]
+    out = run_bench(env, "bench_peer.py", "--out", str(out_dir), *chosen, timeout=900)
+    seeds = pd.read_csv(out_dir / "seeds.csv")
     assert sorted(seeds["method"]) == sorted(methods)
     assert (seeds[["seed", "space", "budget_min"]].drop_duplicates().values.tolist() == [[0, "gru", 1.5]])
     # summary.csv: per method the piece's own figures (one seed: the mean is the value).
@@ -126,7 +138,7 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
         assert summary[column].to_dict() == pytest.approx(by_method.loc[summary.index, column].to_dict(), nan_ok=True)
     # paired.csv: this system minus each peer, for the piece's space and budget and over all, on both scores.
     paired = pd.read_csv(out_dir / "paired.csv")
-    assert len(paired) == 4 * 2 * 2 and (paired["pairs"] == 1).all()
+    assert len(paired) == (len(methods) - 1) * 2 * 2 and (paired["pairs"] == 1).all()
     for row in paired.itertuples():
         expected = by_method.loc["this_system", row.metric] - by_method.loc[row.peer, row.metric]
         assert row.mean_diff == pytest.approx(expected, nan_ok=True), (row.peer, row.metric)
@@ -135,15 +147,15 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
     assert "Pieces so far: 1;" in (out_dir / "README.md").read_text()
     assert "this_system minus each peer" in out
     # A second call finds the piece done and runs nothing: the protocol resumes where it stopped.
-    again = run_bench(env, "bench_peer.py", "--out", str(out_dir))
+    again = run_bench(env, "bench_peer.py", "--out", str(out_dir), *chosen)
     assert "0 pieces to run (1 in" in again and len(pd.read_csv(out_dir / "seeds.csv")) == len(methods)
 
 
 @pytest.mark.slow
-def test_bench_predict_smoke_prints_records_per_second_for_a_single_model_and_an_ensemble(tmp_path) -> None:
+def test_bench_predict_smoke_prints_records_per_second_for_a_single_model_and_an_ensemble(tmp_path, env) -> None:
     import pandas as pd
 
-    out = run_bench("bench_predict.py", "--out", str(tmp_path / "predict"), env={"ECG_CACHE_DIR": str(tmp_path)})
+    out = run_bench(env, "bench_predict.py", "--out", str(tmp_path / "predict"))
     assert "records/s" in out and "ensemble" in out
     table = pd.read_csv(tmp_path / "predict" / "predict.csv")
     assert list(table["model"]) == ["single", "single+features", "ensemble"] and (table["records"] == 24).all()

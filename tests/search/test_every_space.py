@@ -331,6 +331,11 @@ TESTED_ELSEWHERE = {
         "study variant into the all space",
     "python launch.py --warm-start results/<run>/best_configs.csv":
         "tests/search/test_objectives.py: its second run starts from the first run's best_configs.csv",
+    "python -m ecg.predict results/<run> --data ~/new_ecgs":
+        "tests/ecg/predict/test_predict_cli.py: new records in every format, at each member's rate, on a search's run",
+    "python -m ecg.predict results/<run> --export model/ --onnx":
+        "tests/ecg/predict/test_predict_cli.py: a package that predicts identically once the run folder is gone, "
+        "ONNX graphs matching PyTorch",
 }
 NOT_RUN_HERE = {
     "python launch.py --space all --data ~/hf_round2 --gpus-per-trial 0.5": "needs a GPU and the Hefei download",

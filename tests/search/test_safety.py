@@ -182,7 +182,7 @@ def test_8_a_resume_that_fails_later_puts_the_status_back(trust, finished_run, h
         raise RuntimeError("Ray could not restore the experiment")
 
     # No Ray: the failure comes where Tuner.restore would run, after run.json said "running".
-    monkeypatch.setattr(cluster, "start", lambda options: None)
+    monkeypatch.setattr(cluster, "start", lambda options, job_name=None: None)
     monkeypatch.setattr(cluster, "check_capacity", lambda options: None)
     monkeypatch.setattr(tuner, "restore_tuner", ray_fails)
     with pytest.raises(RuntimeError, match="could not restore"):

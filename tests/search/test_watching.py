@@ -371,7 +371,8 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
     errors = "".join(p.read_text(errors="replace") for p in finished_run.worker_logs.glob("*worker-*.err"))
     for row in trials.itertuples():
         label = re.escape(f"trial {row.trial_id} (number {row.trial_number})")
-        assert re.search(rf"^{label} started: ecgnet at 250 Hz, {max_epochs} epochs, from epoch 1, on cpu \(folder "
+        assert re.search(rf"^{label} started: ecgnet at {int(row.input_fs)} Hz, {max_epochs} epochs, from epoch 1, "
+                         rf"on cpu \(folder "
                          rf"train_trial_{row.trial_id}_{row.trial_number}_ecgnet\)$", logs, re.M), logs
         for epoch in range(1, row.epochs_run + 1):
             assert re.search(rf"^{label} epoch {epoch}/{max_epochs}: val_micro_f1 \d\.\d{{4}} .*"
