@@ -73,6 +73,10 @@ def interrupted_message(signal_name: str, run_dir: Path) -> str:
             f"{resume_command(run_dir)}")
 
 
+def report_not_rebuilt(run_dir: Path, signal_name: str) -> str:
+    return f"report not rebuilt after {signal_name} (python -m search.report {shlex.quote(str(run_dir))} rebuilds it)"
+
+
 class SearchFailed(RuntimeError):
     """The search could not go on (the disk is full, trials that cannot be placed); what finished is exported
     and run.json says `failed` with the reason. The message is one line."""
@@ -346,8 +350,7 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
     if stop.received in (None, signal.SIGINT) or failure is not None:  # Ctrl-C: the user waits for the report
         write_report_safely(folder)
     else:
-        print(f"report not rebuilt after {stop.name()} (python -m search.report {shlex.quote(str(folder.path))} "
-              f"rebuilds it)")
+        print(report_not_rebuilt(folder.path, stop.name()))
     cluster.stop()
     if failure is not None:
         raise SearchFailed(folder.path, failure)
@@ -442,6 +445,7 @@ class _Outcome:
             print(f"\nRay did not stop within {self.stop.deadline_s:g} s of {self.stop.name()}: writing what finished "
                   "from the files on disk", flush=True)
             self.write_stopped(self.collect(), None)
+            print(report_not_rebuilt(self.folder.path, self.stop.name()), flush=True)
         self.announce()
 
     def announce(self) -> None:
