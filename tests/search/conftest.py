@@ -262,6 +262,27 @@ def answers(ip: str, port: int) -> bool:
         return knock.connect_ex((ip, port)) == 0
 
 
+def held_elsewhere(port: int, pids: set[int]) -> bool:
+    """Whether a process outside `pids` listens on `port` on a non-loopback address: a knock there is answered by
+    it (another test's `ray start --head`, say), not by the search."""
+    import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
+    import psutil
+
+    return any(conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid not in pids
+               and conn.laddr.ip not in LOOPBACK for conn in psutil.net_connections(kind="inet"))
+
+
+def process_tree(pid: int) -> set[int]:
+    import ray  # noqa: F401
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return {pid, *(child.pid for child in root.children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return {pid}
+
+
 def listening(pid: int) -> set[tuple[str, str, int]]:
     """(process name, address, port) of every listening TCP socket of `pid` and its descendants."""
     import ray  # noqa: F401  (puts Ray's bundled psutil on the path)
@@ -301,7 +322,8 @@ def _run_and_watch(cli: SearchCLI, folder: Path) -> dict:
             while driver.poll() is None and time.time() < deadline:
                 new = listening(driver.pid) - sockets
                 sockets |= new
-                answered |= {s for s in new if ip is not None and answers(ip, s[2])}
+                answered |= {s for s in new if ip is not None and answers(ip, s[2])
+                             and not held_elsewhere(s[2], process_tree(driver.pid))}
                 time.sleep(0.5)
             driver.wait(timeout=max(1.0, deadline - time.time()))
         finally:
