@@ -341,7 +341,10 @@ def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFol
             try:
                 return _evaluate_and_finish(options, folder, split, found, started)
             except KeyboardInterrupt:  # stopped while the winners were evaluated: the trials are all exported
-                pass
+                if folder.record.status == "complete":  # or after: the run is complete, only the report may lack
+                    cluster.stop()
+                    print(f"results in {shown(folder.path)}")
+                    return folder.path
         else:
             failure = f"could not write {', '.join(f'{n} ({why})' for n, why in unwritten.items())}"
     outcome.write_stopped(found, failure)
@@ -425,6 +428,9 @@ class _Outcome:
         """What finished of a search that stopped (a signal) or could not go on, then run.json."""
         with self._lock:
             if self._stopped_written:
+                return
+            if self.folder.record.status == "complete":  # a signal after every export was written changes nothing
+                self._stopped_written = self._announced = True
                 return
             unwritten = self.write(found, with_best_configs=True)
             record = self.folder.record
