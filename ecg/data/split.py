@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
 from ecg import values
 from ecg.data.errors import DataError
@@ -75,6 +74,10 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
 
 def _stratified(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split `index` into (kept, taken) with `fraction` taken, stratified on `labels[index]`."""
+    # Imported here: iterstrat brings scikit-learn, which a trial's worker (it imports this module through
+    # search.data, never splitting) would otherwise load before its first epoch.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
     splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
     kept, taken = next(splitter.split(np.zeros(len(index)), labels[index]))
     return index[kept], index[taken]

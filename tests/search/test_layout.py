@@ -54,3 +54,11 @@ def test_spaces_and_options_load_without_torch_ray_or_pandas() -> None:
             "print(sorted(m for m in ('torch', 'ray', 'optuna', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_trial_worker_does_not_load_scikit_learn() -> None:
+    """What a trial's worker imports before its first epoch (search.trainable): scikit-learn (through iterstrat,
+    which only the driver's split needs) is not among it."""
+    code = "import sys, search.trainable; print(sorted(m for m in ('sklearn', 'iterstrat', 'scipy.stats') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
