@@ -50,6 +50,7 @@ for this system, run.json's `ray_start_s`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -111,6 +112,9 @@ def load_split(args: argparse.Namespace, split_csv: Path) -> Any:
 # Equal conditions: a cgroup per method, the load average
 # ----------------------------------------------------------------------------------------------------------
 
+_GROUP_NUMBERS = itertools.count()
+
+
 class CpuShares:
     """One cgroup per method under a group of this bench's own, each method's capped at `cpus / len(methods)`
     CPUs (a hard quota per 100 ms period): the methods get the same CPU time whatever their number of processes.
@@ -122,7 +126,9 @@ class CpuShares:
     def __init__(self, methods: Sequence[str], cpus: float | None = None) -> None:
         self.kind, self.groups, self.methods = "none", [], list(methods)
         self.quota_us = int(round((cpus or os.cpu_count() or 1) / len(self.methods) * self.PERIOD_US))
-        name = f"bench-peer-{os.getpid()}"
+        # Unique per instance: a bench that measures launch after launch makes one per launch, and a group whose
+        # last process (a Ray daemon outliving its driver) has not gone yet is left behind, still named.
+        name = f"bench-peer-{os.getpid()}-{next(_GROUP_NUMBERS)}"
         v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
         try:
             if (v1 / "cpu.cfs_quota_us").exists():
@@ -616,7 +622,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="only measure where this system's capped CPU share goes, per process kind (ray_cost.csv)")
     p.add_argument("--ray-cost-window", type=float, default=120.0, help="with --ray-cost: seconds per launch")
     p.add_argument("--variant", action="append", default=[], metavar="NAME=LAUNCH_OPTIONS",
-                   help="with --ray-cost: another launch.py variant measured in turn; repeatable")
+                   help="with --ray-cost: another launch.py variant measured in turn (leading NAME=VALUE words are its "
+                        "environment, e.g. RAY_<setting>=...); repeatable")
     # Internal: the worker processes a piece starts.
     p.add_argument("--space", default="gru", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)

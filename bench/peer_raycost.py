@@ -44,6 +44,17 @@ def kind_of(cmdline: str) -> str:
     return next((kind for fragment, kind in KINDS if fragment in cmdline), "other")
 
 
+def split_env(extra: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """A variant's leading NAME=VALUE words (environment variables, e.g. Ray's RAY_<setting>) and its launch.py
+    options."""
+    env: dict[str, str] = {}
+    words = list(extra)
+    while words and "=" in words[0] and not words[0].startswith("-"):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    return env, words
+
+
 def _cpu_and_cmdline(pid: str) -> tuple[float, str] | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -62,9 +73,10 @@ def launch_once(extra: Sequence[str], window_s: float, cpus: float, shares_cls: 
     load = os.getloadavg()[0]
     seen: dict[str, tuple[float, str]] = {}  # pid -> (its CPU seconds when last read, kind)
     try:
+        env, options = split_env(extra)
         proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "--space", "gru", "--num-samples",
-                                 "100000", "--results-dir", str(work), *extra], cwd=ROOT,
-                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                                 "100000", "--results-dir", str(work), *options], cwd=ROOT,
+                                env={**os.environ, **env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         shares.join("this_system", proc.pid)
         started = time.time()
@@ -74,7 +86,7 @@ def launch_once(extra: Sequence[str], window_s: float, cpus: float, shares_cls: 
             for pid in pids:
                 read = _cpu_and_cmdline(pid)
                 if read is not None:
-                    kind = seen[pid][1] if pid in seen and seen[pid][1] != "other" else kind_of(read[1])
+                    kind = seen[pid][1] if pid in seen and seen[pid][1] not in ("other", "idle_workers") else kind_of(read[1])
                     seen[pid] = (read[0], kind)
             time.sleep(1.0)
         total = shares.cpu_s("this_system")

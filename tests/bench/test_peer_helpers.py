@@ -97,3 +97,28 @@ def test_cpu_shares_cap_each_method_at_its_part_of_the_cpus_and_lift_for_the_ret
     finally:
         shares.close()
     assert not any(group.exists() for group in shares.groups)
+
+
+def test_a_second_cpu_share_beside_a_first_that_outlived_its_launch_is_capped_too() -> None:
+    """--ray-cost measures launch after launch in one process: a group whose last process has not gone yet stays,
+    and the next launch's group must still be made and capped (it had the same name, so that launch ran uncapped)."""
+    from bench_peer import CpuShares
+
+    first = CpuShares(["this_system"], cpus=0.4)
+    if first.kind == "none":
+        pytest.skip("cgroups cannot be written here: the bench then shares the CPUs per thread")
+    second = CpuShares(["this_system"], cpus=0.4)
+    try:
+        assert second.kind == first.kind and second.groups[0] != first.groups[0]
+        assert second.quota_us == 40_000 and second.cpu_s("this_system") == 0.0
+    finally:
+        second.close()
+        first.close()
+
+
+def test_a_ray_cost_variant_may_lead_with_environment_variables() -> None:
+    from peer_raycost import split_env
+
+    assert split_env(["RAY_enable_metrics_collection=0", "X=a=b", "--no-dashboard", "--seed=1"]) == (
+        {"RAY_enable_metrics_collection": "0", "X": "a=b"}, ["--no-dashboard", "--seed=1"])
+    assert split_env(["--no-dashboard"]) == ({}, ["--no-dashboard"])
