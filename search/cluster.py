@@ -63,7 +63,8 @@ def start(options: SearchOptions, job_name: str | None = None) -> str | None:
         _secure_token_file(create=True)  # Ray 2.60 turns token auth on for a local instance unless told not to
         # address="local": without it Ray joins the newest instance already running on this machine (another
         # user's launch.py, say) instead of starting this search's own.
-        context = ray.init(address="local", include_dashboard=True, dashboard_host=options.dashboard_host,
+        context = ray.init(address="local", include_dashboard=not options.no_dashboard,
+                           dashboard_host=options.dashboard_host,
                            runtime_env=runtime_env, job_config=job_config, configure_logging=True,
                            logging_level=logging.WARNING,
                            log_to_driver=options.verbose,  # trials' own output: in their worker logs; -v here too
@@ -75,7 +76,7 @@ def start(options: SearchOptions, job_name: str | None = None) -> str | None:
                            logging_level=logging.WARNING, log_to_driver=options.verbose)
     _started_here = True
     url = getattr(context, "dashboard_url", None)
-    return f"http://{url}" if url and not url.startswith("http") else url
+    return f"http://{url}" if url and not url.startswith("http") else url or None  # "" without a dashboard
 
 
 def start_while(options: SearchOptions, work: Callable[[], T], job_name: str | None = None) -> tuple[T, str | None, float]:

@@ -118,6 +118,9 @@ class SearchOptions:
                                        "instance)")
     dashboard_host: str = option("127.0.0.1", "interface the Ray dashboard listens on (0.0.0.0 exposes it: a "
                                               "warning is printed)")
+    no_dashboard: bool = option(False, "start the local Ray without its dashboard: on a small machine its processes "
+                                       "take CPU from the trials (the Optuna study and TensorBoard still show the "
+                                       "search)")
     max_failures: int = option(2, "retries of a failing trial from its last checkpoint (-1: unlimited)")
     resume: Path | None = option(None, "continue an interrupted run (its other options come from RUN_DIR/run.json)",
                                  metavar="RUN_DIR")
@@ -182,6 +185,9 @@ class SearchOptions:
         _check_host("--dashboard-host", self.dashboard_host)
         if self.address is not None:
             _check_address(self.address)
+            if self.no_dashboard:
+                raise OptionError(f"--no-dashboard only applies to the local Ray a search starts, not to the cluster "
+                                  f"at --address {self.address} (its dashboard is its own)")
         self._check_conventions()  # last: it reads the data's kind, the others are checks of plain values
 
     def _check_conventions(self) -> None:

@@ -214,6 +214,9 @@ CASES = {
     "--memory-per-trial 0": option("--memory-per-trial", "0", message="--memory-per-trial must be > 0 (GiB), got 0"),
     "--dashboard-host not an address": option("--dashboard-host", "my laptop",
                                               message="--dashboard-host 'my laptop' is not an IP address"),
+    "--no-dashboard with --address": option("--address", "auto", "--no-dashboard",
+                                            message="--no-dashboard only applies to the local Ray a search starts, not "
+                                                    "to the cluster at --address auto"),
     "--trust-run-folder without --resume": option("--trust-run-folder",
                                                   message="--trust-run-folder only applies with --resume"),
     # issue 24 -- data folders

@@ -566,6 +566,47 @@ def test_the_ray_job_is_named_after_the_run(monkeypatch) -> None:
                                                                {"job_name": "gru search"}]
 
 
+@pytest.mark.parametrize("argv, dashboard", [([], True), (["--no-dashboard"], False)])
+def test_a_local_ray_starts_with_its_dashboard_unless_told_not_to(monkeypatch, argv, dashboard) -> None:
+    """--no-dashboard starts the local Ray without its dashboard (and prints no URL); the first-driver worker
+    prestart stays off either way."""
+    import launch
+    from search import cluster
+    from search.options import SearchOptions
+
+    calls = []
+
+    class Context:
+        dashboard_url = "127.0.0.1:8265" if dashboard else ""  # what Ray gives without a dashboard
+
+    monkeypatch.setattr(cluster.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(cluster.ray, "init", lambda **kwargs: calls.append(kwargs) or Context())
+    monkeypatch.setattr(cluster, "_secure_token_file", lambda create=False: None)  # the user's token file: untouched
+    monkeypatch.setattr(cluster, "_listen_on_loopback_only", lambda: None)
+    values = {k: v for k, v in vars(launch.parser().parse_args(argv)).items() if k != "list_spaces"}
+    try:
+        url = cluster.start(SearchOptions(**values))
+    finally:
+        cluster.stop()
+    assert url == ("http://127.0.0.1:8265" if dashboard else None)
+    assert calls[0]["include_dashboard"] is dashboard
+    assert calls[0]["_system_config"] == {"prestart_worker_first_driver": False}
+
+
+@pytest.mark.slow
+def test_a_local_search_runs_without_its_dashboard(tmp_path, cli) -> None:
+    """launch.py --no-dashboard, with a local Ray as a user starts it: the search runs to its end, prints no
+    dashboard URL (the Optuna and TensorBoard lines stay), and its run.json keeps the option (a resume starts Ray
+    the same way)."""
+    results = tmp_path / "results"
+    proc = cli.launch(*cli.small, "--num-samples", "1", "--max-epochs", "1", "--top-k", "1", "--no-dashboard",
+                      "--results-dir", str(results))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Ray dashboard:" not in proc.stdout and "Optuna study:  optuna-dashboard" in proc.stdout
+    info = json.loads((cli.only_run(results) / "run.json").read_text())
+    assert info["status"] == "complete" and info.get("dashboard") is None and info["args"]["no_dashboard"] is True
+
+
 def test_the_terminal_test_table_shows_each_model_under_its_chosen_rule_and_says_what_cv_score_is() -> None:
     import pandas as pd
 
