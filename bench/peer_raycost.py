@@ -86,7 +86,9 @@ def launch_once(extra: Sequence[str], window_s: float, cpus: float, shares_cls: 
             for pid in pids:
                 read = _cpu_and_cmdline(pid)
                 if read is not None:
-                    kind = seen[pid][1] if pid in seen and seen[pid][1] not in ("other", "idle_workers") else kind_of(read[1])
+                    # A worker is idle until it runs a trial, and keeps its trial's kind once idle again.
+                    settled = pid in seen and seen[pid][1] not in ("other", "idle_workers")
+                    kind = seen[pid][1] if settled else kind_of(read[1])
                     seen[pid] = (read[0], kind)
             time.sleep(1.0)
         total = shares.cpu_s("this_system")

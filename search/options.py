@@ -183,6 +183,8 @@ class SearchOptions:
         if self.labels is not None and self.data is None:
             raise OptionError("--labels needs --data (the records the labels belong to)")
         _check_host("--dashboard-host", self.dashboard_host)
+        if self.no_dashboard and self.dashboard_host != "127.0.0.1":
+            raise OptionError(f"--dashboard-host {self.dashboard_host} has no dashboard to place with --no-dashboard")
         if self.address is not None:
             _check_address(self.address)
             if self.no_dashboard:

@@ -217,6 +217,9 @@ CASES = {
     "--no-dashboard with --address": option("--address", "auto", "--no-dashboard",
                                             message="--no-dashboard only applies to the local Ray a search starts, not "
                                                     "to the cluster at --address auto"),
+    "--dashboard-host with --no-dashboard": option("--no-dashboard", "--dashboard-host", "0.0.0.0",
+                                                   message="--dashboard-host 0.0.0.0 has no dashboard to place with "
+                                                           "--no-dashboard"),
     "--trust-run-folder without --resume": option("--trust-run-folder",
                                                   message="--trust-run-folder only applies with --resume"),
     # issue 24 -- data folders
