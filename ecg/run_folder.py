@@ -267,11 +267,17 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path) -> "RunFolder":
-        """An existing run folder (one holding run.json); RunFolderError otherwise."""
+        """An existing run folder (one holding run.json); RunLocked naming the process that holds one still
+        starting (no run.json yet), RunFolderError otherwise."""
         path = Path(path)
         if not path.is_dir():
             raise RunFolderError(f"{path}: no such folder")
         if not (path / RUN_FILE).is_file():
+            holder = cls(path).holder()
+            if holder is not None:  # a search starting in it: run.json comes once its data is split and Ray is up
+                raise RunLocked(f"{path} is a run folder still starting: no {RUN_FILE} yet, and it is in use by "
+                                f"{holder.describe()}; wait for it or stop it "
+                                f"(kill -TERM {holder.pid if holder.pid else '<pid>'}), then try again")
             raise RunFolderError(f"{path} is not a run folder (no {RUN_FILE})")
         return cls(path)
 

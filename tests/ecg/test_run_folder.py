@@ -109,6 +109,24 @@ def _holding_process(path: Path) -> subprocess.Popen:
     return proc
 
 
+def test_a_folder_still_starting_is_refused_naming_its_holder_and_once_it_died_is_not_a_run_folder(tmp_path) -> None:
+    """A search holds its folder's lock before run.json exists (the data split, Ray starting): opening it then
+    names that process instead of calling the folder "not a run folder"; once it is gone, it is not one."""
+    proc = _holding_process(tmp_path)
+    try:
+        with pytest.raises(RunLocked) as caught:
+            RunFolder.open(tmp_path)
+        message = str(caught.value)
+        assert "still starting" in message and f"pid {proc.pid}" in message and f"kill -TERM {proc.pid}" in message
+        assert "\n" not in message
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with pytest.raises(RunFolderError, match="not a run folder") as caught:
+        RunFolder.open(tmp_path)
+    assert not isinstance(caught.value, RunLocked)
+
+
 def test_a_second_writer_is_refused_naming_the_holder_and_a_killed_holder_leaves_no_stale_lock(tmp_path) -> None:
     folder = _saved(tmp_path)  # run.json says running
     proc = _holding_process(tmp_path)
