@@ -227,6 +227,13 @@ def _this_process() -> Holder:
                   command=" ".join(sys.argv)[:300])
 
 
+def _in_use_by(holder: Holder | None) -> str:
+    """How a refusal names the folder's writer: "in use by pid P on HOST, since T; wait ... (kill -TERM P) ..."."""
+    who = holder.describe() if holder else "another process"
+    pid = holder.pid if holder and holder.pid else "<pid>"
+    return f"in use by {who}; wait for it to end or stop it (kill -TERM {pid}), then try again"
+
+
 LOCK_WAIT_S = 2.0  # a reader's probe (`holder`) holds the lock for an instant: a writer tries again this long
 
 
@@ -275,9 +282,8 @@ class RunFolder:
         if not (path / RUN_FILE).is_file():
             holder = cls(path).holder()
             if holder is not None:  # a search starting in it: run.json comes once its data is split and Ray is up
-                raise RunLocked(f"{path} is a run folder still starting: no {RUN_FILE} yet, and it is in use by "
-                                f"{holder.describe()}; wait for it or stop it "
-                                f"(kill -TERM {holder.pid if holder.pid else '<pid>'}), then try again")
+                raise RunLocked(f"{path} is a run folder still starting: no {RUN_FILE} yet, and it is "
+                                f"{_in_use_by(holder)}")
             raise RunFolderError(f"{path} is not a run folder (no {RUN_FILE})")
         return cls(path)
 
@@ -312,10 +318,7 @@ class RunFolder:
                 if time.monotonic() > deadline:
                     holder = self._read_holder()
                     os.close(fd)
-                    who = holder.describe() if holder else "another process"
-                    raise RunLocked(f"{self.path} is in use by {who}; wait for it to end or stop it "
-                                    f"(kill -TERM {holder.pid if holder and holder.pid else '<pid>'}), then try again") \
-                        from None
+                    raise RunLocked(f"{self.path} is {_in_use_by(holder)}") from None
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(asdict(_this_process())) + "\n").encode(), 0)
