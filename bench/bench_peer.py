@@ -73,7 +73,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from peer_stats import (METRIC, SEEDS_COLUMNS, THIS, best_by, best_curve, done_pieces, mean_curves,  # noqa: E402
-                        method_means, paired, winner)
+                        method_means, paired, protocol_command, winner)
 
 METHODS = (THIS, "optuna_hyperband", "random", "dehb", "one_epoch_topk")
 SPACES = ("gru", "all")
@@ -500,7 +500,8 @@ def summarize(out: Path, command: str) -> str:
     if (out / "curves.csv").exists():
         plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
     lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "",
-             f"Command: `{command}` (one piece per call; `python bench/bench_peer.py --summarize` redraws this).", "",
+             f"Command: `{protocol_command(seeds)}` (one piece per call, each call the next piece; "
+             f"`python bench/bench_peer.py --summarize` redraws this). Last written by `{command}`.", "",
              f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
              f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
              f"windows: {seeds['load_avg'].min():.2f}-{seeds['load_avg'].max():.2f}.", "",

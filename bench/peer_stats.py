@@ -14,8 +14,8 @@ import pandas as pd
 
 METRIC = "val_micro_f1"
 THIS = "this_system"
-PIECE = ["seed", "space", "budget_min"]
-TIE = 1e-6  # the peers' values are logged to 6 decimals: closer than this is the same score  # one piece of the protocol: all methods side by side
+PIECE = ["seed", "space", "budget_min"]  # one piece of the protocol: all methods side by side
+TIE = 1e-6  # the peers' values are logged to 6 decimals: closer than this is the same score
 SEEDS_COLUMNS = ["method", "seed", "budget_min", "space", "best_val", "test_micro_f1", "first_epoch_s", "trials",
                  "trial_epochs", "load_avg", "retrained_val_micro_f1", "best_at_50pct", "winner", "cpu_share",
                  "launch_order", "records", "epochs", "finished_utc", "ray_start_s", "median_epoch_s", "cpu_s",
@@ -93,6 +93,14 @@ def paired(seeds: pd.DataFrame, metric: str = "test_micro_f1", level: float = 0.
 def done_pieces(seeds: pd.DataFrame) -> set[tuple[int, str, float]]:
     """The pieces (seed, space, budget) seeds.csv already holds."""
     return {(int(s), str(sp), float(b)) for s, sp, b in seeds[PIECE].drop_duplicates().itertuples(index=False)}
+
+
+def protocol_command(seeds: pd.DataFrame) -> str:
+    """The call that runs, one piece at a time, every piece seeds.csv holds: its seeds, budgets and spaces."""
+    budgets = " ".join(f"{b:g}" for b in sorted(set(seeds["budget_min"].astype(float))))
+    spaces = " ".join(dict.fromkeys(seeds["space"].astype(str)))  # in the order the pieces first ran them
+    return (f"python bench/bench_peer.py --seeds {int(seeds['seed'].max()) + 1} --budgets {budgets} "
+            f"--spaces {spaces} --pieces 1")
 
 
 def mean_curves(curves: pd.DataFrame, grid: int = 60) -> pd.DataFrame:

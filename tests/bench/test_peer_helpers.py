@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from peer_methods import UnitCubeTrial, cube_dimensions  # noqa: E402
-from peer_stats import bootstrap_mean_interval, done_pieces, paired, winner  # noqa: E402
+from peer_stats import bootstrap_mean_interval, done_pieces, paired, protocol_command, winner  # noqa: E402
 
 
 def _rows(method: str, tests: list[float], space: str = "gru", budget: float = 7.0) -> list[dict]:
@@ -122,3 +122,8 @@ def test_a_ray_cost_variant_may_lead_with_environment_variables() -> None:
     assert split_env(["RAY_enable_metrics_collection=0", "X=a=b", "--no-dashboard", "--seed=1"]) == (
         {"RAY_enable_metrics_collection": "0", "X": "a=b"}, ["--no-dashboard", "--seed=1"])
     assert split_env(["--no-dashboard"]) == ({}, ["--no-dashboard"])
+
+
+def test_the_protocol_command_names_every_seed_budget_and_space_that_seeds_csv_holds() -> None:
+    seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7, 0.6]) + _rows("random", [0.5], space="all", budget=14.0))
+    assert protocol_command(seeds) == "python bench/bench_peer.py --seeds 3 --budgets 7 14 --spaces gru all --pieces 1"
