@@ -127,3 +127,26 @@ def test_a_ray_cost_variant_may_lead_with_environment_variables() -> None:
 def test_the_protocol_command_names_every_seed_budget_and_space_that_seeds_csv_holds() -> None:
     seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7, 0.6]) + _rows("random", [0.5], space="all", budget=14.0))
     assert protocol_command(seeds) == "python bench/bench_peer.py --seeds 3 --budgets 7 14 --spaces gru all --pieces 1"
+
+
+def test_peer_chosen_counts_where_each_methods_trial_epochs_went(tmp_path: Path) -> None:
+    import json
+
+    from peer_chosen import trials_of, where_epochs_went
+
+    # Two optuna_hyperband trials (3 epochs at 100 Hz of 0.5 s, 1 epoch at 250 Hz of 2.0 s) and one random trial.
+    (tmp_path / "optuna_hyperband-0.events.csv").write_text(
+        "1.0,0,1,0.5,0.5\n2.0,0,2,0.6,0.5\n3.0,0,3,0.7,0.6\n4.0,1,1,0.4,2.0\n")
+    (tmp_path / "optuna_hyperband-0.configs.jsonl").write_text("".join(
+        json.dumps({"trial": trial, "config": {"data/fs": fs}}) + "\n" for trial, fs in ((0, 100), (1, 250))))
+    (tmp_path / "random-0.events.csv").write_text("1.0,7,1,0.3,1.5\n")
+    (tmp_path / "random-0.configs.jsonl").write_text(json.dumps({"trial": 7, "config": {"data/fs": 250}}) + "\n")
+    trials = trials_of(tmp_path)
+    assert sorted(zip(trials["method"], trials["trial"], trials["epochs"])) == [
+        ("optuna_hyperband", "0", 3), ("optuna_hyperband", "1", 1), ("random", "7", 1)]
+    assert trials.set_index("trial").loc["0", "best_val"] == pytest.approx(0.7)
+    table = where_epochs_went(trials, params=("data/fs",)).set_index(["method", "value"])
+    assert table.loc[("optuna_hyperband", "100"), "epoch_share"] == 0.75
+    assert table.loc[("optuna_hyperband", "100"), "median_epoch_s"] == 0.5
+    assert table.loc[("optuna_hyperband", "250"), "epoch_share"] == 0.25
+    assert table.loc[("random", "250"), "epoch_share"] == 1.0
