@@ -488,6 +488,14 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _out_option(out: Path) -> str:
+    """--out as the README's commands say it: nothing at the default, a path relative to the checkout inside it."""
+    out = Path(out).resolve()
+    if out == ROOT / "bench" / "results" / "peer":
+        return ""
+    return f" --out {shlex.quote(str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out))}"
+
+
 def summarize(out: Path, command: str) -> str:
     """summary.csv (means), paired.csv (this system minus each peer), curves.png and README.md; the README."""
     seeds = read_seeds(out)
@@ -495,13 +503,15 @@ def summarize(out: Path, command: str) -> str:
         return "no pieces yet"
     means, pairs = method_means(seeds), paired(seeds, "test_micro_f1")
     pairs_val = paired(seeds, "best_val")
+    out_option = _out_option(out)
     means.to_csv(out / "summary.csv", index=False)
     pd.concat([pairs, pairs_val], ignore_index=True).to_csv(out / "paired.csv", index=False)
     if (out / "curves.csv").exists():
         plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
     lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "",
-             f"Command: `{protocol_command(seeds)}` (one piece per call, each call the next piece; "
-             f"`python bench/bench_peer.py --summarize` redraws this). Last written by `{command}`.", "",
+             f"Command: `{protocol_command(seeds, METHODS)}{out_option}` (one piece per call, each call the next "
+             f"piece; `python bench/bench_peer.py --summarize{out_option}` redraws this). Last written by `{command}`.",
+             "",
              f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
              f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
              f"windows: {seeds['load_avg'].min():.2f}-{seeds['load_avg'].max():.2f}.", "",

@@ -95,12 +95,15 @@ def done_pieces(seeds: pd.DataFrame) -> set[tuple[int, str, float]]:
     return {(int(s), str(sp), float(b)) for s, sp, b in seeds[PIECE].drop_duplicates().itertuples(index=False)}
 
 
-def protocol_command(seeds: pd.DataFrame) -> str:
-    """The call that runs, one piece at a time, every piece seeds.csv holds: its seeds, budgets and spaces."""
+def protocol_command(seeds: pd.DataFrame, methods: Iterable[str] = ()) -> str:
+    """The call that runs, one piece at a time, every piece seeds.csv holds: its seeds, budgets and spaces, and
+    `--methods` when it holds fewer than `methods` (all of them)."""
     budgets = " ".join(f"{b:g}" for b in sorted(set(seeds["budget_min"].astype(float))))
     spaces = " ".join(dict.fromkeys(seeds["space"].astype(str)))  # in the order the pieces first ran them
+    methods = list(methods)
+    ran = [m for m in methods if m in set(seeds["method"])]
     return (f"python bench/bench_peer.py --seeds {int(seeds['seed'].max()) + 1} --budgets {budgets} "
-            f"--spaces {spaces} --pieces 1")
+            f"--spaces {spaces} --pieces 1" + (f" --methods {' '.join(ran)}" if len(ran) < len(methods) else ""))
 
 
 def mean_curves(curves: pd.DataFrame, grid: int = 60) -> pd.DataFrame:

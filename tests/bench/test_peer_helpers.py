@@ -126,7 +126,11 @@ def test_a_ray_cost_variant_may_lead_with_environment_variables() -> None:
 
 def test_the_protocol_command_names_every_seed_budget_and_space_that_seeds_csv_holds() -> None:
     seeds = pd.DataFrame(_rows("this_system", [0.8, 0.7, 0.6]) + _rows("random", [0.5], space="all", budget=14.0))
-    assert protocol_command(seeds) == "python bench/bench_peer.py --seeds 3 --budgets 7 14 --spaces gru all --pieces 1"
+    both = ("this_system", "random")
+    assert protocol_command(seeds, both) == ("python bench/bench_peer.py --seeds 3 --budgets 7 14 --spaces gru all "
+                                             "--pieces 1")
+    alone = pd.DataFrame(_rows("random", [0.5]))
+    assert protocol_command(alone, both).endswith("--spaces gru --pieces 1 --methods random")
 
 
 def test_peer_chosen_counts_where_each_methods_trial_epochs_went(tmp_path: Path) -> None:
