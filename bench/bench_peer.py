@@ -488,29 +488,35 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _out_option(out: Path) -> str:
-    """--out as the README's commands say it: nothing at the default, a path relative to the checkout inside it."""
+def default_out(smoke: bool) -> Path:
+    """Where the figures go without --out."""
+    return ROOT / "bench" / ("out/peer-smoke" if smoke else "results/peer")
+
+
+def _options(out: Path, smoke: bool) -> str:
+    """--smoke and --out as the README's commands say them: --out only away from its default, relative to the
+    checkout inside it."""
     out = Path(out).resolve()
-    if out == ROOT / "bench" / "results" / "peer":
-        return ""
-    return f" --out {shlex.quote(str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out))}"
+    where = "" if out == default_out(smoke) else \
+        f" --out {shlex.quote(str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out))}"
+    return (" --smoke" if smoke else "") + where
 
 
-def summarize(out: Path, command: str) -> str:
+def summarize(out: Path, command: str, smoke: bool = False) -> str:
     """summary.csv (means), paired.csv (this system minus each peer), curves.png and README.md; the README."""
     seeds = read_seeds(out)
     if not len(seeds):
         return "no pieces yet"
     means, pairs = method_means(seeds), paired(seeds, "test_micro_f1")
     pairs_val = paired(seeds, "best_val")
-    out_option = _out_option(out)
+    flags = _options(out, smoke)
     means.to_csv(out / "summary.csv", index=False)
     pd.concat([pairs, pairs_val], ignore_index=True).to_csv(out / "paired.csv", index=False)
     if (out / "curves.csv").exists():
         plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
     lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "",
-             f"Command: `{protocol_command(seeds, METHODS)}{out_option}` (one piece per call, each call the next "
-             f"piece; `python bench/bench_peer.py --summarize{out_option}` redraws this). Last written by `{command}`.",
+             f"Command: `{protocol_command(seeds, METHODS)}{flags}` (one piece per call, each call the next "
+             f"piece; `python bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.",
              "",
              f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
              f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
@@ -563,8 +569,8 @@ def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
         rows, curves = run_piece(args, seed, space, float(budget))
         append_csv(rows, out / "seeds.csv")
         append_csv(curves, out / "curves.csv")
-        summarize(out, command)
-    print(summarize(out, command))
+        summarize(out, command, args.smoke)
+    print(summarize(out, command, args.smoke))
 
 
 def startup(args: argparse.Namespace, argv: Sequence[str]) -> None:
@@ -652,7 +658,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.seeds, args.spaces, args.budgets, args.pieces = 1, ["gru"], [1.5], 1
         args.records, args.epochs, args.grace_period = 120, 2, 1
     if args.out is None:
-        args.out = ROOT / "bench" / ("out/peer-smoke" if args.smoke else "results/peer")
+        args.out = default_out(args.smoke)
     return args
 
 
@@ -675,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.ray_cost is not None:
         ray_cost(args, argv)
     elif args.summarize:
-        print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv)))
+        print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv), args.smoke))
     else:
         protocol(args, argv)
 

@@ -144,7 +144,10 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
         assert row.mean_diff == pytest.approx(expected, nan_ok=True), (row.peer, row.metric)
     assert set(pd.read_csv(out_dir / "curves.csv")["method"]) <= set(methods)
     decodes(out_dir / "curves.png")
-    assert "Pieces so far: 1;" in (out_dir / "README.md").read_text()
+    readme = (out_dir / "README.md").read_text()
+    assert "Pieces so far: 1;" in readme
+    # The README says how its figures were made: the protocol's command with what this call added.
+    assert f" --smoke --out {out_dir}` (one piece per call" in readme
     assert "this_system minus each peer" in out
     # A second call finds the piece done and runs nothing: the protocol resumes where it stopped.
     again = run_bench(env, "bench_peer.py", "--out", str(out_dir), *chosen)
