@@ -272,4 +272,6 @@ def best_configs_frame(winners: list[TrialRecord], *, metric: str, mode: str) ->
                      "best_epoch": int(best["epoch"]) if best is not None else None,
                      "params": int(costs["params"]) if costs["params"] is not None else None,
                      **record.config})
+    if not rows:  # no winner (every trial over the budget, or none finished): the header, so the file still reads
+        return pd.DataFrame(columns=["rank", "trial_id", f"best_{metric}", "best_epoch", "params"])
     return pd.DataFrame(rows)

@@ -60,6 +60,16 @@ def test_ranking_and_best_configs_round_trip_into_ecg_train(tmp_path) -> None:
     assert back.optim.lr == pytest.approx(1e-3) and back.optim.epochs == 4
 
 
+def test_best_configs_of_a_search_without_a_winner_is_a_header_that_reads(tmp_path) -> None:
+    """Every trial over the budget (or none finished): best_configs.csv is its header alone, not an empty file
+    that pandas cannot parse; ecg.train refuses its row 0 naming the file."""
+    path = write_csv(best_configs_frame([], metric="val_micro_f1", mode="max"), tmp_path / "best.csv")
+    assert path.read_text() == "rank,trial_id,best_val_micro_f1,best_epoch,params\n"
+    assert pd.read_csv(path).empty
+    with pytest.raises(ValueError, match=r"best\.csv: row 0 does not exist \(the file has 0 rows\)"):
+        TrialConfig.from_csv(path, row=0)
+
+
 def test_epochs_frame_is_long_form_without_ray_bookkeeping() -> None:
     frame = epochs_frame(TABLE)
     assert list(frame.columns) == ["trial_id", "epoch", "val_micro_f1", "val_loss", "epoch_time_s"]
