@@ -3,6 +3,8 @@
     python bench/bench_peer.py --seeds 5                  # the protocol: every piece not yet in seeds.csv
     python bench/bench_peer.py --seeds 5 --pieces 1       # one piece (seed x space x budget), then exit
     python bench/bench_peer.py --summarize                # the summary, tables and plot from seeds.csv alone
+    python bench/bench_peer.py --summarize --gather DIR...  --out DIR
+                                                          # one summary of methods run alone, a folder each
     python bench/bench_peer.py --startup 5                # launch.py to its first reported epoch (startup.csv)
     python bench/bench_peer.py --ray-cost 3 --variant no_dashboard=--no-dashboard
                                                           # Ray's own CPU inside one method's share (ray_cost.csv)
@@ -493,13 +495,55 @@ def default_out(smoke: bool) -> Path:
     return ROOT / "bench" / ("out/peer-smoke" if smoke else "results/peer")
 
 
+SOURCES = "SOURCES"  # a gathered folder's sources, one per line
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the checkout when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _options(out: Path, smoke: bool) -> str:
     """--smoke and --out as the README's commands say them: --out only away from its default, relative to the
     checkout inside it."""
     out = Path(out).resolve()
-    where = "" if out == default_out(smoke) else \
-        f" --out {shlex.quote(str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out))}"
+    where = "" if out == default_out(smoke) else f" --out {shlex.quote(_shown(out))}"
     return (" --smoke" if smoke else "") + where
+
+
+class GatherError(ValueError):
+    """A folder --gather cannot take its pieces from (one line for the user)."""
+
+
+def gather(out: Path, folders: Sequence[Path]) -> None:
+    """Write `out`'s seeds.csv and curves.csv anew from every piece of `folders`, and name them in `out`'s
+    SOURCES (the other equal condition: each method run alone, with its own --out, one folder per method).
+    GatherError for a folder without seeds.csv, for `out` itself among them, and for a piece (method, seed,
+    budget, space) that two folders hold."""
+    out = Path(out).resolve()
+    seeds, curves = [], []
+    for folder in folders:
+        folder = Path(folder).resolve()
+        if folder == out:
+            raise GatherError(f"--gather {folder}: that is --out itself; gather into another folder")
+        if not (folder / "seeds.csv").is_file():
+            raise GatherError(f"--gather {folder}: no seeds.csv there (not a bench_peer --out folder?)")
+        seeds.append(read_seeds(folder))
+        if (folder / "curves.csv").is_file():
+            curves.append(pd.read_csv(folder / "curves.csv"))
+    merged = pd.concat(seeds, ignore_index=True)
+    twice = merged[merged.duplicated(["method", "seed", "budget_min", "space"], keep=False)]
+    if len(twice):
+        r = twice.iloc[0]
+        raise GatherError(f"--gather: {r.method} seed {r.seed} at {r.budget_min:g} min on {r.space} is in two of "
+                          f"the folders; gather each piece from one")
+    out.mkdir(parents=True, exist_ok=True)
+    merged.to_csv(out / "seeds.csv", index=False)
+    if curves:
+        pd.concat(curves, ignore_index=True).to_csv(out / "curves.csv", index=False)
+    else:
+        (out / "curves.csv").unlink(missing_ok=True)  # another gathering's curves are not these pieces'
+    (out / SOURCES).write_text("".join(f"{shlex.quote(_shown(Path(f).resolve()))}\n" for f in folders))
 
 
 def summarize(out: Path, command: str, smoke: bool = False) -> str:
@@ -514,10 +558,15 @@ def summarize(out: Path, command: str, smoke: bool = False) -> str:
     pd.concat([pairs, pairs_val], ignore_index=True).to_csv(out / "paired.csv", index=False)
     if (out / "curves.csv").exists():
         plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
-    lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "",
-             f"Command: `{protocol_command(seeds, METHODS)}{flags}` (one piece per call, each call the next "
-             f"piece; `python bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.",
-             "",
+    if (out / SOURCES).exists():  # pieces run elsewhere, each method alone: their folders name their calls
+        sources = (out / SOURCES).read_text().splitlines()
+        how = (f"Gathered from {', '.join(f'`{s}`' for s in sources)} (each a method run alone; each folder's "
+               f"README names the call that ran its pieces) by `python bench/bench_peer.py --summarize --gather "
+               f"{' '.join(sources)}{flags}`. Last written by `{command}`.")
+    else:
+        how = (f"Command: `{protocol_command(seeds, METHODS)}{flags}` (one piece per call, each call the next "
+               f"piece; `python bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.")
+    lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "", how, "",
              f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
              f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
              f"windows: {seeds['load_avg'].min():.2f}-{seeds['load_avg'].max():.2f}.", "",
@@ -631,6 +680,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="where the figures go (default bench/results/peer, or bench/out/peer-smoke with --smoke)")
     p.add_argument("--keep", action="store_true", help="keep each piece's work folder (run folders, studies, logs)")
     p.add_argument("--summarize", action="store_true", help="only redraw the summary from seeds.csv and curves.csv")
+    p.add_argument("--gather", type=Path, nargs="+", default=[], metavar="DIR",
+                   help="with --summarize: first write --out's seeds.csv and curves.csv from these folders' pieces "
+                        "(each method run alone with its own --out)")
     p.add_argument("--startup", type=int, nargs="?", const=5, default=None, metavar="REPEATS",
                    help="only time launch.py to its first reported epoch, REPEATS launches (startup.csv)")
     p.add_argument("--compare-root", type=Path, action="append", default=[],
@@ -654,6 +706,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--result", help=argparse.SUPPRESS)
     p.add_argument("--work", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.gather and not args.summarize:
+        p.error("--gather only applies with --summarize")
     if args.smoke and not (args.worker or args.retrain):
         args.seeds, args.spaces, args.budgets, args.pieces = 1, ["gru"], [1.5], 1
         args.records, args.epochs, args.grace_period = 120, 2, 1
@@ -681,6 +735,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.ray_cost is not None:
         ray_cost(args, argv)
     elif args.summarize:
+        if args.gather:
+            try:
+                gather(args.out, args.gather)
+            except GatherError as err:
+                print(f"bench_peer.py: error: {err}", file=sys.stderr)
+                sys.exit(2)
         print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv), args.smoke))
     else:
         protocol(args, argv)

@@ -154,3 +154,68 @@ def test_peer_chosen_counts_where_each_methods_trial_epochs_went(tmp_path: Path)
     assert table.loc[("optuna_hyperband", "100"), "median_epoch_s"] == 0.5
     assert table.loc[("optuna_hyperband", "250"), "epoch_share"] == 0.25
     assert table.loc[("random", "250"), "epoch_share"] == 1.0
+
+
+def _method_folder(folder: Path, method: str, tests: list[float]) -> Path:
+    """A bench_peer --out folder of one method run alone: seeds.csv (every column the summary reads) and
+    curves.csv."""
+    from peer_stats import SEEDS_COLUMNS
+
+    folder.mkdir(parents=True)
+    rows = [{**{c: 1.0 for c in SEEDS_COLUMNS}, **row, "cpu_share": "cgroup-v1-cap", "winner": "ab12", "code": "x"}
+            for row in _rows(method, tests)]
+    pd.DataFrame(rows, columns=SEEDS_COLUMNS).to_csv(folder / "seeds.csv", index=False)
+    pd.DataFrame([{"t": 10.0 + s, "best": v, "method": method, "seed": s, "space": "gru", "budget_min": 7.0}
+                  for s, v in enumerate(tests)]).to_csv(folder / "curves.csv", index=False)
+    return folder
+
+
+def _bench_peer(*args: str) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, str(root / "bench" / "bench_peer.py"), *args], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gather_summarizes_methods_run_alone_from_their_own_folders(tmp_path: Path) -> None:
+    this = _method_folder(tmp_path / "this_system", "this_system", [0.90, 0.80, 0.70])
+    peer = _method_folder(tmp_path / "random", "random", [0.85, 0.85, 0.70])
+    out = tmp_path / "all"
+    done = _bench_peer("--summarize", "--gather", str(this), str(peer), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert sorted(zip(seeds["method"], seeds["seed"])) == sorted([(m, s) for m in ("random", "this_system")
+                                                                  for s in range(3)])
+    assert len(pd.read_csv(out / "curves.csv")) == 6 and (out / "curves.png").stat().st_size > 0
+    pairs = pd.read_csv(out / "paired.csv")
+    test = pairs[(pairs["metric"] == "test_micro_f1") & (pairs["space"] == "gru")].iloc[0]
+    assert test["peer"] == "random" and test["mean_diff"] == pytest.approx(0.0)  # +0.05, -0.05, 0
+    assert (test["wins"], test["ties"], test["losses"]) == (1, 1, 1)
+    readme = (out / "README.md").read_text()
+    assert f"Gathered from `{this}`, `{peer}`" in readme and "--summarize --gather" in readme
+    # A later --summarize alone redraws the same gathered summary: the sources stay named.
+    assert _bench_peer("--summarize", "--out", str(out)).returncode == 0
+    assert f"Gathered from `{this}`, `{peer}`" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["no seeds.csv", "the same piece twice", "--out among them", "without --summarize"])
+def test_gather_refuses_in_one_line_and_writes_nothing(case: str, tmp_path: Path) -> None:
+    this = _method_folder(tmp_path / "this_system", "this_system", [0.9])
+    out = tmp_path / "all"
+    other, message = {
+        "no seeds.csv": ((tmp_path / "empty"), f"--gather {tmp_path / 'empty'}: no seeds.csv there"),
+        "the same piece twice": (_method_folder(tmp_path / "again", "this_system", [0.8]),
+                                 "--gather: this_system seed 0 at 7 min on gru is in two of the folders"),
+        "--out among them": (out, f"--gather {out}: that is --out itself"),
+        "without --summarize": (tmp_path / "x", "--gather only applies with --summarize"),
+    }[case]
+    other.mkdir(exist_ok=True)
+    summarize = [] if case == "without --summarize" else ["--summarize"]
+    done = _bench_peer(*summarize, "--gather", str(this), str(other), "--out", str(out))
+    assert done.returncode == 2, done.stdout
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("bench_peer.py: error: ") and message in last, done.stderr
+    if case != "without --summarize":  # argparse's own refusals print the usage first
+        assert done.stderr.count("\n") == 1, done.stderr
+    assert not out.exists() or not any(out.iterdir())
