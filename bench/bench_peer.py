@@ -3,6 +3,8 @@
     python bench/bench_peer.py --seeds 5                  # the protocol: every piece not yet in seeds.csv
     python bench/bench_peer.py --seeds 5 --pieces 1       # one piece (seed x space x budget), then exit
     python bench/bench_peer.py --summarize                # the summary, tables and plot from seeds.csv alone
+    python bench/bench_peer.py --alone --seeds 5 --pieces 1
+                                                          # the other equal condition: each method alone, in turn
     python bench/bench_peer.py --summarize --gather DIR...  --out DIR
                                                           # one summary of methods run alone, a folder each
     python bench/bench_peer.py --startup 5                # launch.py to its first reported epoch (startup.csv)
@@ -41,6 +43,10 @@ fixed number of epochs: speed does not change its result). Each method's clock s
 and (this system's) Ray start count against its budget. The load average is sampled every 10 s; each row holds
 its mean over the window.
 
+The issue's other equal condition, `--alone` (default --out bench/results/peer/alone): each method ALONE on the
+machine (its cap: every CPU), one after another in the launch order that rotates with the seed; there a piece is
+one method x seed x space x budget, and seeds.csv's `launch_order` is the method's place in that order.
+
 Per row of seeds.csv: `best_val` (best validation micro-F1 of any epoch reported within the budget), its
 winner retrained once with `ecg.train.fit` for the same epochs on the same split and scored on the test split
 (`test_micro_f1`, labels at 0.5, the epoch chosen on validation; the five retrainings run side by side too),
@@ -74,7 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from peer_stats import (METRIC, SEEDS_COLUMNS, THIS, best_by, best_curve, done_pieces, mean_curves,  # noqa: E402
+from peer_stats import (METRIC, PIECE, SEEDS_COLUMNS, THIS, best_by, best_curve, done_pieces, mean_curves,  # noqa: E402
                         method_means, paired, protocol_command, winner)
 
 METHODS = (THIS, "optuna_hyperband", "random", "dehb", "one_epoch_topk")
@@ -375,19 +381,27 @@ def retrain_all(args: argparse.Namespace, configs: dict[str, dict[str, Any]], sh
     return out
 
 
-def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One seed x space x budget: the five methods side by side; their rows for seeds.csv and their curves."""
+def launch_order(methods: Sequence[str], seed: int, space: str) -> list[str]:
+    """`methods` in the order a piece launches them (side by side) or runs them (--alone): rotated by the seed
+    and the space, so that no method is always first."""
+    rotation = (seed + SPACES.index(space) if space in SPACES else seed) % len(methods)
+    return list(methods[rotation:]) + list(methods[:rotation])
+
+
+def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float,
+              methods: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One seed x space x budget: `methods` side by side (one of them: alone); their rows for seeds.csv and their
+    curves."""
     args.seed, args.space = seed, space
     args.work = Path(tempfile.mkdtemp(prefix=f"bench-peer-{space}-{seed}-"))
     work = Path(args.work)
     split = load_split(args, work / "split.csv")  # also warms the data cache for every method
     budget = budget_min * 60
-    rotation = (seed + SPACES.index(space) if space in SPACES else seed) % len(args.methods)
-    order = list(args.methods[rotation:]) + list(args.methods[:rotation])
+    order = launch_order(methods, seed, space)
     print(f"piece seed {seed}, {space}, {budget_min:g} min: {len(split.train)}/{len(split.val)}/{len(split.test)} "
           f"records, launch order {', '.join(order)}; work folder {work}", flush=True)
     version = code_version()
-    shares = CpuShares(args.methods)
+    shares = CpuShares(methods)
     try:
         with LoadSampler() as load:
             launched = [launch(method, args, budget, shares) for method in order]
@@ -395,14 +409,14 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
         shares.cap(False)  # the retraining runs uncapped: a fixed number of epochs, speed does not change it
         by_method = {item.method: item for item in launched}
         events, configs, infos = {}, {}, {}
-        for method in args.methods:
+        for method in methods:
             if method == THIS:
                 events[method], configs[method], infos[method] = this_system_events(work, space,
                                                                                     by_method[method].started)
             else:
                 events[method], configs[method] = peer_events(work, method, by_method[method].started)
         chosen, winners = {}, {}
-        for method in args.methods:
+        for method in methods:
             winners[method] = winner(events[method], budget)
             if winners[method][0] is not None:
                 chosen[method] = configs[method][winners[method][0]]
@@ -411,7 +425,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
         shares.close()
     rows, curves = [], []
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    for method in args.methods:
+    for method in methods:
         within = events[method][events[method]["t"] <= budget]
         curve = best_curve(within)
         curves.append(curve.assign(method=method, seed=seed, space=space, budget_min=budget_min))
@@ -490,12 +504,9 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def default_out(smoke: bool) -> Path:
+def default_out(smoke: bool, alone: bool = False) -> Path:
     """Where the figures go without --out."""
-    return ROOT / "bench" / ("out/peer-smoke" if smoke else "results/peer")
-
-
-SOURCES = "SOURCES"  # a gathered folder's sources, one per line
+    return ROOT / "bench" / ("out/peer-smoke" if smoke else "results/peer") / ("alone" if alone else "")
 
 
 def _shown(path: Path) -> str:
@@ -503,31 +514,53 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _options(out: Path, smoke: bool) -> str:
-    """--smoke and --out as the README's commands say them: --out only away from its default, relative to the
-    checkout inside it."""
+def _options(out: Path, smoke: bool, alone: bool = False) -> str:
+    """--smoke, --alone and --out as the README's commands say them: --out only away from its default, relative
+    to the checkout inside it."""
     out = Path(out).resolve()
-    where = "" if out == default_out(smoke) else f" --out {shlex.quote(_shown(out))}"
-    return (" --smoke" if smoke else "") + where
+    where = "" if out == default_out(smoke, alone).resolve() else f" --out {shlex.quote(_shown(out))}"
+    return (" --smoke" if smoke else "") + (" --alone" if alone else "") + where
 
 
-class GatherError(ValueError):
-    """A folder --gather cannot take its pieces from (one line for the user)."""
+class BenchError(ValueError):
+    """A request the bench refuses, in one line: a folder --gather cannot take pieces from, pieces of another
+    condition than the folder holds."""
+
+
+CONDITION = "condition.json"  # how a folder's pieces were run: {"condition": "side_by_side" | "alone", "gathered_from"}
+
+
+def write_condition(out: Path, condition: str, gathered_from: Sequence[str] = ()) -> None:
+    """Record in `out` how its pieces ran (`gather` rewrites it). A folder holds pieces of one condition only:
+    BenchError for a run of the other; a folder without condition.json but with pieces was run side by side."""
+    held = read_condition(out)
+    if not gathered_from and held["condition"] != condition and len(read_seeds(out)):
+        raise BenchError(f"{out} holds pieces run {held['condition'].replace('_', ' ')}; run pieces "
+                         f"{condition.replace('_', ' ')} into another --out")
+    if gathered_from or not (out / CONDITION).exists():
+        (out / CONDITION).write_text(json.dumps({"condition": condition, **({"gathered_from": list(gathered_from)}
+                                                                             if gathered_from else {})}) + "\n")
+
+
+def read_condition(out: Path) -> dict[str, Any]:
+    """`out`'s condition.json; a folder without one was run side by side (the protocol's first condition)."""
+    path = out / CONDITION
+    return json.loads(path.read_text()) if path.exists() else {"condition": "side_by_side"}
 
 
 def gather(out: Path, folders: Sequence[Path]) -> None:
-    """Write `out`'s seeds.csv and curves.csv anew from every piece of `folders`, and name them in `out`'s
-    SOURCES (the other equal condition: each method run alone, with its own --out, one folder per method).
-    GatherError for a folder without seeds.csv, for `out` itself among them, and for a piece (method, seed,
+    """Write `out`'s seeds.csv and curves.csv anew from every piece of `folders`, and name them in its
+    condition.json (the other equal condition: each method run alone, with its own --out, one folder per method).
+    BenchError for a folder without seeds.csv, for `out` itself among them, and for a piece (method, seed,
     budget, space) that two folders hold."""
     out = Path(out).resolve()
     seeds, curves = [], []
     for folder in folders:
         folder = Path(folder).resolve()
         if folder == out:
-            raise GatherError(f"--gather {folder}: that is --out itself; gather into another folder")
+            raise BenchError(f"--gather {folder}: that is --out itself; gather into another folder")
         if not (folder / "seeds.csv").is_file():
-            raise GatherError(f"--gather {folder}: no seeds.csv there (not a bench_peer --out folder?)")
+            raise BenchError(f"--gather {folder}: no seeds.csv there (not a bench_peer --out folder?)")
         seeds.append(read_seeds(folder))
         if (folder / "curves.csv").is_file():
             curves.append(pd.read_csv(folder / "curves.csv"))
@@ -535,15 +568,15 @@ def gather(out: Path, folders: Sequence[Path]) -> None:
     twice = merged[merged.duplicated(["method", "seed", "budget_min", "space"], keep=False)]
     if len(twice):
         r = twice.iloc[0]
-        raise GatherError(f"--gather: {r.method} seed {r.seed} at {r.budget_min:g} min on {r.space} is in two of "
-                          f"the folders; gather each piece from one")
+        raise BenchError(f"--gather: {r.method} seed {r.seed} at {r.budget_min:g} min on {r.space} is in two of "
+                         f"the folders; gather each piece from one")
     out.mkdir(parents=True, exist_ok=True)
     merged.to_csv(out / "seeds.csv", index=False)
     if curves:
         pd.concat(curves, ignore_index=True).to_csv(out / "curves.csv", index=False)
     else:
         (out / "curves.csv").unlink(missing_ok=True)  # another gathering's curves are not these pieces'
-    (out / SOURCES).write_text("".join(f"{shlex.quote(_shown(Path(f).resolve()))}\n" for f in folders))
+    write_condition(out, "alone", gathered_from=[_shown(Path(f).resolve()) for f in folders])
 
 
 def summarize(out: Path, command: str, smoke: bool = False) -> str:
@@ -553,19 +586,22 @@ def summarize(out: Path, command: str, smoke: bool = False) -> str:
         return "no pieces yet"
     means, pairs = method_means(seeds), paired(seeds, "test_micro_f1")
     pairs_val = paired(seeds, "best_val")
-    flags = _options(out, smoke)
+    condition = read_condition(out)
+    sources = condition.get("gathered_from", [])
+    alone = condition["condition"] == "alone" and not sources  # a gathered folder was not run by --alone
+    flags = _options(out, smoke, alone)
     means.to_csv(out / "summary.csv", index=False)
     pd.concat([pairs, pairs_val], ignore_index=True).to_csv(out / "paired.csv", index=False)
     if (out / "curves.csv").exists():
         plot(pd.read_csv(out / "curves.csv"), out / "curves.png")
-    if (out / SOURCES).exists():  # pieces run elsewhere, each method alone: their folders name their calls
-        sources = (out / SOURCES).read_text().splitlines()
+    if sources:  # pieces run elsewhere, each method alone: their folders name their calls
         how = (f"Gathered from {', '.join(f'`{s}`' for s in sources)} (each a method run alone; each folder's "
                f"README names the call that ran its pieces) by `python bench/bench_peer.py --summarize --gather "
-               f"{' '.join(sources)}{flags}`. Last written by `{command}`.")
+               f"{shlex.join(sources)}{flags}`. Last written by `{command}`.")
     else:
         how = (f"Command: `{protocol_command(seeds, METHODS)}{flags}` (one piece per call, each call the next "
-               f"piece; `python bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.")
+               f"piece{': one method alone on the machine, the methods in turn' if alone else ''}; `python "
+               f"bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.")
     lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "", how, "",
              f"Pieces so far: {len(seeds[['seed', 'space', 'budget_min']].drop_duplicates())}; cpu share: "
              f"{', '.join(sorted(set(seeds['cpu_share'].astype(str))))}; load average (1 min) over the pieces' "
@@ -597,6 +633,24 @@ def summarize(out: Path, command: str, smoke: bool = False) -> str:
 # Entry points
 # ----------------------------------------------------------------------------------------------------------
 
+def plan(args: argparse.Namespace, seeds: pd.DataFrame) -> list[tuple[int, str, float, tuple[str, ...]]]:
+    """What is left to run, in order, one `run_piece` call each: (seed, space, budget, methods). Side by side, a
+    piece not in seeds.csv with all of --methods; with --alone, each method whose row is missing, on its own, in
+    the piece's launch order. 7-minute budget first."""
+    held = {(str(m), int(s), str(sp), float(b)) for m, s, sp, b in seeds[["method", *PIECE]].itertuples(index=False)}
+    done = done_pieces(seeds)
+    runs = []
+    for budget in map(float, args.budgets):
+        for seed in range(args.seeds):
+            for space in args.spaces:
+                if args.alone:
+                    runs += [(seed, space, budget, (m,)) for m in launch_order(args.methods, seed, space)
+                             if (m, seed, space, budget) not in held]
+                elif (seed, space, budget) not in done:
+                    runs.append((seed, space, budget, tuple(args.methods)))
+    return runs
+
+
 def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Every piece not yet in seeds.csv (at most --pieces of them), 7-minute budget first."""
     import peer_methods
@@ -609,13 +663,19 @@ def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
         sys.exit(2)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    done = done_pieces(read_seeds(out))
-    todo = [(seed, space, budget) for budget in args.budgets for seed in range(args.seeds) for space in args.spaces
-            if (seed, space, float(budget)) not in done]
+    try:
+        write_condition(out, "alone" if args.alone else "side_by_side")
+    except BenchError as err:
+        print(f"bench_peer.py: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    seeds = read_seeds(out)
+    todo = plan(args, seeds)
     command = "python bench/bench_peer.py " + shlex.join(argv)
-    print(f"{len(todo)} pieces to run ({len(done)} in {out / 'seeds.csv'})", flush=True)
-    for seed, space, budget in todo[:args.pieces]:
-        rows, curves = run_piece(args, seed, space, float(budget))
+    print(f"{len(todo)} pieces to run ({len(done_pieces(seeds))} in {out / 'seeds.csv'})", flush=True)
+    for seed, space, budget, methods in todo[:args.pieces]:
+        rows, curves = run_piece(args, seed, space, budget, methods)
+        if args.alone:  # its place among the seed's methods, each run alone in turn
+            rows["launch_order"] = launch_order(args.methods, seed, space).index(methods[0])
         append_csv(rows, out / "seeds.csv")
         append_csv(curves, out / "curves.csv")
         summarize(out, command, args.smoke)
@@ -679,6 +739,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="where the figures go (default bench/results/peer, or bench/out/peer-smoke with --smoke)")
     p.add_argument("--keep", action="store_true", help="keep each piece's work folder (run folders, studies, logs)")
+    p.add_argument("--alone", action="store_true",
+                   help="each method alone on the machine, one after another in an order that rotates with the seed "
+                        "(the other equal condition; default --out bench/results/peer/alone)")
     p.add_argument("--summarize", action="store_true", help="only redraw the summary from seeds.csv and curves.csv")
     p.add_argument("--gather", type=Path, nargs="+", default=[], metavar="DIR",
                    help="with --summarize: first write --out's seeds.csv and curves.csv from these folders' pieces "
@@ -712,7 +775,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.seeds, args.spaces, args.budgets, args.pieces = 1, ["gru"], [1.5], 1
         args.records, args.epochs, args.grace_period = 120, 2, 1
     if args.out is None:
-        args.out = default_out(args.smoke)
+        args.out = default_out(args.smoke, args.alone)
     return args
 
 
@@ -738,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.gather:
             try:
                 gather(args.out, args.gather)
-            except GatherError as err:
+            except BenchError as err:
                 print(f"bench_peer.py: error: {err}", file=sys.stderr)
                 sys.exit(2)
         print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv), args.smoke))

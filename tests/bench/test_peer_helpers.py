@@ -219,3 +219,42 @@ def test_gather_refuses_in_one_line_and_writes_nothing(case: str, tmp_path: Path
     if case != "without --summarize":  # argparse's own refusals print the usage first
         assert done.stderr.count("\n") == 1, done.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_plan_runs_a_piece_side_by_side_or_each_method_alone_in_the_order_that_rotates_with_the_seed() -> None:
+    import argparse
+
+    from bench_peer import plan
+
+    methods = ["this_system", "random", "dehb"]
+    args = argparse.Namespace(seeds=2, spaces=["gru"], budgets=[7], methods=methods, alone=False)
+    held = pd.DataFrame(_rows("this_system", [0.9]) + _rows("random", [0.8]) + _rows("dehb", [0.7]))
+    assert plan(args, held) == [(1, "gru", 7.0, tuple(methods))]  # seed 0 is in seeds.csv
+    args.alone = True
+    alone_held = pd.DataFrame(_rows("random", [0.8]))  # seed 0: random ran; the others did not yet
+    # gru is SPACES[0]: seed 0 runs in the order given, seed 1 rotated by one.
+    assert plan(args, alone_held) == [(0, "gru", 7.0, ("this_system",)), (0, "gru", 7.0, ("dehb",)),
+                                      (1, "gru", 7.0, ("random",)), (1, "gru", 7.0, ("dehb",)),
+                                      (1, "gru", 7.0, ("this_system",))]
+
+
+def test_a_folder_holds_one_condition_and_its_readme_names_the_call_that_ran_it(tmp_path: Path) -> None:
+    import json
+
+    side = _method_folder(tmp_path / "side", "this_system", [0.9])  # pieces without condition.json: side by side
+    refused = _bench_peer("--alone", "--methods", "this_system", "random", "--seeds", "1", "--pieces", "1",
+                          "--out", str(side))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"bench_peer.py: error: {side} holds pieces run side by side; run pieces alone into another --out" \
+        in refused.stderr
+    assert sorted(p.name for p in side.iterdir()) == ["curves.csv", "seeds.csv"]  # nothing written
+    alone = _method_folder(tmp_path / "alone", "this_system", [0.9, 0.8])
+    pd.concat([pd.read_csv(alone / "seeds.csv"), pd.read_csv(_method_folder(tmp_path / "r", "random", [0.7, 0.8])
+                                                             / "seeds.csv")]).to_csv(alone / "seeds.csv", index=False)
+    (alone / "condition.json").write_text(json.dumps({"condition": "alone"}))
+    assert _bench_peer("--summarize", "--alone", "--out", str(alone)).returncode == 0
+    readme = (alone / "README.md").read_text()
+    assert (f"Command: `python bench/bench_peer.py --seeds 2 --budgets 7 --spaces gru --pieces 1 --methods "
+            f"this_system random --alone --out {alone}` (one piece per call, each call the next piece: one method "
+            f"alone on the machine, the methods in turn; `python bench/bench_peer.py --summarize --alone --out "
+            f"{alone}` redraws this)") in readme
