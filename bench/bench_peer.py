@@ -5,6 +5,8 @@
     python bench/bench_peer.py --summarize                # the summary, tables and plot from seeds.csv alone
     python bench/bench_peer.py --alone --seeds 5 --pieces 1
                                                           # the other equal condition: each method alone, in turn
+    python bench/bench_peer.py --common-draws 10 --out DIR
+                                                          # the first 10 configurations common to the methods
     python bench/bench_peer.py --summarize --gather DIR...  --out DIR
                                                           # one summary of methods run alone, a folder each
     python bench/bench_peer.py --startup 5                # launch.py to its first reported epoch (startup.csv)
@@ -270,17 +272,35 @@ def _popen(command: list[str], log: Path, shares: CpuShares, method: str) -> sub
 
 def this_system_command(args: argparse.Namespace) -> list[str]:
     """launch.py with its defaults for the space; only the data's size and seed (and the toy epochs of
-    --smoke) are given, with enough trials to outlast any budget and the results in the work folder."""
+    --smoke) are given, with enough trials to outlast any budget and the results in the work folder; with
+    --common-draws, the piece's common draws as its warm starts."""
     command = [sys.executable, str(ROOT / "launch.py"), "--space", args.space, "--seed", str(args.seed),
                "--n-records", str(args.records), "--num-samples", "100000", "--top-k", "1",
                "--results-dir", str(Path(args.work) / "ray")]
     if args.smoke:
         command += ["--max-epochs", str(args.epochs), "--grace-period", str(args.grace_period)]
+    if args.common_draws:
+        command += ["--warm-start", str(Path(args.work) / COMMON_DRAWS_CSV)]
     return command
 
 
-def launch(method: str, args: argparse.Namespace, budget_s: float, shares: CpuShares) -> Launched:
-    """Start one method; its clock (and deadline) starts now."""
+COMMON_DRAWS_CSV = "common_draws.csv"  # the piece's common draws as launch.py --warm-start rows
+
+
+def write_common_draws(args: argparse.Namespace, split: Any) -> list[dict[str, Any]]:
+    """--common-draws: the piece's first configurations for every method (`peer_methods.common_draws`), written
+    as the warm-start CSV launch.py reads; their study parameters, for the Optuna peers' `enqueue_trial`."""
+    from peer_methods import common_draws, space_over
+
+    draws = common_draws(space_over(args, split), args.seed, args.common_draws)
+    pd.DataFrame([flat for _, flat in draws]).to_csv(Path(args.work) / COMMON_DRAWS_CSV, index=False)
+    return [params for params, _ in draws]
+
+
+def launch(method: str, args: argparse.Namespace, budget_s: float, shares: CpuShares,
+           first: Sequence[dict[str, Any]] = ()) -> Launched:
+    """Start one method; its clock (and deadline) starts now. An Optuna peer's study gets `first` (the common
+    draws' study parameters) enqueued; this system reads them as warm starts (`this_system_command`)."""
     import optuna
 
     work = Path(args.work)
@@ -293,7 +313,9 @@ def launch(method: str, args: argparse.Namespace, budget_s: float, shares: CpuSh
         procs = [_popen(_self_command(args, "--worker", method, *timing), work / f"{method}.log", shares, method)]
     else:
         storage = f"sqlite:///{work / (method + '.db')}"
-        optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+        study = optuna.create_study(study_name=STUDY, storage=storage, direction="maximize")
+        for params in first:
+            study.enqueue_trial(params)
         procs = [_popen(_self_command(args, "--worker", method, "--worker-index", str(i), "--storage", storage,
                                       *timing), work / f"{method}-{i}.log", shares, method) for i in range(2)]
     return Launched(method, procs, started, deadline)
@@ -396,6 +418,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
     args.work = Path(tempfile.mkdtemp(prefix=f"bench-peer-{space}-{seed}-"))
     work = Path(args.work)
     split = load_split(args, work / "split.csv")  # also warms the data cache for every method
+    first = write_common_draws(args, split) if args.common_draws else []
     budget = budget_min * 60
     order = launch_order(methods, seed, space)
     print(f"piece seed {seed}, {space}, {budget_min:g} min: {len(split.train)}/{len(split.val)}/{len(split.test)} "
@@ -404,7 +427,7 @@ def run_piece(args: argparse.Namespace, seed: int, space: str, budget_min: float
     shares = CpuShares(methods)
     try:
         with LoadSampler() as load:
-            launched = [launch(method, args, budget, shares) for method in order]
+            launched = [launch(method, args, budget, shares, first) for method in order]
             stop_at_deadlines(launched, shares)
         shares.cap(False)  # the retraining runs uncapped: a fixed number of epochs, speed does not change it
         by_method = {item.method: item for item in launched}
@@ -527,40 +550,58 @@ class BenchError(ValueError):
     condition than the folder holds."""
 
 
-CONDITION = "condition.json"  # how a folder's pieces were run: {"condition": "side_by_side" | "alone", "gathered_from"}
+# How a folder's pieces were run: {"condition": "side_by_side" | "alone", "common_draws": N, "gathered_from": [...]}
+CONDITION = "condition.json"
+SIDE_BY_SIDE = {"condition": "side_by_side", "common_draws": 0}  # a folder without condition.json: the first runs
 
 
-def write_condition(out: Path, condition: str, gathered_from: Sequence[str] = ()) -> None:
+def condition_of(args: argparse.Namespace) -> dict[str, Any]:
+    """How this call runs its pieces."""
+    return {"condition": "alone" if args.alone else "side_by_side", "common_draws": args.common_draws}
+
+
+def described(condition: dict[str, Any]) -> str:
+    return (condition["condition"].replace("_", " ")
+            + (f" with {condition['common_draws']} common draws" if condition.get("common_draws") else ""))
+
+
+def write_condition(out: Path, condition: dict[str, Any]) -> None:
     """Record in `out` how its pieces ran (`gather` rewrites it). A folder holds pieces of one condition only:
-    BenchError for a run of the other; a folder without condition.json but with pieces was run side by side."""
+    BenchError for a run of another."""
     held = read_condition(out)
-    if not gathered_from and held["condition"] != condition and len(read_seeds(out)):
-        raise BenchError(f"{out} holds pieces run {held['condition'].replace('_', ' ')}; run pieces "
-                         f"{condition.replace('_', ' ')} into another --out")
-    if gathered_from or not (out / CONDITION).exists():
-        (out / CONDITION).write_text(json.dumps({"condition": condition, **({"gathered_from": list(gathered_from)}
-                                                                             if gathered_from else {})}) + "\n")
+    if "gathered_from" not in condition and len(read_seeds(out)) and \
+            {k: held.get(k, 0) for k in SIDE_BY_SIDE} != {k: condition.get(k, 0) for k in SIDE_BY_SIDE}:
+        raise BenchError(f"{out} holds pieces run {described(held)}; run pieces {described(condition)} into "
+                         f"another --out")
+    if "gathered_from" in condition or not (out / CONDITION).exists():
+        (out / CONDITION).write_text(json.dumps(condition) + "\n")
 
 
 def read_condition(out: Path) -> dict[str, Any]:
-    """`out`'s condition.json; a folder without one was run side by side (the protocol's first condition)."""
+    """`out`'s condition.json; without one, pieces were run side by side with no common draws."""
     path = out / CONDITION
-    return json.loads(path.read_text()) if path.exists() else {"condition": "side_by_side"}
+    return {**SIDE_BY_SIDE, **(json.loads(path.read_text()) if path.exists() else {})}
 
 
 def gather(out: Path, folders: Sequence[Path]) -> None:
     """Write `out`'s seeds.csv and curves.csv anew from every piece of `folders`, and name them in its
     condition.json (the other equal condition: each method run alone, with its own --out, one folder per method).
-    BenchError for a folder without seeds.csv, for `out` itself among them, and for a piece (method, seed,
-    budget, space) that two folders hold."""
+    BenchError for a folder without seeds.csv, for `out` itself among them, for folders whose pieces ran with
+    different common draws, and for a piece (method, seed, budget, space) that two folders hold."""
     out = Path(out).resolve()
     seeds, curves = [], []
+    draws: set[int] = set()
     for folder in folders:
         folder = Path(folder).resolve()
         if folder == out:
             raise BenchError(f"--gather {folder}: that is --out itself; gather into another folder")
         if not (folder / "seeds.csv").is_file():
             raise BenchError(f"--gather {folder}: no seeds.csv there (not a bench_peer --out folder?)")
+        held = read_condition(folder)["common_draws"]
+        if draws and held not in draws:
+            raise BenchError(f"--gather {folder}: its pieces ran with {held} common draws, the folders before it "
+                             f"with {next(iter(draws))}")
+        draws.add(held)
         seeds.append(read_seeds(folder))
         if (folder / "curves.csv").is_file():
             curves.append(pd.read_csv(folder / "curves.csv"))
@@ -576,7 +617,8 @@ def gather(out: Path, folders: Sequence[Path]) -> None:
         pd.concat(curves, ignore_index=True).to_csv(out / "curves.csv", index=False)
     else:
         (out / "curves.csv").unlink(missing_ok=True)  # another gathering's curves are not these pieces'
-    write_condition(out, "alone", gathered_from=[_shown(Path(f).resolve()) for f in folders])
+    write_condition(out, {"condition": "alone", "common_draws": draws.pop(),
+                          "gathered_from": [_shown(Path(f).resolve()) for f in folders]})
 
 
 def summarize(out: Path, command: str, smoke: bool = False) -> str:
@@ -599,7 +641,8 @@ def summarize(out: Path, command: str, smoke: bool = False) -> str:
                f"README names the call that ran its pieces) by `python bench/bench_peer.py --summarize --gather "
                f"{shlex.join(sources)}{flags}`. Last written by `{command}`.")
     else:
-        how = (f"Command: `{protocol_command(seeds, METHODS)}{flags}` (one piece per call, each call the next "
+        draws = f" --common-draws {condition['common_draws']}" if condition["common_draws"] else ""
+        how = (f"Command: `{protocol_command(seeds, METHODS)}{draws}{flags}` (one piece per call, each call the next "
                f"piece{': one method alone on the machine, the methods in turn' if alone else ''}; `python "
                f"bench/bench_peer.py --summarize{flags}` redraws this). Last written by `{command}`.")
     lines = ["# bench_peer: this system against its peers, over seeds (issue 27)", "", how, "",
@@ -664,7 +707,7 @@ def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     try:
-        write_condition(out, "alone" if args.alone else "side_by_side")
+        write_condition(out, condition_of(args))
     except BenchError as err:
         print(f"bench_peer.py: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -742,6 +785,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alone", action="store_true",
                    help="each method alone on the machine, one after another in an order that rotates with the seed "
                         "(the other equal condition; default --out bench/results/peer/alone)")
+    p.add_argument("--common-draws", type=int, default=0, metavar="N",
+                   help="every method but dehb runs the same N random configurations first (common random numbers; "
+                        "this system as --warm-start rows, the Optuna peers enqueued)")
     p.add_argument("--summarize", action="store_true", help="only redraw the summary from seeds.csv and curves.csv")
     p.add_argument("--gather", type=Path, nargs="+", default=[], metavar="DIR",
                    help="with --summarize: first write --out's seeds.csv and curves.csv from these folders' pieces "
@@ -771,6 +817,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.gather and not args.summarize:
         p.error("--gather only applies with --summarize")
+    if args.common_draws < 0:
+        p.error(f"--common-draws must be 0 or more, got {args.common_draws}")
     if args.smoke and not (args.worker or args.retrain):
         args.seeds, args.spaces, args.budgets, args.pieces = 1, ["gru"], [1.5], 1
         args.records, args.epochs, args.grace_period = 120, 2, 1

@@ -25,6 +25,12 @@ as they happen. A worker stops itself at the first epoch that ends past the dead
                     then the configs ranked by that epoch's validation micro-F1 go on to `epochs` epochs from
                     their epoch-1 checkpoint, best first, shared by the two processes, until the budget ends
                     (arXiv 2307.15422's baseline, with K = as many as the second half finishes).
+
+With `bench_peer.py --common-draws N`, every method but dehb runs the same N configurations first (common random
+numbers: the methods are compared, not their first draws): `common_draws` samples the space at random with a
+seed of the piece, the Optuna peers' studies get them enqueued, and this system gets them as launch.py
+`--warm-start` rows. DEHB is not given them: its first population is drawn in its own unit cube, and mapping a
+configuration into that cube is not written.
 """
 from __future__ import annotations
 
@@ -87,13 +93,39 @@ class Context:
 def load_context(args: argparse.Namespace, name: str) -> Context:
     """The split the parent wrote (split.csv) at every rate the space samples, and the space over it."""
     from bench_peer import load_split
-    from spaces import SpaceContext, build_space
 
     split = load_split(args, Path(args.work) / "split.csv")
-    space = build_space(args.space, SpaceContext(gpu=False, length=split.train.n_samples, max_epochs=args.epochs,
-                                                 seed=args.seed, metric=METRIC, fs=split.fs))
-    return Context(split=split, space=space, epochs=args.epochs, deadline=args.deadline, work=Path(args.work),
-                   name=name)
+    return Context(split=split, space=space_over(args, split), epochs=args.epochs, deadline=args.deadline,
+                   work=Path(args.work), name=name)
+
+
+def space_over(args: argparse.Namespace, split: Any) -> Any:
+    """The piece's space (--space) over `split`: what launch.py builds for the same data, seed and epochs."""
+    from spaces import SpaceContext, build_space
+
+    return build_space(args.space, SpaceContext(gpu=False, length=split.train.n_samples, max_epochs=args.epochs,
+                                                seed=args.seed, metric=METRIC, fs=split.fs))
+
+
+DRAWS_SEED = 1_000_003  # the common draws' stream: (seed + 1) * this, away from every method's own sampler seeds
+
+
+def common_draws(space: Callable[[Any], dict[str, Any]], seed: int,
+                 n: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The `n` configurations every method runs first: `space` sampled at random (Optuna's RandomSampler, seeded
+    from `seed`), each as its study parameters (for `enqueue_trial`) and its flat config (a warm-start row)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.RandomSampler(seed=(seed + 1) * DRAWS_SEED)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    draws = []
+    for _ in range(n):
+        trial = study.ask()
+        flat = space(trial)
+        study.tell(trial, 0.0)
+        draws.append((dict(trial.params), flat))
+    return draws
 
 
 def train(ctx: Context, trial: str, flat: dict[str, Any], *, epochs: int | None = None,

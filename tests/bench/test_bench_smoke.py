@@ -9,6 +9,7 @@ its own, so that a bench's first parse or generation is one.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,13 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
         assert not out_dir.exists()
         methods.remove("dehb")
         chosen = ["--methods", *methods]
-    out = run_bench(env, "bench_peer.py", "--out", str(out_dir), *chosen, timeout=900)
+    out = run_bench(env, "bench_peer.py", "--out", str(out_dir), "--common-draws", "2", "--keep", *chosen,
+                    timeout=900)
+    work = Path(out.split("work folder kept: ")[1].split()[0])
+    try:
+        _assert_every_method_but_dehb_ran_the_common_draws_first(work, [m for m in methods if m != "dehb"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     seeds = pd.read_csv(out_dir / "seeds.csv")
     assert sorted(seeds["method"]) == sorted(methods)
     assert (seeds[["seed", "space", "budget_min"]].drop_duplicates().values.tolist() == [[0, "gru", 1.5]])
@@ -147,11 +154,33 @@ def test_bench_peer_smoke_runs_the_five_methods_and_writes_one_row_each(tmp_path
     readme = (out_dir / "README.md").read_text()
     assert "Pieces so far: 1;" in readme
     # The README says how its figures were made: the protocol's command with what this call added.
-    assert f" --smoke --out {out_dir}` (one piece per call" in readme
+    assert f" --common-draws 2 --smoke --out {out_dir}` (one piece per call" in readme
     assert "this_system minus each peer" in out
     # A second call finds the piece done and runs nothing: the protocol resumes where it stopped.
-    again = run_bench(env, "bench_peer.py", "--out", str(out_dir), *chosen)
+    again = run_bench(env, "bench_peer.py", "--out", str(out_dir), "--common-draws", "2", *chosen)
     assert "0 pieces to run (1 in" in again and len(pd.read_csv(out_dir / "seeds.csv")) == len(methods)
+
+
+def _assert_every_method_but_dehb_ran_the_common_draws_first(work: Path, methods: list[str]) -> None:
+    """The piece's two common draws (common_draws.csv) are the first two configurations of each Optuna peer (its
+    study's trials 0 and 1, enqueued) and this system's warm starts."""
+    import json
+
+    draws = pd.read_csv(work / "common_draws.csv", dtype=str, keep_default_na=False).to_dict("records")
+    assert len(draws) == 2
+    for method in methods:
+        if method == "this_system":
+            log = (work / "this_system.log").read_text()
+            assert "warm start: 2 of 2 configurations of " in log, log[-2000:]
+            continue
+        configs = {}
+        for path in work.glob(f"{method}-*.configs.jsonl"):
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                configs[entry["trial"]] = entry["config"]
+        for number, draw in enumerate(draws):
+            config = configs[str(number)]
+            assert {k: v for k, v in draw.items() if v != ""} == {k: str(v) for k, v in config.items()}, method
 
 
 @pytest.mark.slow

@@ -258,3 +258,59 @@ def test_a_folder_holds_one_condition_and_its_readme_names_the_call_that_ran_it(
             f"this_system random --alone --out {alone}` (one piece per call, each call the next piece: one method "
             f"alone on the machine, the methods in turn; `python bench/bench_peer.py --summarize --alone --out "
             f"{alone}` redraws this)") in readme
+
+
+@pytest.mark.parametrize("space", ["gru", "all"])
+def test_common_draws_are_the_first_configs_of_this_system_and_of_an_optuna_peer(space: str, tmp_path: Path) -> None:
+    """The same draws reach both: launch.py's warm start reads the CSV rows back as the same study parameters,
+    and a peer's study, enqueued, hands its first trials the same flat configs."""
+    import argparse
+    from types import SimpleNamespace
+
+    import optuna
+
+    from peer_methods import common_draws, space_over
+    from spaces import SpaceContext
+    from spaces.warm_start import resolve
+
+    args = argparse.Namespace(space=space, epochs=6, seed=3)
+    split = SimpleNamespace(train=SimpleNamespace(n_samples=2500), fs=250)
+    draws = common_draws(space_over(args, split), args.seed, 4)
+    assert len({json_key(flat) for _, flat in draws}) == 4  # four different configurations
+    assert common_draws(space_over(args, split), args.seed, 4) == draws  # a function of the seed
+    assert common_draws(space_over(args, split), args.seed + 1, 4) != draws
+    csv = tmp_path / "common_draws.csv"
+    pd.DataFrame([flat for _, flat in draws]).to_csv(csv, index=False)
+    # launch.py's context for the same data, seed and epochs (search.options.space_context).
+    kept, lines = resolve(str(csv), space, SpaceContext(gpu=False, length=2500, max_epochs=6, seed=3,
+                                                        metric="val_micro_f1", fs=250))
+    assert lines[-1].startswith(f"warm start: 4 of 4 configurations of {csv} fit space {space}"), lines
+    assert [params for _, params in kept] == [params for params, _ in draws]
+    study = optuna.create_study(direction="maximize")
+    for params, _ in draws:
+        study.enqueue_trial(params)
+    space_fn = space_over(args, split)
+    firsts = []
+    for _ in draws:
+        trial = study.ask()
+        firsts.append(space_fn(trial))
+        study.tell(trial, 0.5)
+    assert firsts == [flat for _, flat in draws]
+
+
+def json_key(config: dict) -> str:
+    import json
+
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def test_a_folder_refuses_pieces_with_other_common_draws(tmp_path: Path) -> None:
+    folder = _method_folder(tmp_path / "side", "this_system", [0.9])
+    refused = _bench_peer("--common-draws", "10", "--methods", "this_system", "random", "--seeds", "1",
+                          "--pieces", "1", "--out", str(folder))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert (f"{folder} holds pieces run side by side; run pieces side by side with 10 common draws into another "
+            "--out") in refused.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["curves.csv", "seeds.csv"]
+    negative = _bench_peer("--common-draws", "-1", "--out", str(folder))
+    assert negative.returncode == 2 and "--common-draws must be 0 or more, got -1" in negative.stderr
