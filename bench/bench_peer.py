@@ -73,7 +73,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
 import pandas as pd
@@ -694,23 +694,27 @@ def plan(args: argparse.Namespace, seeds: pd.DataFrame) -> list[tuple[int, str, 
     return runs
 
 
+def refuse(message: str) -> NoReturn:
+    """One line on stderr, exit code 2."""
+    print(f"bench_peer.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def protocol(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Every piece not yet in seeds.csv (at most --pieces of them), 7-minute budget first."""
     import peer_methods
 
     missing = peer_methods.missing_requirements(args.methods)
     if missing:  # refused before any piece: a method that cannot start would leave an empty row
-        print("bench_peer.py: error: " + "; ".join(f"{method} needs its package: {install} (or leave it out: --methods "
-                                                   f"{' '.join(m for m in args.methods if m not in missing)})"
-                                                   for method, install in missing.items()), file=sys.stderr)
-        sys.exit(2)
+        others = " ".join(m for m in args.methods if m not in missing)
+        refuse("; ".join(f"{method} needs its package: {install} (or leave it out: --methods {others})"
+                         for method, install in missing.items()))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     try:
         write_condition(out, condition_of(args))
     except BenchError as err:
-        print(f"bench_peer.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(str(err))
     seeds = read_seeds(out)
     todo = plan(args, seeds)
     command = "python bench/bench_peer.py " + shlex.join(argv)
@@ -850,8 +854,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             try:
                 gather(args.out, args.gather)
             except BenchError as err:
-                print(f"bench_peer.py: error: {err}", file=sys.stderr)
-                sys.exit(2)
+                refuse(str(err))
         print(summarize(args.out, "python bench/bench_peer.py " + shlex.join(argv), args.smoke))
     else:
         protocol(args, argv)
