@@ -569,8 +569,8 @@ def write_condition(out: Path, condition: dict[str, Any]) -> None:
     """Record in `out` how its pieces ran (`gather` rewrites it). A folder holds pieces of one condition only:
     BenchError for a run of another."""
     held = read_condition(out)
-    if "gathered_from" not in condition and len(read_seeds(out)) and \
-            {k: held.get(k, 0) for k in SIDE_BY_SIDE} != {k: condition.get(k, 0) for k in SIDE_BY_SIDE}:
+    same = all(held[key] == condition[key] for key in SIDE_BY_SIDE)  # the condition and its common draws
+    if "gathered_from" not in condition and not same and len(read_seeds(out)):
         raise BenchError(f"{out} holds pieces run {described(held)}; run pieces {described(condition)} into "
                          f"another --out")
     if "gathered_from" in condition or not (out / CONDITION).exists():
