@@ -7,11 +7,13 @@ Entries are written to a temporary folder and renamed into place, so a crash nev
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from ecg.data.dataset import ECGDataset
 # rate are cut at length/fs seconds before resampling (their last samples differ slightly). 3: the same cut
 # for .npz records, and every value checked by ecg.values (a version-2 entry may hold an age of inf).
 CACHE_VERSION = 3
+# What reading an entry that is cut, overwritten or from elsewhere raises: the entry is then made again.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def default_cache_dir() -> Path:
@@ -82,7 +86,7 @@ def load_cached(cache_dir: Path, key: str, *, mmap: bool = False) -> ECGDataset 
                              class_names=meta["class_names"], record_ids=meta["record_ids"],
                              lead_names=meta["lead_names"], fs=meta["fs"], units_per_mv=meta["units_per_mv"],
                              skipped=meta.get("skipped", {}), known_fingerprint=meta["fingerprint"])
-    except (OSError, ValueError, KeyError):
+    except UNREADABLE:
         return None
     return dataset
 
@@ -108,3 +112,28 @@ def store(cache_dir: Path, key: str, dataset: ECGDataset) -> None:
         if not final.exists():
             raise
     dataset.known_fingerprint = meta["fingerprint"]
+
+
+def load_draw(key: str, cache_dir: Path | None = None) -> dict[str, np.ndarray] | None:
+    """The arrays `store_draw` kept for `key` under `<cache_dir>/draws/`, or None (none, or unreadable)."""
+    path = (cache_dir or default_cache_dir()) / "draws" / f"{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return {name: saved[name] for name in saved.files}
+    except UNREADABLE:
+        return None
+
+
+def store_draw(key: str, arrays: dict[str, np.ndarray], cache_dir: Path | None = None) -> None:
+    """Keep `arrays` (a random draw that is costly to make, e.g. the stratified split's) for `key`, atomically;
+    a cache that cannot be written is left as it is (the draw is made again next time)."""
+    folder = (cache_dir or default_cache_dir()) / "draws"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".npz", dir=folder)
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, **arrays)
+        os.replace(tmp, folder / f"{key}.npz")
+    except OSError:
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)

@@ -7,15 +7,18 @@ depend on them. Classes that cannot be covered (fewer records) are reported with
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ecg import values
+from ecg.data import cache
 from ecg.data.errors import DataError
 from ecg.data.files import read_text_csv
 
@@ -26,6 +29,9 @@ COVERED = ("train", "test")  # the splits every such class must reach
 # rank them, and cross-fitting the thresholds needs two halves), the chosen model is scored on test, and
 # training needs a batch. A small set is topped up from train to reach them (`top_up`).
 MINIMUM = {"train": 2, "val": 2, "test": 1}
+# Part of every cached stratifier draw's key, with iterstrat's version: bump it when `_stratified` draws
+# differently (other arguments), so that no draw made the old way is reused.
+DRAW_VERSION = 1
 
 
 def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
@@ -73,14 +79,40 @@ def make_split(labels: np.ndarray, ratios: Sequence[float] = (0.7, 0.1, 0.2), se
 
 
 def _stratified(labels: np.ndarray, index: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split `index` into (kept, taken) with `fraction` taken, stratified on `labels[index]`."""
-    # Imported here: iterstrat brings scikit-learn, which a trial's worker (it imports this module through
-    # search.data, never splitting) would otherwise load before its first epoch.
-    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+    """Split `index` into (kept, taken) with `fraction` taken, stratified on `labels[index]`. The stratifier's
+    draw is cached by its inputs (`ecg.data.cache.store_draw`): a search launched again on the same records
+    and seed does not wait for scikit-learn's import before Ray starts."""
+    strata = np.ascontiguousarray(labels[index])
+    key = _draw_key(strata, fraction, seed)
+    kept, taken = _cached_draw(key, len(index))
+    if kept is None:
+        # Imported here: iterstrat brings scikit-learn, which a trial's worker (it imports this module through
+        # search.data, never splitting) would otherwise load before its first epoch.
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
 
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    kept, taken = next(splitter.split(np.zeros(len(index)), labels[index]))
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        kept, taken = next(splitter.split(np.zeros(len(index)), strata))
+        cache.store_draw(key, {"kept": kept, "taken": taken})
     return index[kept], index[taken]
+
+
+def _draw_key(strata: np.ndarray, fraction: float, seed: int) -> str:
+    stratifier = f"iterative-stratification {metadata.version('iterative-stratification')}"
+    digest = hashlib.sha256(f"{DRAW_VERSION} {stratifier} {strata.dtype.str} {strata.shape} {fraction!r} {seed}".encode())
+    digest.update(memoryview(strata.reshape(-1)).cast("B"))
+    return f"split-{digest.hexdigest()[:32]}"
+
+
+def _cached_draw(key: str, n: int) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """The draw kept for `key`, if it is one: kept and taken together number each of the `n` records once."""
+    saved = cache.load_draw(key)
+    if saved is None or set(saved) != {"kept", "taken"}:
+        return None, None
+    kept, taken = saved["kept"], saved["taken"]
+    both = np.concatenate([kept, taken])
+    if both.dtype.kind not in "iu" or both.ndim != 1 or len(both) != n or not np.array_equal(np.sort(both), np.arange(n)):
+        return None, None
+    return kept, taken
 
 
 def _counts(labels: np.ndarray, assignment: np.ndarray) -> dict[str, np.ndarray]:

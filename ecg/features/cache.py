@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg.data.cache import default_cache_dir, fingerprint
+from ecg.data.cache import UNREADABLE, default_cache_dir, fingerprint
 from ecg.data.dataset import ECGDataset
-from ecg.features.clinical import clinical_features
 from ecg.features.layout import CLINICAL, LEAD_STATS
-from ecg.features.stats import stats_features
 
 # Bump when a feature's definition changes, so an old entry is not reused.
 FEATURES_VERSION = 1
@@ -34,6 +32,10 @@ class RawFeatures:
 
 def compute(dataset: ECGDataset) -> RawFeatures:
     """Both feature sets of `dataset` (no cache)."""
+    # Imported here: both bring scipy.signal, which a search whose features are cached does not need.
+    from ecg.features.clinical import clinical_features
+    from ecg.features.stats import stats_features
+
     return RawFeatures(stats=stats_features(dataset), clinical=clinical_features(dataset),
                        record_ids=list(dataset.record_ids))
 
@@ -47,7 +49,7 @@ def _read(path: Path, dataset: ECGDataset) -> RawFeatures | None:
     try:
         with np.load(path, allow_pickle=False) as entry:
             raw = RawFeatures(stats=entry["stats"], clinical=entry["clinical"], record_ids=entry["record_ids"].tolist())
-    except (OSError, ValueError, KeyError):
+    except UNREADABLE:
         return None
     expected = (len(dataset), dataset.n_leads * len(LEAD_STATS), len(CLINICAL))
     if (len(raw.record_ids), raw.stats.shape[1], raw.clinical.shape[1]) != expected \

@@ -71,3 +71,15 @@ def test_unwritable_cache_warns_and_still_loads(hefei_folder, tmp_path, small):
     with pytest.warns(UserWarning, match="could not write the dataset cache"):
         dataset = load_dataset(hefei_folder, length=small.n_samples, cache_dir=blocker)
     np.testing.assert_array_equal(dataset.signals, small.signals)
+
+
+@pytest.mark.parametrize("name", ["arrays.npz", "signals.npy"])
+def test_a_damaged_entry_is_parsed_again(name, hefei_folder, tmp_path, small):
+    """An entry whose file was cut or overwritten (here: not a zip, not an .npy) is read from the records again."""
+    cache = tmp_path / "cache"
+    first = load_dataset(hefei_folder, length=small.n_samples, cache_dir=cache)
+    (entry,) = [p for p in cache.iterdir() if not p.name.startswith(".")]
+    (entry / name).write_bytes(b"PK\x03\x04 cut short")
+    again = load_dataset(hefei_folder, length=small.n_samples, cache_dir=cache)
+    np.testing.assert_array_equal(again.signals, first.signals)
+    assert again.record_ids == first.record_ids

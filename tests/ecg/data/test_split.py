@@ -90,3 +90,61 @@ def test_load_split_errors_name_file_and_line(tmp_path):
 def test_bad_ratios():
     with pytest.raises(DataError, match="ratios"):
         make_split(random_labels(), ratios=(0.5, 0.1, 0.1))
+
+
+def test_the_stratifiers_draw_is_cached_and_a_cached_split_is_the_same(tmp_path, monkeypatch):
+    """A second split of the same labels and seed reads the stratifier's draws from the cache (two: test, then
+    val) and gives the same assignment, in a process that never imports scikit-learn; another seed or other
+    labels draw anew."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+    labels = random_labels()
+    first = make_split(labels, seed=3)
+    draws = sorted((tmp_path / "cache" / "draws").glob("split-*.npz"))
+    assert len(draws) == 2
+    np.save(tmp_path / "labels.npy", labels)
+    code = ("import sys, numpy as np; from ecg.data.split import make_split; "
+            f"a = make_split(np.load({str(tmp_path / 'labels.npy')!r}), seed=3); "
+            f"np.save({str(tmp_path / 'again.npy')!r}, a); print('sklearn' in sys.modules, 'iterstrat' in sys.modules)")
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+    np.testing.assert_array_equal(np.load(tmp_path / "again.npy"), first)
+    make_split(labels, seed=4)
+    other = labels.copy()
+    other[0, 0] ^= 1
+    make_split(other, seed=3)
+    assert len(list((tmp_path / "cache" / "draws").glob("split-*.npz"))) == 6
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong records", "not a file"])
+def test_a_damaged_cached_draw_is_drawn_again(damage, tmp_path, monkeypatch):
+    """A cached draw that is not a draw of these records (cut, of another length, a folder in its place) is
+    ignored: the split is drawn again, the same as before, and the entry rewritten."""
+    monkeypatch.setenv("ECG_CACHE_DIR", str(tmp_path / "cache"))
+    labels = random_labels()
+    first = make_split(labels, seed=3)
+    for draw in (tmp_path / "cache" / "draws").glob("split-*.npz"):
+        if damage == "garbage":
+            draw.write_bytes(b"PK\x03\x04 not a zip")
+        elif damage == "wrong records":
+            np.savez(draw, kept=np.arange(5), taken=np.arange(5, 9))
+        else:
+            draw.unlink()
+            draw.mkdir()
+    np.testing.assert_array_equal(make_split(labels, seed=3), first)
+    if damage != "not a file":
+        assert all(np.load(d)["kept"].size + np.load(d)["taken"].size > 9
+                   for d in (tmp_path / "cache" / "draws").glob("split-*.npz"))
+
+
+def test_a_cache_that_cannot_be_written_still_splits(tmp_path, monkeypatch):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("ECG_CACHE_DIR", str(blocked))
+    labels = random_labels()
+    np.testing.assert_array_equal(make_split(labels, seed=3), make_split(labels, seed=3))
+    assert blocked.read_text() == "a file where the cache folder would be"
