@@ -61,9 +61,9 @@ def list_spaces(gpu: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.list_spaces:
-        import torch
+        from search.environment import local_gpu_count
 
-        list_spaces(torch.cuda.device_count() > 0)
+        list_spaces(local_gpu_count() > 0)
         return 0
     values = {k: v for k, v in vars(args).items() if k != "list_spaces"}
     try:
@@ -95,18 +95,19 @@ def main(argv: list[str] | None = None) -> int:
     from ecg.data.errors import DataError
     from ecg.run_folder import RunFolderError
     from search import runner
+    from search.endings import SearchFailed, SearchInterrupted, StoppedBeforeSearch, interrupted_message
 
     try:
         runner.run(options)
     except (OptionError, DataError, RunFolderError) as err:  # bad data, a folder in use, what only the cluster can tell
         return refuse("launch.py", err)
-    except runner.SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
+    except SearchFailed as err:  # the disk filled up mid-search: one line, run.json says failed
         return refuse("launch.py", err, code=1)
-    except runner.SearchInterrupted as stop:
+    except SearchInterrupted as stop:
         if not stop.announced:
-            print(runner.interrupted_message(stop.signal_name, stop.run_dir), flush=True)
+            print(interrupted_message(stop.signal_name, stop.run_dir), flush=True)
         return stop.exit_code
-    except runner.StoppedBeforeSearch as stop:
+    except StoppedBeforeSearch as stop:
         print(f"\nlaunch.py: {stop}; nothing of it was kept", file=sys.stderr)
         return stop.exit_code
     return 0

@@ -16,16 +16,13 @@ from typing import Any, Callable, TypeVar
 
 import ray
 from ray._private import ray_constants
-from ray.tune import Callback
 
 from search.address import probe, restore_auth_mode, token_file
+from search.nodes import describe_need, fits_a_node, live_nodes
 from search.options import OptionError, SearchOptions
 
 log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-# A trial that waits this long with nothing running, for resources no live node has, ends the search.
-PLACEMENT_TIMEOUT_ENV = "ECG_SEARCH_PLACEMENT_TIMEOUT_S"
-PLACEMENT_TIMEOUT_S = 120.0
 # Ray's prestart for the first driver starts a worker per CPU that belongs to no job; a trial's actor never
 # runs in one (Ray starts a worker of the job for it and kills the idle prestarted ones), so on a small
 # machine they only took CPU from the start (bench/results/peer/startup.md).
@@ -137,13 +134,9 @@ def _secure_token_file(create: bool = False) -> None:
         pass
 
 
-def _live_nodes() -> list[dict[str, float]]:
-    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-
-
 def gpu_capacity() -> tuple[float, float]:
     """(total GPUs in the cluster, most GPUs on any one node), from the live nodes Ray knows."""
-    per_node = [resources.get("GPU", 0.0) for resources in _live_nodes()]
+    per_node = [resources.get("GPU", 0.0) for resources in live_nodes()]
     return float(sum(per_node)), float(max(per_node, default=0.0))
 
 
@@ -151,7 +144,7 @@ def check_capacity(options: SearchOptions) -> None:
     """A trial must fit on one node: refuse `--gpus-per-trial`, `--cpus-per-trial` or `--memory-per-trial`
     larger than any node has (one OptionError, before any trial is created)."""
     where = "this machine" if options.address is None else "any node of the cluster"
-    nodes = _live_nodes()
+    nodes = live_nodes()
     largest = {key: max((node.get(key, 0.0) for node in nodes), default=0.0) for key in ("GPU", "CPU", "memory")}
     if options.gpus_per_trial and options.gpus_per_trial > largest["GPU"]:
         raise OptionError(f"--gpus-per-trial {options.gpus_per_trial:g} is more than {where} has "
@@ -165,57 +158,17 @@ def check_capacity(options: SearchOptions) -> None:
     need = {"CPU": options.cpus_per_trial, "GPU": options.gpus_per_trial or 0.0,
             "memory": (options.memory_per_trial or 0.0) * 2**30}
     if not fits_a_node(need, nodes):
-        raise OptionError(f"no single node has {_describe(need)} at once, which each trial asks for")
+        raise OptionError(f"no single node has {describe_need(need)} at once, which each trial asks for")
 
 
-def fits_a_node(need: dict[str, float], nodes: list[dict[str, float]] | None = None) -> bool:
-    """Whether some live node has every resource in `need` (a trial is placed on one node)."""
-    nodes = _live_nodes() if nodes is None else nodes
-    return any(all(node.get(key, 0.0) >= amount for key, amount in need.items() if amount) for node in nodes)
+def __getattr__(name: str) -> Any:
+    """`search.cluster.PlacementWatchdog`, where runs made before it moved to `search.placement` pickled it
+    into their tuner.pkl: a resume finds it here."""
+    if name == "PlacementWatchdog":
+        from search.placement import PlacementWatchdog
 
-
-def _describe(need: dict[str, float]) -> str:
-    parts = [f"{need[key]:g} {key}s" for key in ("CPU", "GPU") if need.get(key)]
-    if need.get("memory"):
-        parts.append(f"{need['memory'] / 2**30:g} GiB memory")
-    return ", ".join(parts) or "no resources"
-
-
-class TrialUnplaceable(RuntimeError):
-    """Trials wait for resources that no live node has (e.g. the only GPU node left); the message says which."""
-
-
-class PlacementWatchdog(Callback):
-    """Ends the search when trials have waited `timeout_s` with nothing running for resources that no live node
-    has, instead of waiting forever (Ray Tune only warns, every minute). Trials that wait only because the
-    nodes are busy (another job) are left waiting: the check asks whether any node could ever hold one."""
-
-    def __init__(self, timeout_s: float | None = None) -> None:
-        self.timeout_s = timeout_s if timeout_s is not None else float(
-            os.environ.get(PLACEMENT_TIMEOUT_ENV, PLACEMENT_TIMEOUT_S))
-        self._waiting_since: float | None = None
-
-    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
-        pending = [t for t in trials if t.status == "PENDING"]
-        if not pending or any(t.status == "RUNNING" for t in trials):
-            self._waiting_since = None
-            return
-        now = time.monotonic()
-        if self._waiting_since is None:
-            self._waiting_since = now
-            return
-        if now - self._waiting_since < self.timeout_s:
-            return
-        need = {key: float(value) for key, value in pending[0].placement_group_factory.required_resources.items()}
-        if fits_a_node(need):
-            self._waiting_since = now  # the nodes are busy, not too small: look again later
-            return
-        raise TrialUnplaceable(f"trial {pending[0].trial_id} has waited {now - self._waiting_since:.0f} s for "
-                               f"{_describe(need)}, which no live node of the cluster has (a node left?); "
-                               f"stopping instead of waiting forever")
-
-    def __getstate__(self) -> dict[str, Any]:  # pickled into tuner.pkl: keep no timer across a resume
-        return {"timeout_s": self.timeout_s, "_waiting_since": None}
+        return PlacementWatchdog
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def stop() -> None:

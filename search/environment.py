@@ -8,6 +8,7 @@ the cluster's nodes are checked after connecting (`search.cluster.check_capacity
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -75,7 +76,16 @@ def local_memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
+# The device nodes through which torch reaches a GPU on Linux: NVIDIA's driver, AMD's (ROCm), WSL's.
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
+
+
 def local_gpu_count() -> int:
+    """The GPUs torch sees on this machine (`torch.cuda.device_count()`). On Linux without a GPU driver's device
+    node the answer is 0 without importing torch, so a CPU machine's start does not wait for torch's import
+    before Ray's (`search.runner` imports it while Ray starts)."""
+    if sys.platform.startswith("linux") and not any(os.path.exists(node) for node in GPU_DEVICE_NODES):
+        return 0
     import torch
 
     return torch.cuda.device_count()

@@ -17,7 +17,6 @@ import os
 import shlex
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import IO, Any, Sequence
 
@@ -93,30 +92,6 @@ def epoch_line(label: str, epoch: int, epochs: int, metrics: dict[str, float], m
     shown = [name for name in (metric, *SHOWN_METRICS) if name in metrics]
     values = " ".join(f"{name} {_number(metrics[name])}" for name in dict.fromkeys(shown))
     return f"{label} epoch {epoch}/{epochs}: {values} | best {metric} so far {_number(best)}"
-
-
-def setup_console(verbose: bool) -> None:
-    """The driver's console: one-line warnings; Optuna's per-trial INFO lines only with -v (Ray Tune's own
-    output is set by RunConfig's `verbose`)."""
-    import optuna
-
-    install_warning_format()
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-    if not verbose:
-        # Ray Tune's newer console output prints its header and a final table even at verbose=0; the older
-        # one, chosen by Ray's own switch, prints nothing at verbose=0, leaving the console to SearchProgress.
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
-
-def install_warning_format() -> None:
-    """Python warnings as one line, `warning: <message> (<category>)`, without the source line Python echoes
-    by default (`assignment = make_split(...)` tells a user nothing)."""
-    warnings.formatwarning = _format_warning  # type: ignore[assignment]
-
-
-def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                    line: str | None = None) -> str:
-    return f"warning: {message} ({category.__name__})\n"
 
 
 class SearchProgress(Callback):

@@ -7,83 +7,23 @@ The run folder (`ecg.run_folder.RunFolder`) is locked by this process from the m
 from __future__ import annotations
 
 import contextlib
-import shlex
 import shutil
-import signal
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
-import pandas as pd
-
-from ecg.run_folder import (BEST_CONFIGS, ENDED_SILENTLY, EPOCHS, MODELS, PARETO, PER_CLASS, PER_SOURCE, SPLIT,
-                            STUDY_FILE, TEST_PROBABILITIES, TEST_RESULTS, TRIALS, RunFolder, RunFolderError,
-                            RunRecord, DataRecord)
-from ecg.values import printable
-from search import cluster, data as run_data, environment, exports, integrity, pareto, progress, runinfo, study, trial_failures
-from search import tuner as tuning
+from ecg.run_folder import ENDED_SILENTLY, SPLIT, STUDY_FILE, DataRecord, RunFolder, RunFolderError, RunRecord
+from search import cluster, console, data as run_data, environment, runinfo
+from search.endings import SearchFailed, SearchInterrupted, StoppedBeforeSearch, shown
 from search.options import OptionError, ResolvedOptions, SearchOptions
-from search.report import write_report_safely
 from search.signals import StopSignals, starting_ray
-from search.winners import evaluate_winners, evaluation_device, format_table, model_manifest, ranked_trials
+from spaces.warm_start import WarmStart, WarmStartError, resolve as resolve_warm_starts
 
-
+# The rest of the search (`search.finish` and what it imports: Ray Tune, Optuna, torch) is imported in the
+# thread that runs while Ray's processes start, instead of before them (bench/results/peer/startup_levers);
+# nothing imported above imports it (tests/search/test_launch_cli.py checks).
 T = TypeVar("T")
-
-
-def shown(path: Path | str) -> str:
-    """A path as printed: control characters in a folder's name escaped, so they cannot drive the terminal."""
-    return printable(str(path))
-
-
-class SearchInterrupted(RuntimeError):
-    """The search stopped before every trial finished (Ctrl-C, SIGTERM, SIGHUP); what finished is exported."""
-
-    def __init__(self, run_dir: Path, signal_name: str = "SIGINT", exit_code: int = 130, *,
-                 announced: bool = False) -> None:
-        self.run_dir, self.signal_name, self.exit_code = run_dir, signal_name, exit_code
-        self.announced = announced  # `interrupted_message` printed already
-        super().__init__(f"search interrupted ({signal_name}); resume it with: {resume_command(run_dir)}")
-
-
-class StoppedBeforeSearch(RuntimeError):
-    """A signal (Ctrl-C, SIGTERM, SIGHUP) before the search began: a new run's folder was removed, a resumed
-    run's status left as it was."""
-
-    def __init__(self, signal_name: str, exit_code: int) -> None:
-        self.signal_name, self.exit_code = signal_name, exit_code
-        super().__init__(f"stopped by {signal_name} before the search began")
-
-
-def resume_command(run_dir: Path) -> str:
-    path = Path(run_dir).resolve()
-    try:
-        shown = str(path.relative_to(Path.cwd()))
-    except ValueError:
-        shown = str(path)
-    return f"python launch.py --resume {shlex.quote(shown)}"
-
-
-def interrupted_message(signal_name: str, run_dir: Path) -> str:
-    """What a stopped search tells its user: where what finished is, and the command that resumes it."""
-    return (f"\nSearch interrupted ({signal_name}); what finished is in {shown(run_dir)}.\nResume with:\n  "
-            f"{resume_command(run_dir)}")
-
-
-def report_not_rebuilt(run_dir: Path, signal_name: str) -> str:
-    return f"report not rebuilt after {signal_name} (python -m search.report {shlex.quote(str(run_dir))} rebuilds it)"
-
-
-class SearchFailed(RuntimeError):
-    """The search could not go on (the disk is full, trials that cannot be placed); what finished is exported
-    and run.json says `failed` with the reason. The message is one line."""
-
-    def __init__(self, run_dir: Path, reason: str) -> None:
-        self.run_dir, self.reason = run_dir, reason
-        super().__init__(f"{reason}; what finished is in {shown(run_dir)}")
 
 
 def run(options: SearchOptions) -> Path:
@@ -93,7 +33,7 @@ def run(options: SearchOptions) -> Path:
     cluster cannot give, before any trial starts and leaving no run folder behind; SearchInterrupted when the
     search was stopped before it finished; SearchFailed when it could not go on (disk full).
     """
-    progress.setup_console(verbose=options.verbose)
+    console.setup(verbose=options.verbose)
     with StopSignals() as stop:
         try:
             if options.resume is not None:
@@ -109,16 +49,14 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
     ray_session: tuple[str | None, float] | None = None
     try:
         if options.address is None:
-            import torch
-
-            options = options.resolved(torch.cuda.device_count())
+            options = options.resolved(environment.local_gpu_count())
         else:  # joining a cluster: its GPUs decide the defaults, so connect first
             ray_session = _start_ray(options, stop)[:2]
             options = options.resolved(cluster.gpu_capacity()[0])
         # The data before the run folder and a local Ray: a bad file is refused at once, with nothing written.
         dataset, source = run_data.load(options)
         # Also before the run folder: a warm-start file whose values cannot be read is refused (one line).
-        starts = tuning.warm_starts(options, dataset.fs, dataset.n_samples)
+        starts = _warm_starts(options, dataset.fs, dataset.n_samples)
         spec = run_data.data_spec(options)
         split = run_data.split(dataset, seed=options.seed, source=source, spec=spec, features=False)
         run_data.check_searchable(split)  # too few records to search and evaluate honestly: refused here
@@ -131,7 +69,10 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
         with _removed_unless_started(folder, options):
             folder.write_with(SPLIT, split.save)
 
-            def prepare() -> run_data.SplitData:  # the costly part of the data's preparation
+            def prepare() -> run_data.SplitData:  # while Ray starts, on the core its processes leave free
+                from search import finish, study  # noqa: F401 (the rest of the search's imports: see the top)
+
+                study.create_tables(folder)
                 return run_data.with_space_rates(run_data.with_features(split, dataset), options)
 
             if ray_session is None:  # a local Ray starts while the features and the other rates are made
@@ -146,12 +87,14 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
                 study=STUDY_FILE, study_name=folder.path.name,
                 hardware=runinfo.hardware(), dashboard=dashboard, ray_start_s=round(ray_start_s, 2))
             folder.save(record)
+            from search import finish, integrity, progress, tuner as tuning  # imported while Ray started
+
             search_tuner = tuning.make_tuner(options, folder, split.trial_data, callbacks=_callbacks(), starts=starts)
             integrity.record(folder.path, folder.experiment_dir(options.storage_path))  # tuner.pkl, written just now
         print(f"run folder: {shown(folder.path)}")
         print("\n".join(progress.watch_lines(dashboard, folder.file(STUDY_FILE), folder.experiment_dir(options.storage_path),
                                              joined=options.address is not None)))
-        return _search_and_export(search_tuner, options, folder, split, started, stop)
+        return finish.search_and_export(search_tuner, options, folder, split, started, stop)
     finally:
         folder.unlock()  # .lock names a holder only while one holds it
 
@@ -187,9 +130,24 @@ def _start_ray(options: SearchOptions, stop: StopSignals, run: str | None = None
     return dashboard, ray_start_s, prepared
 
 
+def _warm_starts(options: SearchOptions, fs: int, length: int) -> list[tuple[WarmStart, dict]]:
+    """The --warm-start configs this run's space expresses (a line for each one left out); OptionError for a
+    file whose values cannot be read."""
+    if options.warm_start is None:
+        return []
+    try:
+        kept, lines = resolve_warm_starts(options.warm_start, options.space, options.space_context(fs, length))
+    except WarmStartError as err:
+        raise OptionError(str(err)) from None
+    print("\n".join(lines))
+    return kept
+
+
 def _callbacks() -> list:
     """Ours, pickled with the tuner into tuner.pkl, so a resumed search has them too."""
-    return [integrity.DigestRecorder(), cluster.PlacementWatchdog()]
+    from search import integrity, placement
+
+    return [integrity.DigestRecorder(), placement.PlacementWatchdog()]
 
 
 @contextlib.contextmanager
@@ -230,6 +188,8 @@ def _resume(requested: SearchOptions, stop: StopSignals) -> Path:
 
 
 def _resume_holding_the_lock(folder: RunFolder, requested: SearchOptions, stop: StopSignals) -> Path:
+    from search import finish, integrity, progress, study, tuner as tuning  # a resume imports them before Ray
+
     record = folder.record
     previous = folder.status()  # after the lock: a run recorded `running` is now known to have ended silently
     if previous == ENDED_SILENTLY:
@@ -276,7 +236,7 @@ def _resume_holding_the_lock(folder: RunFolder, requested: SearchOptions, stop: 
         folder.save(record)
         search_tuner = tuning.restore_tuner(options, folder, split.trial_data)
         integrity.record(folder.path, experiment)
-        return _search_and_export(search_tuner, options, folder, split, started, stop)
+        return finish.search_and_export(search_tuner, options, folder, split, started, stop)
     except (SearchInterrupted, SearchFailed):
         raise  # they wrote their own status
     except BaseException as err:
@@ -299,203 +259,3 @@ def _open_for_resume(path: Path) -> RunFolder:
     return folder
 
 
-def _search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFolder, split: run_data.SplitData,
-                       started: float, stop: StopSignals) -> Path:
-    record = folder.record
-    fit_started = record.fit_started = time.time()
-    experiment = folder.experiment_dir(options.storage_path)
-    outcome = _Outcome(options, folder, experiment, stop, started)
-    stop.on_deadline(outcome.write_stopped_at_deadline)
-    failure: str | None = None
-    interrupted = False
-    try:
-        with stop.tune_fit(), integrity.recording(folder.path, experiment):
-            search_tuner.fit()
-    except ValueError as err:
-        if "dynamic value space" not in str(err) and "different distribution" not in str(err):
-            raise
-        # Optuna refuses a parameter whose choices differ from those the stored study recorded.
-        raise OptionError(f"the search space {options.space!r} differs from the one this run's study was made "
-                          f"with (a different code version?); resume with the commit in {folder.file('run.json')}") \
-            from err
-    except cluster.TrialUnplaceable as err:
-        failure = str(err)
-    except KeyboardInterrupt:  # a second stop signal while Ray Tune was stopping: its last snapshot stands
-        interrupted = True
-    except OSError as err:  # the driver's own writes (Ray's experiment snapshot, our digests)
-        if not trial_failures.is_disk_full(err):
-            raise
-        failure = f"the disk is full ({err})"
-    record.fit_time_s = round(time.time() - fit_started, 2)
-    found = outcome.collect()
-    disk_full = [r for r in found.table.records if r.error and trial_failures.DISK_FULL in r.error]
-    if failure is None and disk_full:
-        failure = (f"the disk is full: trial {disk_full[0].trial_id} failed with {disk_full[0].error!r}"
-                   + (f" (and {len(disk_full) - 1} more trials)" if len(disk_full) > 1 else ""))
-    finished = [r for r in found.table.records if r.status in ("TERMINATED", "ERROR")]
-    complete = (not interrupted and stop.received is None and len(finished) >= options.num_samples
-                and len(finished) == len(found.table.records))
-    if failure is None and complete:
-        unwritten = outcome.write(found, with_best_configs=False)
-        if not unwritten:
-            try:
-                return _evaluate_and_finish(options, folder, split, found, started)
-            except KeyboardInterrupt:  # stopped while the winners were evaluated: the trials are all exported
-                if folder.record.status == "complete":  # or after: the run is complete, only the report may lack
-                    cluster.stop()
-                    print(f"results in {shown(folder.path)}")
-                    return folder.path
-        else:
-            failure = f"could not write {', '.join(f'{n} ({why})' for n, why in unwritten.items())}"
-    outcome.write_stopped(found, failure)
-    if failure is None:
-        outcome.announce()  # now, not after the report: the deadline may end the process before that
-    if stop.received in (None, signal.SIGINT) or failure is not None:  # Ctrl-C: the user waits for the report
-        write_report_safely(folder)
-    else:
-        print(report_not_rebuilt(folder.path, stop.name()))
-    cluster.stop()
-    if failure is not None:
-        raise SearchFailed(folder.path, failure)
-    raise SearchInterrupted(folder.path, stop.name(), stop.exit_code(), announced=True)
-
-
-@dataclass
-class _Found:
-    """The search's trials as Ray's experiment and the study hold them, and the frames made from them."""
-
-    table: exports.TrialTable
-    trials: pd.DataFrame
-    ranked: list
-    front: pd.DataFrame | None
-
-
-class _Outcome:
-    """Reads what the search produced and writes it into the run folder, from the main thread or, when a stop
-    signal's deadline passes (`search.signals`), from the watchdog thread: the first writer holds the lock."""
-
-    def __init__(self, options: SearchOptions, folder: RunFolder, experiment: Path, stop: StopSignals,
-                 started: float) -> None:
-        self.options, self.folder, self.experiment, self.stop, self.started = options, folder, experiment, stop, started
-        self._lock = threading.Lock()
-        self._stopped_written = self._announced = False
-
-    def collect(self) -> _Found:
-        options, folder = self.options, self.folder
-        with contextlib.suppress(OSError):
-            integrity.record(folder.path, self.experiment)  # the final snapshot (on a full disk, the last that fitted)
-        table, view = exports.read_trials(self.experiment), study.read(folder)
-        trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
-                                      max_epochs=options.max_epochs, scheduler=options.scheduler,
-                                      optuna_numbers=view.trial_numbers(table),
-                                      warm_starts=view.user_attr(tuning.WARM_START_ATTR))
-        # With --objectives the winners (and the ensemble's candidates) come from the front (search.winners).
-        ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode,
-                               objectives=options.objectives)
-        front = pareto.front(trials, pareto.objective_names(options.objectives, options.metric)) \
-            if options.objectives else None
-        record = folder.record
-        record.search_time_s = round(time.time() - self.started, 1)
-        record.trials = {s: int((trials["status"] == s).sum()) for s in sorted(set(trials["status"]))} \
-            if len(trials) else {}
-        record.study_trials = view.count
-        record.over_budget = int(sum(1 for r in table.records if r.over_budget))
-        record.search_constants = exports.search_constants(table, view.sampled_names())
-        return _Found(table, trials, ranked, front)
-
-    def write(self, found: _Found, *, with_best_configs: bool) -> dict[str, str]:
-        """trials.csv, epochs.csv (and pareto.csv), with the top-k of what finished as best_configs.csv when
-        asked; each file on its own (on a full disk one that does not fit must not stop the others). The files
-        that could not be written, with the reason (each is atomic: no half file)."""
-        options = self.options
-        files: dict[str, Callable[[], pd.DataFrame]] = {
-            TRIALS: lambda: found.trials,
-            EPOCHS: lambda: exports.epochs_frame(found.table),
-            **({PARETO: lambda: found.front} if found.front is not None else {}),
-            **({BEST_CONFIGS: lambda: exports.best_configs_frame(found.ranked[:options.top_k], metric=options.metric,
-                                                                 mode=options.metric_mode)}
-               if with_best_configs else {}),
-        }
-        unwritten = {}
-        for name, frame in files.items():
-            try:
-                self.folder.write_csv(name, frame())
-            except OSError as err:
-                unwritten[name] = str(err)
-        return unwritten
-
-    def write_stopped(self, found: _Found, failure: str | None) -> None:
-        """What finished of a search that stopped (a signal) or could not go on, then run.json."""
-        with self._lock:
-            if self._stopped_written:
-                return
-            if self.folder.record.status == "complete":  # a signal after every export was written changes nothing
-                self._stopped_written = self._announced = True
-                return
-            unwritten = self.write(found, with_best_configs=True)
-            record = self.folder.record
-            record.status = "interrupted" if failure is None else "failed"
-            record.failure = failure
-            record.stopped_by = self.stop.name() if failure is None else None
-            record.unwritten = unwritten or None
-            with contextlib.suppress(OSError):
-                self.folder.save(record)
-            self._stopped_written = True
-
-    def write_stopped_at_deadline(self) -> None:
-        """The watchdog's action: Ray did not let the search stop in time; write what finished, from disk."""
-        if not self._lock.acquire(timeout=self.stop.deadline_s / 2):
-            return  # the main thread is writing it: the process ends once it has (or at the timeout)
-        self._lock.release()
-        if not self._stopped_written:
-            print(f"\nRay did not stop within {self.stop.deadline_s:g} s of {self.stop.name()}: writing what finished "
-                  "from the files on disk", flush=True)
-            self.write_stopped(self.collect(), None)
-            print(report_not_rebuilt(self.folder.path, self.stop.name()), flush=True)
-        self.announce()
-
-    def announce(self) -> None:
-        """Where what finished is, and the command that resumes it; printed once, by whichever thread comes first."""
-        with self._lock:
-            if self._announced:
-                return
-            self._announced = True
-        print(interrupted_message(self.stop.name(), self.folder.path), flush=True)
-
-
-def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_data.SplitData, found: _Found,
-                         started: float) -> Path:
-    """Every trial has finished: the winners on test, the last exports, run.json `complete`, the report."""
-    record = folder.record
-    table, trials, ranked = found.table, found.trials, found.ranked
-    record.orphaned_study_trials_failed = study.fail_orphaned_trials(folder)
-    if trial_failures.faults_injected():  # the test hook only: ECG_SEARCH_FAULT=corrupt@...
-        from search.faults import corrupt_checkpoints
-
-        corrupt_checkpoints(table)
-    results = evaluate_winners(ranked, split.val, split.test, top_k=options.top_k, metric=options.metric,
-                               at_rate=split.at_rate, mode=options.metric_mode,
-                               ensemble_candidates=options.ensemble_candidates,
-                               device=evaluation_device(options.gpus_per_trial), seed=options.seed)
-    folder.write_csv(BEST_CONFIGS, exports.best_configs_frame(results.winners, metric=options.metric,
-                                                              mode=options.metric_mode))
-    folder.write_csv(TEST_RESULTS, results.test_results)
-    folder.write_csv(PER_CLASS, results.per_class)
-    folder.write_csv(TEST_PROBABILITIES, results.test_probabilities)  # the report's bootstrap intervals
-    if len(results.per_source):  # CinC 2021: the Challenge score per record source
-        folder.write_csv(PER_SOURCE, results.per_source)
-    models = model_manifest(results, split, folder.experiment_dir(options.storage_path), record)
-    if models is not None:  # what python -m ecg.predict applies
-        folder.write_json(MODELS, models.to_dict())
-    print(f"\nTest results (every choice made on validation only):\n{format_table(results.test_results)}")
-    record.failure = record.unwritten = record.stopped_by = None  # a resumed run that had stopped, now complete
-    record.status, record.wall_time_s = "complete", round(time.time() - started, 1)
-    record.winners = [r.trial_id for r in results.winners]
-    record.skipped_winners = [{"trial_id": t, "reason": why} for t, why in results.skipped]
-    record.chosen_model, record.evaluation_device = results.chosen, results.device
-    folder.save(record)
-    write_report_safely(folder)
-    cluster.stop()
-    print("\n" + "\n".join(progress.summary(record.to_dict(), trials)))
-    print(f"results in {shown(folder.path)}")
-    return folder.path

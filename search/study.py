@@ -68,6 +68,12 @@ def storage(folder: RunFolder) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(folder.study_url)
 
 
+def create_tables(folder: RunFolder) -> None:
+    """optuna.db with Optuna's tables, made ahead (`search.runner` does it while Ray starts) so that the study's
+    storage opens at once when the tuner is made."""
+    storage(folder).engine.dispose()
+
+
 def load(folder: RunFolder) -> optuna.Study | None:
     """The run's study, or None when the folder has no optuna.db (a run stopped before its search began)."""
     from ecg.run_folder import STUDY_FILE

@@ -20,7 +20,7 @@ from ecg.train.costs import Budget
 from search.data import TrialData
 from ecg.run_folder import EXPERIMENT, RUN_FILE, RunFolder
 from search.exports import stopped_early
-from search.options import OptionError, SearchOptions
+from search.options import SearchOptions
 from search.study import (BUILT_ATTR_PREFIX, OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR, SEARCH_CONSTANTS_ATTR,
                           TRIAL_NUMBER_ATTR, built_values, drawn_value, storage as study_storage)
 from search.progress import SearchProgress
@@ -29,7 +29,7 @@ from search.trainable import OVER_BUDGET, train_trial
 from spaces import build_space
 from ecg.flat_config import FS_KEY
 from spaces.rate import SCALED_OPTIONS
-from spaces.warm_start import WARM_START_ATTR, WarmStart, WarmStartError, resolve
+from spaces.warm_start import WARM_START_ATTR, WarmStart
 
 # The run folder whose study a restored searcher must use (`restore_tuner` sets it): the searcher's saved state
 # names the study's file where the folder was when it was saved, which is elsewhere after a move or a copy.
@@ -235,19 +235,6 @@ class RelocatableSearchGenerator(SearchGenerator):
 
 def budget(options: SearchOptions) -> Budget:
     return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
-
-
-def warm_starts(options: SearchOptions, fs: int, length: int) -> list[tuple[WarmStart, dict]]:
-    """The --warm-start configs this run's space expresses (a line for each one left out); OptionError for a
-    file whose values cannot be read."""
-    if options.warm_start is None:
-        return []
-    try:
-        kept, lines = resolve(options.warm_start, options.space, options.space_context(fs, length))
-    except WarmStartError as err:
-        raise OptionError(str(err)) from None
-    print("\n".join(lines))
-    return kept
 
 
 def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: int,

@@ -2,11 +2,14 @@
 whichever fails, the other has finished before the error reaches the caller (so a cleanup finds neither running).
 
 `start` is replaced by a stand-in here (no Ray): what Ray itself does at start is covered by every search test.
+Also the GPU count that a local start resolves its defaults with, before Ray.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,23 @@ def test_when_both_fail_the_preparation_error_is_the_one_raised(monkeypatch) -> 
 
     with pytest.raises(ValueError, match="bad split"):
         cluster.start_while(SearchOptions(), work)
+
+
+def test_without_a_gpu_drivers_device_node_the_gpu_count_is_0_without_importing_torch(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    from search import environment
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; from search import environment; environment.GPU_DEVICE_NODES = ({!r},); "
+            "print(environment.local_gpu_count(), 'torch' in sys.modules)")
+    absent = subprocess.run([sys.executable, "-c", code.format(str(tmp_path / "nvidiactl"))], cwd=root,
+                            capture_output=True, text=True, check=True).stdout.split()
+    (tmp_path / "nvidiactl").touch()  # a driver's node: torch answers (0 here: a CPU build, or no device)
+    present = subprocess.run([sys.executable, "-c", code.format(str(tmp_path / "nvidiactl"))], cwd=root,
+                             capture_output=True, text=True, check=True).stdout.split()
+    import torch
+
+    assert absent == ["0", "False"] and present == [str(torch.cuda.device_count()), "True"]
+    if sys.platform.startswith("linux") and not any(Path(node).exists() for node in environment.GPU_DEVICE_NODES):
+        assert environment.local_gpu_count() == torch.cuda.device_count() == 0

@@ -33,7 +33,7 @@ import torch
 from ecg import run_folder
 from search.faults import FAULT_ENV
 from search.options import SearchOptions
-from search.runner import resume_command
+from search.endings import resume_command
 
 pytestmark = pytest.mark.faults
 

@@ -62,3 +62,13 @@ def test_a_trial_worker_does_not_load_scikit_learn() -> None:
     code = "import sys, search.trainable; print(sorted(m for m in ('sklearn', 'iterstrat', 'scipy.stats') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_start_leaves_ray_tune_torch_and_optuna_to_the_thread_that_runs_while_ray_starts() -> None:
+    """What `search.runner` imports before Ray's start: not the rest of the search (`search.finish`, with Ray
+    Tune, torch, Optuna, matplotlib; imported while Ray starts), nor scikit-learn (a split drawn before is read
+    from the cache, tests/ecg/data/test_split.py)."""
+    heavy = ("search.finish", "search.tuner", "ray.tune", "torch", "optuna", "matplotlib", "sklearn")
+    code = f"import sys, launch, search.runner; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -223,27 +223,42 @@ def test_6_a_cluster_refusing_the_token_is_one_line_within_30_s(cli, ray_cluster
 
 
 def test_5_a_trial_that_no_node_can_hold_ends_the_search_instead_of_waiting(monkeypatch) -> None:
-    from search import cluster
+    from search import nodes, placement
 
     class Trial:
         def __init__(self, status: str, cpus: float) -> None:
             self.status, self.trial_id = status, "t1"
             self.placement_group_factory = type("PGF", (), {"required_resources": {"CPU": cpus}})()
 
-    nodes = [{"CPU": 2.0}]
-    monkeypatch.setattr(cluster, "_live_nodes", lambda: nodes)
+    live = [{"CPU": 2.0}]
+    monkeypatch.setattr(nodes, "live_nodes", lambda: live)
     clock = [0.0]
-    monkeypatch.setattr(cluster.time, "monotonic", lambda: clock[0])
-    watchdog = cluster.PlacementWatchdog(timeout_s=60)
+    monkeypatch.setattr(placement.time, "monotonic", lambda: clock[0])
+    watchdog = placement.PlacementWatchdog(timeout_s=60)
     busy = [Trial("RUNNING", 2), Trial("PENDING", 2)]
     for clock[0] in (0, 30, 90, 400):  # a trial running: the pending one just waits its turn
         watchdog.on_step_end(0, busy)
     waiting = [Trial("PENDING", 2)]
     for clock[0] in (500, 530, 600):  # nothing running, but a node can hold it: busy elsewhere, keep waiting
         watchdog.on_step_end(0, waiting)
-    nodes[:] = [{"CPU": 1.0}]  # the 2-CPU node left
+    live[:] = [{"CPU": 1.0}]  # the 2-CPU node left
     watchdog.on_step_end(0, waiting)
     clock[0] = 700
-    with pytest.raises(cluster.TrialUnplaceable, match=r"trial t1 has waited 100 s for 2 CPUs, which no live node"):
+    with pytest.raises(placement.TrialUnplaceable, match=r"trial t1 has waited 100 s for 2 CPUs, which no live node"):
         watchdog.on_step_end(0, waiting)
     assert pickle.loads(pickle.dumps(watchdog))._waiting_since is None  # a resumed search starts its own clock
+
+
+def test_a_watchdog_pickled_where_it_lived_before_loads_from_its_new_module() -> None:
+    """tuner.pkl of runs made before PlacementWatchdog moved to search.placement names it search.cluster's: a
+    resume still finds it there (search.cluster's module __getattr__)."""
+    from search import cluster, placement
+
+    old_pickle = pickle.dumps(placement.PlacementWatchdog(timeout_s=30), protocol=0).replace(
+        b"search.placement", b"search.cluster")
+    assert b"csearch.cluster\nPlacementWatchdog" in old_pickle
+    restored = pickle.loads(old_pickle)
+    assert type(restored) is placement.PlacementWatchdog and restored.timeout_s == 30
+    assert cluster.PlacementWatchdog is placement.PlacementWatchdog
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        cluster.NoSuchThing  # noqa: B018

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from search import progress
+from search import console, progress
 from search.trial_failures import trial_number
 from search.progress import SearchProgress, epoch_line, summary, trial_label
 from search import tuner
@@ -152,7 +152,7 @@ def test_a_finished_line_gives_the_number_in_the_trial_folder_name() -> None:
 def test_warnings_are_one_line_without_the_source_line() -> None:
     saved = warnings.formatwarning
     try:
-        progress.install_warning_format()
+        console.install_warning_format()
         text = warnings.formatwarning("classes AF have fewer than 3 records", UserWarning, "split.py", 47,
                                       "    assignment = make_split(...)")
     finally:
