@@ -28,6 +28,7 @@ from ecg.data.dataset import ECGDataset
 CACHE_VERSION = 3
 # What reading an entry that is cut, overwritten or from elsewhere raises: the entry is then made again.
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+DRAWS = "draws"  # the folder of `store_draw`'s entries, beside the datasets' entries
 
 
 def default_cache_dir() -> Path:
@@ -116,7 +117,7 @@ def store(cache_dir: Path, key: str, dataset: ECGDataset) -> None:
 
 def load_draw(key: str, cache_dir: Path | None = None) -> dict[str, np.ndarray] | None:
     """The arrays `store_draw` kept for `key` under `<cache_dir>/draws/`, or None (none, or unreadable)."""
-    path = (cache_dir or default_cache_dir()) / "draws" / f"{key}.npz"
+    path = (cache_dir or default_cache_dir()) / DRAWS / f"{key}.npz"
     try:
         with np.load(path, allow_pickle=False) as saved:
             return {name: saved[name] for name in saved.files}
@@ -127,7 +128,7 @@ def load_draw(key: str, cache_dir: Path | None = None) -> dict[str, np.ndarray] 
 def store_draw(key: str, arrays: dict[str, np.ndarray], cache_dir: Path | None = None) -> None:
     """Keep `arrays` (a random draw that is costly to make, e.g. the stratified split's) for `key`, atomically;
     a cache that cannot be written is left as it is (the draw is made again next time)."""
-    folder = (cache_dir or default_cache_dir()) / "draws"
+    folder = (cache_dir or default_cache_dir()) / DRAWS
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".npz", dir=folder)
