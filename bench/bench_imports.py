@@ -2,7 +2,7 @@
 the median of `--repeats` starts, less the bare interpreter's start, side by side in one run.
 
 A trial's Ray worker imports `search.trainable` before its first epoch, once per trial; the driver imports
-`search.runner` once per search. scikit-learn's metrics (which pull in scipy.stats) and scipy.signal are shown
+`search.runner` before Ray starts and `search.finish` (Ray Tune, Optuna, torch) while Ray starts, once per search. scikit-learn's metrics (which pull in scipy.stats) and scipy.signal are shown
 beside them: `ecg.metrics` computes its scores from per-class counts instead, and `ecg.features` loads its
 scipy-based modules only for a trial that uses features.
 
@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The last but one is what a trial's worker imported before ecg.metrics and ecg.features stopped pulling in
 # scikit-learn's metrics and scipy.signal: measured beside what it imports now.
 MODULES = ("sklearn.metrics", "scipy.stats", "scipy.signal", "ecg.metrics", "ecg.features.layout", "ecg.features.attach",
-           "search.trainable", "search.trainable, sklearn.metrics, scipy.signal", "search.runner")
+           "search.trainable", "search.trainable, sklearn.metrics, scipy.signal", "search.runner",
+           "search.runner, search.finish")
 
 
 def start_s(code: str, repeats: int) -> float:
