@@ -22,7 +22,7 @@ from spaces.warm_start import WarmStart, WarmStartError, resolve as resolve_warm
 
 # The rest of the search (`search.finish` and what it imports: Ray Tune, Optuna, torch) is imported in the
 # thread that runs while Ray's processes start, instead of before them (bench/results/peer/startup_levers);
-# nothing imported above imports it (tests/search/test_launch_cli.py checks).
+# nothing imported above imports it (tests/search/test_layout.py checks).
 T = TypeVar("T")
 
 
@@ -75,7 +75,7 @@ def _start(options: SearchOptions, stop: StopSignals) -> Path:
                 study.create_tables(folder)
                 return run_data.with_space_rates(run_data.with_features(split, dataset), options)
 
-            if ray_session is None:  # a local Ray starts while the features and the other rates are made
+            if ray_session is None:  # a local Ray starts while `prepare` runs
                 dashboard, ray_start_s, split = _start_ray(options, stop, folder.path.name, prepare)
             else:
                 (dashboard, ray_start_s), split = ray_session, prepare()
