@@ -1,7 +1,8 @@
 """The search from `Tuner.fit` to its exports: the trials and epochs as CSV, the winners evaluated once on test,
 run.json `complete` and the report; or, for a search stopped by a signal or unable to go on, what finished.
 
-Ray Tune, Optuna, torch and matplotlib come in with this module: `search.runner` imports it while Ray starts.
+Ray Tune, Optuna and torch come in with this module (`search.runner` imports it while Ray starts); matplotlib
+only with the report, at the end.
 """
 from __future__ import annotations
 
