@@ -132,9 +132,12 @@ def store_draw(key: str, arrays: dict[str, np.ndarray], cache_dir: Path | None =
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".npz", dir=folder)
+    except OSError:
+        return
+    try:
         with os.fdopen(handle, "wb") as out:
             np.savez(out, **arrays)
         os.replace(tmp, folder / f"{key}.npz")
     except OSError:
-        with contextlib.suppress(OSError, UnboundLocalError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
