@@ -27,7 +27,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pandas as pd
+
+from ecg.atomic import write_atomic
 
 if TYPE_CHECKING:
     from ecg.data.source import DataSpec
@@ -71,31 +72,7 @@ class RunLocked(RunFolderError):
     """Another live process writes this run folder."""
 
 
-# --- atomic writes: a crash or a full disk mid-write leaves the previous version, never half a file
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary_path)` in `path`'s folder and rename the result to `path`; the temporary file never
-    survives."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the exports are ordinary files
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+# --- atomic writes: ecg.atomic (shared with the caches); write_atomic stays importable from here
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:

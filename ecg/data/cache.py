@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecg.atomic import save_npz_atomic
 from ecg.data.dataset import ECGDataset
 
 # Bump when the parsed form changes, so old entries are not reused. 2: Hefei rows are checked for their
@@ -129,15 +130,6 @@ def store_draw(key: str, arrays: dict[str, np.ndarray], cache_dir: Path | None =
     """Keep `arrays` (a random draw that is costly to make, e.g. the stratified split's) for `key`, atomically;
     a cache that cannot be written is left as it is (the draw is made again next time)."""
     folder = (cache_dir or default_cache_dir()) / DRAWS
-    try:
+    with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{key}-", suffix=".npz", dir=folder)
-    except OSError:
-        return
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(tmp, folder / f"{key}.npz")
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        save_npz_atomic(folder / f"{key}.npz", arrays)

@@ -6,13 +6,13 @@ to a temporary file and renamed, and read with `allow_pickle=False`.
 """
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ecg.atomic import save_npz_atomic
 from ecg.data.cache import UNREADABLE, default_cache_dir, fingerprint
 from ecg.data.dataset import ECGDataset
 from ecg.features.layout import CLINICAL, LEAD_STATS
@@ -65,12 +65,8 @@ def cached_features(dataset: ECGDataset, cache_dir: Path | None = None) -> RawFe
     if raw is not None:
         return raw
     raw = compute(dataset)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, stats=raw.stats, clinical=raw.clinical, record_ids=np.array(raw.record_ids, dtype=str))
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)  # a full or read-only cache: the features are still returned
+    with contextlib.suppress(OSError):  # a full or read-only cache: the features are still returned
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_npz_atomic(path, {"stats": raw.stats, "clinical": raw.clinical,
+                               "record_ids": np.array(raw.record_ids, dtype=str)})
     return raw
