@@ -147,6 +147,7 @@ class RunRecord:
     ray_start_s: float | None = None
     fit_started: float | None = None  # time.time() when Tuner.fit began (the benches measure trial start from it)
     fit_time_s: float | None = None
+    budget_spent_s: float | None = None  # --time-budget: seconds the search has trained, over every launch
     search_time_s: float | None = None
     wall_time_s: float | None = None
     trials: dict[str, int] | None = None  # count by Ray status

@@ -57,6 +57,13 @@ class TrialRecord:
     def epochs_run(self) -> int:
         return int(self.epochs["epoch"].max()) if len(self.epochs) else 0
 
+    def values(self, column: str) -> dict[int, float]:
+        """epoch -> `column`'s value, for the epochs that reported one."""
+        if column not in self.epochs:
+            return {}
+        known = self.epochs.dropna(subset=[column])
+        return {int(e): float(v) for e, v in zip(known["epoch"], known[column])}
+
     def best(self, metric: str, mode: str) -> pd.Series | None:
         if metric not in self.epochs or self.epochs[metric].isna().all():
             return None
@@ -139,19 +146,22 @@ def _read_progress(path: Path) -> pd.DataFrame:
 
 def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, scheduler: str,
                  optuna_numbers: dict[str, int] | None = None,
-                 warm_starts: dict[str, str] | None = None) -> pd.DataFrame:
+                 warm_starts: dict[str, str] | None = None,
+                 budget_stopped: frozenset[str] = frozenset()) -> pd.DataFrame:
     """trials.csv: one row per trial. `trial_number` is the number in the trial's folder name, which is its
     number in the study (optuna-dashboard's "Trial N") and TensorBoard's run name; a run from before numbered its
     folders by Ray's count, and its trials.csv has the study's number beside it (`optuna_trial_number`, written
     only where the two differ). A trial rejected before training has status OVER_BUDGET and the reason in
-    `over_budget`; `warm_start` names the configuration a warm-started trial ran (empty for sampled ones)."""
+    `over_budget`; `warm_start` names the configuration a warm-started trial ran (empty for sampled ones); the
+    trials in `budget_stopped` (`search.budget`) ended when --time-budget ran out, not by ASHA."""
     rows = []
     optuna_numbers, warm_starts = optuna_numbers or {}, warm_starts or {}
     for record in table.records:
         epochs_run = record.epochs_run
         finished = record.status == "TERMINATED"
+        by_budget = finished and record.trial_id in budget_stopped and stopped_early(epochs_run, max_epochs)
         by_asha = (finished and scheduler == "asha" and stopped_early(epochs_run, max_epochs)
-                   and not record.over_budget)
+                   and not record.over_budget and not by_budget)
         errored = record.status == "ERROR"
         row: dict[str, Any] = {
             "trial_id": record.trial_id,
@@ -162,7 +172,8 @@ def trials_frame(table: TrialTable, *, metric: str, mode: str, max_epochs: int, 
             "warm_start": warm_starts.get(record.trial_id, ""),
             "epochs_run": epochs_run,
             "stopped_by_asha": by_asha,
-            "stopped_at_epoch": epochs_run if by_asha else None,
+            "stopped_at_epoch": epochs_run if by_asha or by_budget else None,
+            "stopped_by_budget": by_budget,
             "failures": record.failures,
             # Every failure but the one that ended an errored trial was followed by a retry.
             "retries": max(0, record.failures - 1) if errored else record.failures,

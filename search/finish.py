@@ -18,7 +18,7 @@ import pandas as pd
 
 from ecg.run_folder import (BEST_CONFIGS, EPOCHS, MODELS, PARETO, PER_CLASS, PER_SOURCE, TEST_PROBABILITIES,
                             TEST_RESULTS, TRIALS, RunFolder)
-from search import cluster, data as run_data, exports, integrity, pareto, progress, study, trial_failures
+from search import budget, cluster, data as run_data, exports, integrity, pareto, progress, study, trial_failures
 from search import tuner as tuning
 from search.endings import SearchFailed, SearchInterrupted, interrupted_message, report_not_rebuilt, shown
 from search.options import OptionError, SearchOptions
@@ -31,6 +31,7 @@ def search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFold
                        started: float, stop: StopSignals) -> Path:
     record = folder.record
     fit_started = record.fit_started = time.time()
+    budget.start(options.time_budget, spent_before_s=record.budget_spent_s or 0.0)
     experiment = folder.experiment_dir(options.storage_path)
     outcome = Outcome(options, folder, experiment, stop, started)
     stop.on_deadline(outcome.write_stopped_at_deadline)
@@ -55,14 +56,19 @@ def search_and_export(search_tuner: Any, options: SearchOptions, folder: RunFold
             raise
         failure = f"the disk is full ({err})"
     record.fit_time_s = round(time.time() - fit_started, 2)
+    budget.end()
     found = outcome.collect()
     disk_full = [r for r in found.table.records if r.error and trial_failures.DISK_FULL in r.error]
     if failure is None and disk_full:
         failure = (f"the disk is full: trial {disk_full[0].trial_id} failed with {disk_full[0].error!r}"
                    + (f" (and {len(disk_full) - 1} more trials)" if len(disk_full) > 1 else ""))
     finished = [r for r in found.table.records if r.status in ("TERMINATED", "ERROR")]
-    complete = (not interrupted and stop.received is None and len(finished) >= options.num_samples
+    budget_spent = budget.reached()  # Tune stopped every trial at the deadline: the search is done, not cut
+    complete = (not interrupted and stop.received is None and (len(finished) >= options.num_samples or budget_spent)
                 and len(finished) == len(found.table.records))
+    if complete and budget_spent and len(finished) < options.num_samples:
+        print(f"\nthe time budget of {options.time_budget:g} min is spent: {len(finished)} of --num-samples "
+              f"{options.num_samples} trials ran", flush=True)
     if failure is None and complete:
         unwritten = outcome.write(found, with_best_configs=False)
         if not unwritten:
@@ -116,7 +122,8 @@ class Outcome:
         trials = exports.trials_frame(table, metric=options.metric, mode=options.metric_mode,
                                       max_epochs=options.max_epochs, scheduler=options.scheduler,
                                       optuna_numbers=view.trial_numbers(table),
-                                      warm_starts=view.user_attr(tuning.WARM_START_ATTR))
+                                      warm_starts=view.user_attr(tuning.WARM_START_ATTR),
+                                      budget_stopped=budget.stopped_trials())
         # With --objectives the winners (and the ensemble's candidates) come from the front (search.winners).
         ranked = ranked_trials(table, trials, metric=options.metric, mode=options.metric_mode,
                                objectives=options.objectives)
@@ -124,6 +131,8 @@ class Outcome:
             if options.objectives else None
         record = folder.record
         record.search_time_s = round(time.time() - self.started, 1)
+        if options.time_budget is not None:
+            record.budget_spent_s = budget.spent_s()
         record.trials = {s: int((trials["status"] == s).sum()) for s in sorted(set(trials["status"]))} \
             if len(trials) else {}
         record.study_trials = view.count
@@ -196,6 +205,9 @@ def _evaluate_and_finish(options: SearchOptions, folder: RunFolder, split: run_d
     """Every trial has finished: the winners on test, the last exports, run.json `complete`, the report."""
     record = folder.record
     table, trials, ranked = found.table, found.trials, found.ranked
+    stopped = budget.stopped_trials()
+    study.end_budget_stopped(folder, {r.trial_id: r.values(options.trial_metric) for r in table.records
+                                      if r.trial_id in stopped}, options.max_epochs)
     record.orphaned_study_trials_failed = study.fail_orphaned_trials(folder)
     if trial_failures.faults_injected():  # the test hook only: ECG_SEARCH_FAULT=corrupt@...
         from search.faults import corrupt_checkpoints

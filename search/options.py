@@ -89,6 +89,10 @@ class SearchOptions:
               "(default: 500 for --data, {cpu.fs} for the synthetic set without a GPU)")
     n_records: int | None = option(None, "synthetic set size", hardware_default=True)
     num_samples: int | None = option(None, "trials to run", hardware_default=True)
+    time_budget: float | None = option(
+        None, "minutes the search trains at most, over every --resume of its run: then its trials stop and the "
+              "winners are evaluated as when --num-samples trials have finished, whichever comes first (default: "
+              "no limit)", metavar="MIN")
     max_epochs: int | None = option(None, "epochs per trial at most", hardware_default=True)
     grace_period: int | None = option(None, "epochs before ASHA may stop a trial", hardware_default=True)
     reduction_factor: int | None = option(None, "ASHA keeps 1/this of the trials at each rung", hardware_default=True)
@@ -158,8 +162,10 @@ class SearchOptions:
         _positive("--top-k", self.top_k)
         _positive("--ensemble-candidates", self.ensemble_candidates)
         _positive("--max-params", self.max_params)
-        for flag in ("--cpus-per-trial", "--memory-per-trial", "--gpus-per-trial", "--max-latency-ms"):
+        for flag in ("--cpus-per-trial", "--memory-per-trial", "--gpus-per-trial", "--max-latency-ms", "--time-budget"):
             _finite(flag, getattr(self, flag[2:].replace("-", "_")))
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise OptionError(f"--time-budget must be > 0 (minutes), got {self.time_budget}")
         if self.max_latency_ms is not None and not self.max_latency_ms > 0:
             raise OptionError(f"--max-latency-ms must be > 0, got {self.max_latency_ms}")
         if self.max_epochs is not None and self.grace_period is not None and self.grace_period > self.max_epochs:

@@ -253,10 +253,11 @@ def _clock(seconds: float) -> str:
 def summary(info: dict[str, Any], trials: Any) -> list[str]:
     """The closing lines: wall time, trials by outcome, the chosen model (from run.json's `info` and the
     trials.csv frame)."""
-    outcome = {"complete": 0, "stopped by ASHA": 0, "over budget": 0, "error": 0}
+    outcome = {"complete": 0, "stopped by ASHA": 0, "stopped by the time budget": 0, "over budget": 0, "error": 0}
     for row in trials.itertuples():
         key = ("error" if row.status == "ERROR" else "over budget" if row.status == "OVER_BUDGET"
-               else "stopped by ASHA" if bool(getattr(row, "stopped_by_asha", False)) else "complete")
+               else "stopped by ASHA" if bool(getattr(row, "stopped_by_asha", False))
+               else "stopped by the time budget" if bool(getattr(row, "stopped_by_budget", False)) else "complete")
         outcome[key] += 1
     lines = [f"search finished in {_clock(info.get('wall_time_s', 0.0))}: {len(trials)} trials ("
              + ", ".join(f"{n} {what}" for what, n in outcome.items() if n) + ")"]

@@ -273,8 +273,9 @@ def validation_tie(run: Run) -> str:
 def summary(run: Run) -> Section:
     record, data = run.record, run.record.data
     status = run.trials["status"] if "status" in run.trials else pd.Series(dtype=str)
-    stopped = int(run.trials["stopped_by_asha"].astype(str).str.lower().eq("true").sum()) if "stopped_by_asha" in run.trials else 0
-    complete = int((status == "TERMINATED").sum()) - stopped
+    stopped, cut = (int(run.trials[column].astype(str).str.lower().eq("true").sum()) if column in run.trials else 0
+                    for column in ("stopped_by_asha", "stopped_by_budget"))
+    complete = int((status == "TERMINATED").sum()) - stopped - cut
     split = data.split or {}
     stopped_by = f" by {record.stopped_by}" if record.stopped_by and run.status == "interrupted" else ""
     rows = [("run", run.path.name), ("status", run.status + stopped_by), ("space", record.space or "?"),
@@ -282,7 +283,10 @@ def summary(run: Run) -> Section:
             ("records", f"{_known(data.records)} ({_known(data.leads)} leads x {_known(data.samples)} samples at "
                         f"{_known(data.fs)} Hz, {_known(data.classes)} classes)"),
             ("split train / val / test", " / ".join(str(split.get(k, "?")) for k in ("train", "val", "test"))),
-            ("trials", f"{complete} complete, {stopped} stopped by ASHA, {int((status == 'ERROR').sum())} errored"),
+            ("trials", f"{complete} complete, {stopped} stopped by ASHA, "
+                       + (f"{cut} stopped by the time budget ({_known(record.args.get('time_budget'))} min), "
+                          if cut else "")
+                       + f"{int((status == 'ERROR').sum())} errored"),
             ("search metric", run.metric), ("seed", _known(record.seed)),
             ("wall time", f"{_known(record.wall_time_s if record.wall_time_s is not None else record.search_time_s)} s"),
             ("search constants", ", ".join(f"{k}={v}" for k, v in (record.search_constants or {}).items()) or "-")]

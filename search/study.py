@@ -83,6 +83,37 @@ def load(folder: RunFolder) -> optuna.Study | None:
     return optuna.load_study(study_name=folder.study_name, storage=storage(folder))
 
 
+def end_budget_stopped(folder: RunFolder, trained: dict[str, dict[int, float]], max_epochs: int) -> None:
+    """Record the trials in flight when --time-budget ran out (`search.budget`), which Ray Tune ends without
+    telling the searcher: `trained` maps each one's Ray trial id to the trial value of every epoch it trained.
+    Its epochs are reported where the searcher missed them (a result Tune processed as the budget stopped the
+    trial); then one that had trained all `max_epochs` is COMPLETE, one stopped before is PRUNED at its last
+    value (the best so far), as a trial ASHA stops, and one that had not trained an epoch is FAIL: it has no value
+    to keep. A study of several objectives keeps no intermediate values: its trials are PRUNED without one."""
+    study = load(folder) if trained else None
+    if study is None:
+        return
+    single = len(study.directions) == 1
+    for trial in study.trials:
+        ray_id = trial.user_attrs.get(RAY_TRIAL_ID_ATTR)
+        if trial.state != optuna.trial.TrialState.RUNNING or ray_id not in trained:
+            continue
+        values = trained[ray_id]
+        if not values:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            continue
+        last = max(values)
+        if single:
+            live = optuna.trial.Trial(study, trial._trial_id)
+            for epoch, value in sorted(values.items()):
+                if epoch not in trial.intermediate_values:
+                    live.report(value, epoch)
+            if last >= max_epochs:
+                study.tell(trial.number, values[last])
+                continue
+        study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+
+
 def fail_orphaned_trials(folder: RunFolder) -> int:
     """Mark as FAILED the study's trials still RUNNING once every Ray trial has finished; returns how many.
 

@@ -17,6 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ecg.train.config import flatten
 from ecg.train.costs import Budget
+from search.budget import SearchBudget
 from search.data import TrialData
 from ecg.run_folder import EXPERIMENT, RUN_FILE, RunFolder
 from search.exports import stopped_early
@@ -317,15 +318,18 @@ def trainable(options: SearchOptions, data: TrialData) -> Any:
 
 
 def run_config(options: SearchOptions, folder: RunFolder, callbacks: list | None = None) -> tune.RunConfig:
+    time_budget = SearchBudget() if options.time_budget is not None else None
     return tune.RunConfig(
         name=EXPERIMENT,
         storage_path=str(folder.experiment_dir(options.storage_path).parent),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=options.metric,
                                                 checkpoint_score_order=options.metric_mode),
         failure_config=tune.FailureConfig(max_failures=options.max_failures),
+        stop=time_budget,
         # Quiet by default: our SearchProgress prints a status and one line per trial; -v: Ray's own output.
         # Ray adds its own TensorBoard logger unless given one: ours logs the epoch's metrics only.
-        callbacks=[*(callbacks or []), *tensorboard_loggers(options.metric, options.trial_metric),
+        callbacks=[*(callbacks or []), *([time_budget] if time_budget else []),
+                   *tensorboard_loggers(options.metric, options.trial_metric),
                    *([] if options.verbose else [progress_callback(options)])],
         verbose=2 if options.verbose else 0,
     )

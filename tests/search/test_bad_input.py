@@ -257,6 +257,9 @@ CASES = {
     "--seed 2**32": option("--seed", str(2**32), message=f"--seed must be an integer from 0 to 2**32 - 1 (4294967295), "
                                                         f"got '{2**32}'"),
     "--cpus-per-trial nan": option("--cpus-per-trial", "nan", message="--cpus-per-trial must be a finite number"),
+    "--time-budget 0": option("--time-budget", "0", message="--time-budget must be > 0 (minutes), got 0.0"),
+    "--time-budget -5": option("--time-budget", "-5", message="--time-budget must be > 0 (minutes), got -5.0"),
+    "--time-budget inf": option("--time-budget", "inf", message="--time-budget must be a finite number, got 'inf'"),
     "--memory-per-trial inf": option("--memory-per-trial", "inf", message="--memory-per-trial must be a finite number"),
     "--fs 1000000": option("--fs", "1000000", message="--fs must be an integer from 50 to 100000 Hz, got 1000000"),
     "--address with port 99999": option("--address", "head:99999",
