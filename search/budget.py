@@ -69,6 +69,11 @@ def spent_s() -> float:
     return round(_clock.spent_s(), 1)
 
 
+def left_s() -> float | None:
+    """Seconds of the budget left (None without one)."""
+    return None if _clock.budget_s is None else max(0.0, _clock.budget_s - _clock.spent_s())
+
+
 def reached() -> bool:
     """Whether the search has used its whole budget (False without one)."""
     return _clock.reached()

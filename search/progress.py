@@ -22,6 +22,7 @@ from typing import IO, Any, Sequence
 
 from ray.tune import Callback
 
+from search import budget
 from search.exports import stopped_early
 from search.trial_failures import trial_number
 
@@ -173,6 +174,9 @@ class SearchProgress(Callback):
         if scored:
             value, best = (max if self.mode == "max" else min)(scored, key=lambda pair: pair[0])
             head += f"; best {self.metric} {value:.4f} (trial {best.trial_id})"
+        left = budget.left_s()
+        if left is not None:
+            head += f"; time budget left {_clock(left)}"
         lines = [head]
         for trial in trials:
             if trial.status == "RUNNING":

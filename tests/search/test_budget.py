@@ -93,3 +93,14 @@ def test_the_study_records_budget_stopped_trials_as_pruned_at_their_best(tmp_pat
 def test_a_trial_record_gives_its_values_by_epoch() -> None:
     assert TABLE.records[0].values("val_micro_f1") == {1: 0.2, 2: 0.5, 3: 0.6, 4: 0.55}
     assert TABLE.records[0].values("no such column") == {}
+
+
+def test_the_console_status_shows_the_budget_left(clock) -> None:
+    from search.progress import SearchProgress
+
+    status = SearchProgress("val_micro_f1", "best_so_far_val_micro_f1", "max", 6).status
+    budget.start(None)
+    assert "budget" not in status([], elapsed_s=5)
+    budget.start(10.0, spent_before_s=120.0)  # a resumed run: 8 of its 10 minutes left
+    clock[0] += 75.0
+    assert status([], elapsed_s=75) == "[01:15] no trials yet; time budget left 06:45"
