@@ -322,6 +322,9 @@ TESTED_ELSEWHERE = {
     "python launch.py --resume results/ecgnet-20261125-101500":
         "tests/search/test_safety.py resumes a complete run (nothing to do, nothing changed); "
         "tests/search/test_run_folder_events.py resumes a killed one, moved and copied ones",
+    "python launch.py --space all --time-budget 480 --num-samples 100000":
+        "tests/search/test_budget_runs.py: --space all with --time-budget 0.5 and --num-samples 1000 ends at its "
+        "budget, complete; a resumed run gets what is left",
     "python -m ecg.train --config-csv results/<run>/best_configs.csv --row 0 --epochs 200":
         "test_a_winner_retrained_from_its_run_folder_reproduces_its_trial above, with the trial's own epochs",
     "python launch.py --objectives val_micro_f1,params --max-params 100000":
