@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -38,6 +39,7 @@ KEY_NAME = "run-state.key"
 KEEP = 4  # digests kept per file: the folder's copy of a file may be a snapshot or two behind the staging copy
 # What Ray unpickles on restore (module docstring); any other pickle found in the experiment folder counts too.
 STATE_PATTERNS = ("*.pkl", "experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json")
+_IS_STATE_FILE = re.compile("|".join(fnmatch.translate(pattern) for pattern in STATE_PATTERNS)).match
 
 
 class IntegrityError(OptionError):
@@ -77,14 +79,33 @@ def digest(key: bytes, relative: str, data: bytes) -> str:
 
 
 def state_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """(path relative to `root`, path) of every file Ray may unpickle under `root`. Hidden files are Ray's
-    temporary names before a rename; Ray never reads them."""
-    if not root.is_dir():
-        return
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and any(
-                fnmatch.fnmatch(path.name, pattern) for pattern in STATE_PATTERNS):
-            yield path.relative_to(root).as_posix(), path
+    """(path relative to `root`, path) of every file Ray may unpickle under `root`: in the experiment folder
+    itself and in each trial's folder. Deeper folders are a trial's checkpoints, which only the trainable reads
+    (safetensors, weights-only torch, JSON). Hidden files are Ray's temporary names before a rename; Ray never
+    reads them.
+
+    Listed at every experiment snapshot (`DigestRecorder`), so it reads two levels instead of walking every
+    checkpoint: late in a long search there are thousands of trial folders (bench/bench_snapshots.py)."""
+    for name, path, is_dir in _entries(root):
+        if not is_dir:
+            yield name, path
+            continue
+        for inner, inner_path, inner_is_dir in _entries(path):
+            if not inner_is_dir:
+                yield f"{name}/{inner}", inner_path
+
+
+def _entries(folder: Path) -> list[tuple[str, Path, bool]]:
+    """(name, path, is a folder) of `folder`'s state files and sub-folders, by name; none when it is no folder.
+    A link to a folder is not followed."""
+    try:
+        with os.scandir(folder) as listing:
+            found = [(entry.name, Path(entry.path), is_dir) for entry in listing
+                     if not entry.name.startswith(".")
+                     and ((is_dir := entry.is_dir(follow_symlinks=False)) or _IS_STATE_FILE(entry.name))]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(found)
 
 
 class Record:

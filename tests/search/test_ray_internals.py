@@ -66,6 +66,21 @@ def test_a_trial_knows_its_driver_staging_folder_and_its_tag() -> None:
     assert "experiment_tag" in _source(Trial.__init__), "Trial.experiment_tag is gone: update search.tuner.trial_dirname"
 
 
+def test_ray_unpickles_nothing_in_a_function_trainables_checkpoint_folder() -> None:
+    """search/integrity.state_files lists the experiment folder and each trial's folder, not the checkpoints: Ray
+    reads a checkpoint's `_dict_checkpoint.pkl` only for class trainables, and the search's trainable is a function."""
+    from ray.tune.trainable import FunctionTrainable, Trainable, wrap_function
+
+    from search.trainable import train_trial
+
+    restore = _source(Trainable.restore)
+    assert "_DICT_CHECKPOINT_FILE_NAME" in restore and "not isinstance(self, ray.tune.trainable.FunctionTrainable)" \
+        in restore, "Ray's Trainable.restore reads checkpoint files differently: update search/integrity.state_files"
+    # tune.with_parameters(train_trial, ...) is a function of `config` alone, which Ray runs as a FunctionTrainable.
+    assert inspect.isfunction(train_trial) and issubclass(wrap_function(lambda config: None), FunctionTrainable), \
+        "the search's trainable is no longer a function: its checkpoints may hold pickles Ray reads"
+
+
 def test_ray_starts_its_processes_and_its_sigterm_handler_where_search_signals_replaces_them() -> None:
     """search/signals.starting_ray: Ray's processes in their own session, ray.init's SIGTERM handler left out."""
     from ray._private import services, utils
