@@ -19,7 +19,8 @@ trials. `--listing N...` times that listing over a synthetic experiment folder o
 Ray writes them (params.json/.pkl, result.json, progress.csv, an events file, one checkpoint folder of three
 files): `search.integrity.state_files` as it is, against the recursive walk it replaced (`walk_everything`,
 kept here to be measured), and a whole `Record.add` (listing, stat, digest of what changed) as a snapshot
-pays it. Median of --repeats. Figures printed and written under --out (long_run.csv, listing.csv, README.md).
+pays it. Median of --repeats. Figures printed and written under --out (listing.csv; long_run.csv and the
+10-second samples, long_run_samples.csv); bench/results/long_run/README.md reads them.
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from search.options import OptionError
 RECORD_FILE = DIGESTS
 KEY_NAME = "run-state.key"
 KEEP = 4  # digests kept per file: the folder's copy of a file may be a snapshot or two behind the staging copy
-# What Ray unpickles on restore (module docstring); any other pickle found in the experiment folder counts too.
+# What Ray unpickles on restore (module docstring); any other pickle in the experiment or a trial folder counts too.
 STATE_PATTERNS = ("*.pkl", "experiment_state-*.json", "search_gen_state-*.json", "basic-variant-state-*.json")
 _IS_STATE_FILE = re.compile("|".join(fnmatch.translate(pattern) for pattern in STATE_PATTERNS)).match
 
@@ -85,7 +85,7 @@ def state_files(root: Path) -> Iterator[tuple[str, Path]]:
     reads them.
 
     Listed at every experiment snapshot (`DigestRecorder`), so it reads two levels instead of walking every
-    checkpoint: late in a long search there are thousands of trial folders (bench/bench_snapshots.py)."""
+    checkpoint: late in a long search there are thousands of trial folders (bench/bench_long_run.py)."""
     for name, path, is_dir in _entries(root):
         if not is_dir:
             yield name, path
