@@ -238,13 +238,23 @@ def budget(options: SearchOptions) -> Budget:
     return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
 
 
+def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
+    """TPE that models the parameters drawn together jointly, per group of trials that drew the same ones
+    (`group=True`). Without it the joint model covers only the parameters every trial drew (`all`'s family and
+    training settings, a family's options that no condition hides), and TPE samples each other parameter on its
+    own; Optuna's documentation recommends `group` for conditional spaces such as these."""
+    with warnings.catch_warnings():  # `group` is marked experimental since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
 def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: int,
                   starts: list[tuple[WarmStart, dict]] | None = None) -> Searcher:
     """OptunaSearch over the run's space; with --objectives the study has one direction per objective (Optuna's
     multi-objective TPE); with a budget, TPE also learns the feasible region from each trial's constraints."""
     ctx = options.space_context(fs, length)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
-               else optuna.samplers.TPESampler(seed=options.seed))
+               else tpe_sampler(options.seed))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
     columns = options.objective_columns
     metric: Any = [c for c, _ in columns] if options.objectives else options.trial_metric
