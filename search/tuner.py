@@ -238,6 +238,9 @@ def budget(options: SearchOptions) -> Budget:
     return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
 
 
+TPE_DESCRIPTION = "tpe (multivariate, group)"  # the study's `sampler` attribute: what `tpe_sampler` builds
+
+
 def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
     """TPE that models the parameters drawn together jointly, per group of trials that drew the same ones
     (`group=True`). Without it the joint model covers only the parameters every trial drew (`all`'s family and
@@ -288,7 +291,7 @@ def study_attributes(options: SearchOptions, folder: RunFolder, ctx: Any) -> dic
         "trial_numbers": "a trial's number here is its trial_number in trials.csv, the number in its folder's name "
                          "under tune/ (train_trial_<ray_trial_id>_<number>_<family>, TensorBoard's run) and in the "
                          "Ray workers' log lines; the dashboard's trial_id=N is the database's own id",
-        "sampler": options.sampler,
+        "sampler": TPE_DESCRIPTION if options.sampler == "tpe" else options.sampler,
         "scheduler": (f"asha (grace_period {options.grace_period}, reduction_factor {options.reduction_factor})"
                       if options.scheduler == "asha" else options.scheduler),
         "max_epochs": options.max_epochs,

@@ -280,7 +280,8 @@ def test_a_trial_at_a_lower_rate_records_the_values_its_model_was_built_with(tmp
     assert {k: attrs[k] for k in ("run", "metric", "direction", "space", "data", "seed", "sampler", "scheduler",
                                   "max_epochs", "num_samples")} == {
         "run": folder.path.name, "metric": "val_micro_f1", "direction": "maximize", "space": "ecgnet",
-        "data": "synthetic heart-vector set (120 records)", "seed": 3, "sampler": "tpe", "scheduler": "fifo",
+        "data": "synthetic heart-vector set (120 records)", "seed": 3, "sampler": "tpe (multivariate, group)",
+        "scheduler": "fifo",
         "max_epochs": 2, "num_samples": 4}
     assert attrs["task"] == "-" and "best_so_far_val_micro_f1" in attrs["trial_value"]
     assert "drawn at the records' 250 Hz" in attrs["drawn_vs_built"]
