@@ -1,7 +1,7 @@
 """The search's TPE on a conditional space: the parameters that trials drew together are modelled jointly, each
 family's among them (Optuna's default models jointly only what every trial drew), and Optuna's experimental
-warning stays out of the user's console. That launch.py's search uses this sampler: test_watching.py reads the
-study's `sampler` attribute."""
+warning stays out of the user's console. That launch.py's search builds this sampler: test_watching.py reads the
+study's `sampler` attribute after a real search."""
 from __future__ import annotations
 
 import warnings

@@ -332,6 +332,7 @@ def test_a_tiny_search_explains_itself_in_the_study_the_worker_logs_and_a_short_
     assert (attrs["run"], attrs["metric"], attrs["space"], attrs["seed"]) == (run_dir.name, "val_micro_f1",
                                                                                "ecgnet", 0)
     assert attrs["data"].startswith("synthetic") and attrs["max_epochs"] == max_epochs
+    assert attrs["sampler"] == tuner.TPE_DESCRIPTION == "tpe (multivariate, group)"  # tests/search/test_sampler.py
     constants = json.loads((run_dir / "run.json").read_text())["search_constants"]
     assert attrs[SEARCH_CONSTANTS_ATTR] == constants and constants["optim/epochs"] == max_epochs
     by_ray_id = {t.user_attrs[RAY_TRIAL_ID_ATTR]: t for t in study.trials}
