@@ -27,7 +27,7 @@ from search.study import (BUILT_ATTR_PREFIX, OVER_BUDGET_ATTR, RAY_TRIAL_ID_ATTR
 from search.progress import SearchProgress
 from search.tensorboard import loggers as tensorboard_loggers, note_sampled
 from search.trainable import OVER_BUDGET, train_trial
-from spaces import build_space
+from spaces import FAMILY_SPACES, build_space
 from ecg.flat_config import FS_KEY
 from spaces.rate import SCALED_OPTIONS
 from spaces.warm_start import WARM_START_ATTR, WarmStart
@@ -238,17 +238,27 @@ def budget(options: SearchOptions) -> Budget:
     return Budget(max_params=options.max_params, max_latency_ms=options.max_latency_ms)
 
 
-TPE_DESCRIPTION = "tpe (multivariate, group)"  # the study's `sampler` attribute: what `tpe_sampler` builds
+def grouped(options: SearchOptions) -> bool:
+    """Whether the search's TPE groups its parameters: on a space across families (`all`). There Optuna's default
+    joint model holds only what every trial drew (the family, the rate, the training settings) and samples each
+    family's options one by one; grouped, a family's options are modelled together from that family's trials. On
+    one family's space the default's joint model already holds every option but a conditional flag, so grouping
+    would change nothing but the driver's time per suggestion (docs/search.md, "The sampler")."""
+    return options.sampler == "tpe" and options.space not in FAMILY_SPACES
 
 
-def tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
-    """TPE that models the parameters drawn together jointly, per group of trials that drew the same ones
-    (`group=True`). Without it the joint model covers only the parameters every trial drew (`all`'s family and
-    training settings, a family's options that no condition hides), and TPE samples each other parameter on its
-    own; Optuna's documentation recommends `group` for conditional spaces such as these."""
+def tpe_sampler(seed: int, group: bool) -> optuna.samplers.TPESampler:
+    """Optuna's TPE, seeded; with `group`, one joint model per group of parameters that trials drew together."""
+    if not group:
+        return optuna.samplers.TPESampler(seed=seed)
     with warnings.catch_warnings():  # `group` is marked experimental since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
+def sampler_description(options: SearchOptions) -> str:
+    """The study's `sampler` attribute: random, tpe or tpe (group)."""
+    return "tpe (group)" if grouped(options) else options.sampler
 
 
 def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: int,
@@ -257,7 +267,7 @@ def make_searcher(options: SearchOptions, folder: RunFolder, fs: int, length: in
     multi-objective TPE); with a budget, TPE also learns the feasible region from each trial's constraints."""
     ctx = options.space_context(fs, length)
     sampler = (optuna.samplers.RandomSampler(seed=options.seed) if options.sampler == "random"
-               else tpe_sampler(options.seed))
+               else tpe_sampler(options.seed, group=grouped(options)))
     # The sampler learns from each trial's best epoch (its last report's best so far), not its last epoch.
     columns = options.objective_columns
     metric: Any = [c for c, _ in columns] if options.objectives else options.trial_metric
@@ -291,7 +301,7 @@ def study_attributes(options: SearchOptions, folder: RunFolder, ctx: Any) -> dic
         "trial_numbers": "a trial's number here is its trial_number in trials.csv, the number in its folder's name "
                          "under tune/ (train_trial_<ray_trial_id>_<number>_<family>, TensorBoard's run) and in the "
                          "Ray workers' log lines; the dashboard's trial_id=N is the database's own id",
-        "sampler": TPE_DESCRIPTION if options.sampler == "tpe" else options.sampler,
+        "sampler": sampler_description(options),
         "scheduler": (f"asha (grace_period {options.grace_period}, reduction_factor {options.reduction_factor})"
                       if options.scheduler == "asha" else options.scheduler),
         "max_epochs": options.max_epochs,

@@ -42,7 +42,9 @@ def test_the_search_ends_at_its_budget_complete_with_its_winners(tmp_path, cli) 
     assert not cut["stopped_by_asha"].any() and (cut["epochs_run"] < 3).all()
     assert (cut["stopped_at_epoch"] == cut["epochs_run"]).all()
     assert "stopped by the time budget" in proc.stdout.splitlines()[-3]  # the closing summary counts them
-    states = {t.user_attrs["ray_trial_id"]: t for t in cli.study_trials(run_dir)}
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'optuna.db'}")
+    assert study.user_attrs["sampler"] == "tpe (group)"  # `all`: each family's options in TPE's joint model
+    states = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert not [t for t in states.values() if t.state == optuna.trial.TrialState.RUNNING]
     for row in trials[trials["epochs_run"].eq(3)].itertuples():  # trained to the end, the budget's or not
         assert states[row.trial_id].state == optuna.trial.TrialState.COMPLETE
